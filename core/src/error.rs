@@ -1,0 +1,36 @@
+//! The error type for everything a user or the environment can get wrong.
+
+/// Errors of this crate: bad or missing files, configs that do not match weights, bad inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file the model folder must have is not there.
+    #[error("missing file `{path}` in the model folder")]
+    MissingFile { path: String },
+
+    /// A file exists but could not be read.
+    #[error("cannot read `{path}`: {reason}")]
+    Read { path: String, reason: String },
+
+    /// A config (JSON) file is malformed or has a value we cannot use.
+    #[error("bad config `{path}`: {reason}")]
+    Config { path: String, reason: String },
+
+    /// A weight file is corrupt, truncated, or not of the expected format.
+    #[error("bad weight file `{path}`: {reason}")]
+    WeightFile { path: String, reason: String },
+
+    /// The weights do not fit the module built from the config.
+    #[error("weights in `{path}` do not match its config: {reason}")]
+    WeightMismatch { path: String, reason: String },
+
+    /// A tokenizer file (vocab, merges, BPE archive) is malformed.
+    #[error("bad tokenizer data `{path}`: {reason}")]
+    Tokenizer { path: String, reason: String },
+
+    /// An input tensor file lacks a tensor or has the wrong shape or type.
+    #[error("bad input tensor `{name}`: {reason}")]
+    Input { name: String, reason: String },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;

@@ -1,0 +1,12 @@
+//! ConsistentID in burn: every model of the official pipeline, backend-generic.
+//!
+//! This crate holds the model math, tokenisation and weight mapping. It does no file or network
+//! I/O (callers hand it bytes through [`weights::WeightSource`]) and never picks a backend: the
+//! binaries and tests choose the [`burn::tensor::Device`].
+
+pub mod clip;
+pub mod error;
+pub mod tensor_io;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,18 @@
+//! Checkpoint key tables: how upstream tensor names map onto our module paths.
+//!
+//! Field names of our modules equal the upstream key segments, so most tables only strip
+//! prefixes and list the upstream tensors we deliberately do not load.
+
+/// transformers `CLIPTextModel` (`text_encoder/model.safetensors`): keys already match.
+pub const CLIP_TEXT_REMAP: &[(&str, &str)] = &[
+    // Single-file SD1.5 checkpoints nest the encoder as `cond_stage_model.transformer.*`.
+    (r"^cond_stage_model\.transformer\.", ""),
+];
+
+/// Tensors of a CLIP text checkpoint that the encoder does not use.
+pub const CLIP_TEXT_IGNORE: &[&str] = &[
+    // Persistent buffer in older transformers versions; positions are computed instead.
+    r"^text_model\.embeddings\.position_ids$",
+    // `CLIPTextModelWithProjection` head: the pooled projection is not part of this model.
+    r"^text_projection\.",
+];

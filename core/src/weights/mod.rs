@@ -1,0 +1,165 @@
+//! Reading model folders and applying checkpoint tensors to modules.
+//!
+//! The crate does no I/O itself: a [`WeightSource`] (a directory on native, fetched bytes in the
+//! browser) hands over files by their path inside the model folder, and [`load_safetensors`]
+//! maps one safetensors file onto a module, strictly: a missing tensor, a shape that does not
+//! match the config, or a stray tensor under the module's prefix is an error.
+
+pub mod keymap;
+
+use burn::module::Module;
+use burn::store::{
+    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
+    SafetensorsStore,
+};
+use burn::tensor::DType;
+
+use crate::{Error, Result};
+
+/// Files of a model folder, addressed by their path relative to the folder root
+/// (`"text_encoder/config.json"`).
+pub trait WeightSource {
+    /// Whether the folder has this file.
+    fn exists(&self, path: &str) -> bool;
+
+    /// The whole file. A missing file is [`Error::MissingFile`].
+    fn read(&self, path: &str) -> Result<Vec<u8>>;
+
+    /// A safetensors store over the file. The default reads the file into memory; native
+    /// sources override it to memory-map large files.
+    fn safetensors(&self, path: &str) -> Result<SafetensorsStore> {
+        Ok(SafetensorsStore::from_bytes(Some(self.read(path)?)))
+    }
+
+    /// The file as UTF-8 text.
+    fn read_string(&self, path: &str) -> Result<String> {
+        String::from_utf8(self.read(path)?).map_err(|e| Error::Read {
+            path: path.to_string(),
+            reason: format!("not UTF-8 text ({e})"),
+        })
+    }
+}
+
+/// Parses a JSON config file of the model folder.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    source: &dyn WeightSource,
+    path: &str,
+) -> Result<T> {
+    let text = source.read_string(path)?;
+    serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The weight file of a diffusers/transformers component folder: `{dir}/{stem}.safetensors`,
+/// or the variant file `{dir}/{stem}.{variant}.safetensors` (diffusers' `variant="fp16"`).
+///
+/// With `variant` given only that file is accepted; without it the plain file is preferred and
+/// the `fp16` variant is the fallback, so folders saved with either layout load.
+pub fn find_weight_file(
+    source: &dyn WeightSource,
+    dir: &str,
+    stem: &str,
+    variant: Option<&str>,
+) -> Result<String> {
+    let plain = format!("{dir}/{stem}.safetensors");
+    let candidates = match variant {
+        Some(v) => vec![format!("{dir}/{stem}.{v}.safetensors")],
+        None => vec![plain.clone(), format!("{dir}/{stem}.fp16.safetensors")],
+    };
+    candidates
+        .iter()
+        .find(|c| source.exists(c))
+        .cloned()
+        .ok_or_else(|| Error::MissingFile {
+            path: candidates[0].clone(),
+        })
+}
+
+/// How a checkpoint's keys map onto a module's parameter paths.
+pub struct LoadSpec<'a> {
+    /// `(regex, replacement)` rules applied in order to every checkpoint key.
+    pub remap: &'a [(&'a str, &'a str)],
+    /// Checkpoint keys (after remapping) matching these regexes may be left unused
+    /// (non-persistent buffers such as `position_ids`, heads we do not run).
+    pub ignore_unused: &'a [&'a str],
+    /// The float type the parameters are cast to, whatever the file stores (f32/f16/bf16).
+    pub dtype: DType,
+}
+
+/// Loads the tensors of the safetensors file `path` into `module`, strictly.
+///
+/// Keys are the PyTorch names after `spec.remap`; linear weights are transposed and norm
+/// weights renamed by burn's PyTorch adapter; every float tensor is cast to `spec.dtype`.
+pub fn load_safetensors<M: Module + ModuleSnapshot>(
+    module: &mut M,
+    source: &dyn WeightSource,
+    path: &str,
+    spec: &LoadSpec<'_>,
+) -> Result<()> {
+    let mut remapper = KeyRemapper::new();
+    for (from, to) in spec.remap {
+        remapper = remapper
+            .add_pattern(*from, *to)
+            .map_err(|e| Error::WeightFile {
+                path: path.to_string(),
+                reason: format!("bad key rule `{from}`: {e}"),
+            })?;
+    }
+    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(spec.dtype));
+    let mut store = source
+        .safetensors(path)?
+        .remap(remapper)
+        .with_from_adapter(adapter)
+        // We build the error ourselves from the ApplyResult, in one line.
+        .allow_partial(true)
+        .validate(false);
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| Error::WeightFile {
+            path: path.to_string(),
+            reason: one_line(&e.to_string()),
+        })?;
+
+    let ignore: Vec<regex::Regex> = spec
+        .ignore_unused
+        .iter()
+        .map(|p| regex::Regex::new(p).expect("ignore patterns are literals of this crate"))
+        .collect();
+    let unused: Vec<&String> = result
+        .unused
+        .iter()
+        .filter(|k| !ignore.iter().any(|r| r.is_match(k)))
+        .collect();
+    let mut problems = Vec::new();
+    if let Some(err) = result.errors.first() {
+        problems.push(format!("{err} ({} errors)", result.errors.len()));
+    }
+    if !result.missing.is_empty() {
+        problems.push(format!(
+            "{} tensors missing, e.g. `{}`",
+            result.missing.len(),
+            result.missing[0].0
+        ));
+    }
+    if !unused.is_empty() {
+        problems.push(format!(
+            "{} tensors not used by the config, e.g. `{}`",
+            unused.len(),
+            unused[0]
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::WeightMismatch {
+            path: path.to_string(),
+            reason: problems.join("; "),
+        })
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,69 @@
+//! Command-line interface: argument parsing, error reporting and exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::device::DeviceChoice;
+use crate::stage::StageCommand;
+
+/// ConsistentID: identity-preserving portraits from one reference face photo.
+#[derive(Debug, Parser)]
+#[command(name = "consistentid", version)]
+pub struct Cli {
+    /// Compute backend.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one pipeline stage and save its tensors as safetensors (f32, fixed names), to compare
+    /// against diffusers/transformers.
+    #[command(subcommand)]
+    Stage(StageCommand),
+}
+
+/// Parses the process arguments, runs, and turns any error or panic into one line on stderr
+/// and a non-zero exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run_guarded(cli)
+}
+
+/// Runs a parsed command line; errors become `error: …` on stderr and exit code 1, internal
+/// panics (a backend failure) exit code 2 with the panic message on one line.
+pub fn run_guarded(cli: Cli) -> ExitCode {
+    std::panic::set_hook(Box::new(|_| {}));
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            eprintln!("error: internal failure: {}", one_line(msg));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Stage(stage) => crate::stage::run(stage, cli.device),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

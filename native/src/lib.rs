@@ -1,0 +1,7 @@
+//! The native side of ConsistentID: command line, model-folder access and backend choice.
+//! Everything model-specific lives in `consistentid-core`.
+
+pub mod cli;
+pub mod device;
+pub mod source;
+pub mod stage;

@@ -1,0 +1,5 @@
+//! The `consistentid` command.
+
+fn main() -> std::process::ExitCode {
+    consistentid_native::cli::main()
+}

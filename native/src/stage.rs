@@ -1,0 +1,109 @@
+//! `consistentid stage`: runs one stage of the pipeline on explicit inputs and writes its
+//! outputs as safetensors with fixed tensor names, so each can be compared against the
+//! reference Python implementation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::DType;
+use clap::{Args, Subcommand};
+use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
+use consistentid_core::tensor_io::{NamedTensor, to_safetensors};
+
+use crate::device::{DeviceChoice, select};
+use crate::source::DirSource;
+
+/// The stages. Each reads a diffusers model folder (`--model DIR`) and writes `--out FILE`.
+#[derive(Debug, Subcommand)]
+pub enum StageCommand {
+    /// CLIP tokenizer (`tokenizer/`, with ConsistentID's `<|image|>` = 49408 and
+    /// `<|facial|>` = 49409 added) → `input_ids` (i64 [1, 77]): BOS, tokens truncated to 75,
+    /// EOS, right-padded with the pad token, as `tokenizer(prompt, padding="max_length",
+    /// truncation=True)`.
+    Tokenize(PromptArgs),
+    /// CLIP text encoder (`tokenizer/` + `text_encoder/`) → `last_hidden_state` (after the final
+    /// layer norm) and `penultimate_hidden_state` (`hidden_states[-2]`, no final norm), both
+    /// f32 [1, 77, hidden], plus the `input_ids` it encoded.
+    TextEncoder(PromptArgs),
+}
+
+/// Arguments shared by the text stages.
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// Model folder in the diffusers layout.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The prompt, used verbatim.
+    #[arg(long)]
+    pub prompt: String,
+    /// Output safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Runs a stage.
+pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
+    match stage {
+        StageCommand::Tokenize(args) => tokenize(&args),
+        StageCommand::TextEncoder(args) => text_encoder(&args, device),
+    }
+}
+
+fn open_model(dir: &Path) -> Result<DirSource> {
+    Ok(DirSource::open(dir)?)
+}
+
+fn tokenize(args: &PromptArgs) -> Result<()> {
+    let source = open_model(&args.model)?;
+    let tokenizer = ClipTokenizer::from_source(&source, "tokenizer")?.with_consistentid_tokens();
+    let len = tokenizer.model_max_length();
+    let ids: Vec<i64> = tokenizer
+        .encode_padded(&args.prompt, len)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    write(
+        &args.out,
+        &[NamedTensor::from_i64("input_ids", vec![1, len], &ids)],
+        &args.prompt,
+    )
+}
+
+fn text_encoder(args: &PromptArgs, device: DeviceChoice) -> Result<()> {
+    let source = open_model(&args.model)?;
+    let (device, _) = select(device)?;
+    let tokenizer = ClipTokenizer::from_source(&source, "tokenizer")?;
+    let model = ClipTextModel::load(&source, "text_encoder", None, DType::F32, &device)?;
+    let len = tokenizer.model_max_length();
+    let ids = tokenizer.encode_padded(&args.prompt, len);
+    let vocab = model.text_model.embeddings.token_embedding.weight.dims()[0];
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        bail!(
+            "token id {bad} is outside the text encoder's vocabulary of {vocab}: tokenizer and text_encoder do not belong together"
+        );
+    }
+    let out = model.forward_ids(&[ids.clone()], &device);
+    let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_i64("input_ids", vec![1, len], &ids),
+            NamedTensor::f32("last_hidden_state", out.last_hidden_state.clone()),
+            NamedTensor::f32("penultimate_hidden_state", out.penultimate()),
+        ],
+        &args.prompt,
+    )
+}
+
+fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
+    let metadata = HashMap::from([("prompt".to_string(), prompt.to_string())]);
+    let bytes = to_safetensors(tensors, Some(metadata))?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    let summary: Vec<String> = tensors
+        .iter()
+        .map(|t| format!("{} {:?}", t.name, t.shape))
+        .collect();
+    eprintln!("wrote {}: {}", path.display(), summary.join(", "));
+    Ok(())
+}

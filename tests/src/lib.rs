@@ -1,0 +1,53 @@
+//! Shared helpers of the integration tests: fixture paths, real-data paths, tolerances.
+
+use std::path::PathBuf;
+
+/// `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// The real-data cache filled by `tests/scripts/fetch_real_data.sh`.
+///
+/// Panics with instructions when it is missing, so a test that needs real data can never pass
+/// silently without it.
+pub fn real_data(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CONSISTENTID_REAL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/consistentid/real-data")
+        });
+    let path = root.join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash tests/scripts/fetch_real_data.sh` first",
+        path.display()
+    );
+    path
+}
+
+/// Relative L2 error `‖a − b‖ / ‖b‖` (with `b` the reference).
+pub fn rel_l2(actual: &[f32], expected: &[f32]) -> f64 {
+    assert_eq!(actual.len(), expected.len(), "length mismatch");
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for (a, b) in actual.iter().zip(expected) {
+        diff += f64::from(a - b).powi(2);
+        norm += f64::from(*b).powi(2);
+    }
+    (diff / norm.max(1e-30)).sqrt()
+}
+
+/// The f32 tolerance of every parity test: relative L2 error ≤ 1e-4.
+pub const REL_TOL: f64 = 1e-4;
+
+/// Asserts `rel_l2(actual, expected) <= REL_TOL`, naming the case.
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32]) {
+    let err = rel_l2(actual, expected);
+    assert!(
+        err <= REL_TOL,
+        "{what}: relative L2 error {err:e} > {REL_TOL:e}"
+    );
+}
