@@ -33,13 +33,13 @@ impl DirSource {
     fn full(&self, path: &str) -> PathBuf {
         self.root.join(path)
     }
-
-    fn display(&self, path: &str) -> String {
-        self.full(path).display().to_string()
-    }
 }
 
 impl WeightSource for DirSource {
+    fn display_path(&self, path: &str) -> String {
+        self.full(path).display().to_string()
+    }
+
     fn exists(&self, path: &str) -> bool {
         self.full(path).is_file()
     }
@@ -47,11 +47,11 @@ impl WeightSource for DirSource {
     fn read(&self, path: &str) -> Result<Vec<u8>> {
         if !self.exists(path) {
             return Err(Error::MissingFile {
-                path: self.display(path),
+                path: self.display_path(path),
             });
         }
         std::fs::read(self.full(path)).map_err(|e| Error::Read {
-            path: self.display(path),
+            path: self.display_path(path),
             reason: e.to_string(),
         })
     }
@@ -60,7 +60,7 @@ impl WeightSource for DirSource {
     fn safetensors(&self, path: &str) -> Result<SafetensorsStore> {
         if !self.exists(path) {
             return Err(Error::MissingFile {
-                path: self.display(path),
+                path: self.display_path(path),
             });
         }
         Ok(SafetensorsStore::from_file(self.full(path)))

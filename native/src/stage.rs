@@ -83,7 +83,7 @@ fn text_encoder(args: &PromptArgs, device: DeviceChoice) -> Result<()> {
             "token id {bad} is outside the text encoder's vocabulary of {vocab}: tokenizer and text_encoder do not belong together"
         );
     }
-    let out = model.forward_ids(&[ids.clone()], &device);
+    let out = model.forward_ids(std::slice::from_ref(&ids), &device);
     let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
     write(
         &args.out,

@@ -1,1 +1,9 @@
-fn main() {}
+//! The ConsistentID web app: mounts [`app::App`] on the page body.
+
+mod app;
+mod components;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

@@ -56,7 +56,10 @@ impl ClipTextModel {
         device: &Device,
     ) -> Result<Self> {
         let config_path = format!("{dir}/config.json");
-        let config = ClipTextConfig::from_json(&config_path, &source.read_string(&config_path)?)?;
+        let config = ClipTextConfig::from_json(
+            &source.display_path(&config_path),
+            &source.read_string(&config_path)?,
+        )?;
         let weights = find_weight_file(source, dir, "model", variant)?;
         let mut model = Self::new(&config, device);
         load_safetensors(

@@ -371,11 +371,11 @@ impl ClipTokenizer {
         for word in self.word_re.find_iter(&cleaned) {
             let word = word.as_str();
             // The regex keeps these whole and the BPE cache maps them to themselves.
-            if word == "<|startoftext|>" || word == "<|endoftext|>" {
-                if let Some(&id) = self.token_to_id.get(word) {
-                    ids.push(id);
-                    continue;
-                }
+            if (word == "<|startoftext|>" || word == "<|endoftext|>")
+                && let Some(&id) = self.token_to_id.get(word)
+            {
+                ids.push(id);
+                continue;
             }
             let mapped: String = word
                 .bytes()

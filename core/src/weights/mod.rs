@@ -31,10 +31,15 @@ pub trait WeightSource {
         Ok(SafetensorsStore::from_bytes(Some(self.read(path)?)))
     }
 
+    /// How to name a file of this source in messages (a full path on disk, say).
+    fn display_path(&self, path: &str) -> String {
+        path.to_string()
+    }
+
     /// The file as UTF-8 text.
     fn read_string(&self, path: &str) -> Result<String> {
         String::from_utf8(self.read(path)?).map_err(|e| Error::Read {
-            path: path.to_string(),
+            path: self.display_path(path),
             reason: format!("not UTF-8 text ({e})"),
         })
     }
@@ -47,7 +52,7 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let text = source.read_string(path)?;
     serde_json::from_str(&text).map_err(|e| Error::Config {
-        path: path.to_string(),
+        path: source.display_path(path),
         reason: e.to_string(),
     })
 }
@@ -73,7 +78,7 @@ pub fn find_weight_file(
         .find(|c| source.exists(c))
         .cloned()
         .ok_or_else(|| Error::MissingFile {
-            path: candidates[0].clone(),
+            path: source.display_path(&candidates[0]),
         })
 }
 
@@ -98,12 +103,13 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
     path: &str,
     spec: &LoadSpec<'_>,
 ) -> Result<()> {
+    let shown = source.display_path(path);
     let mut remapper = KeyRemapper::new();
     for (from, to) in spec.remap {
         remapper = remapper
             .add_pattern(*from, *to)
             .map_err(|e| Error::WeightFile {
-                path: path.to_string(),
+                path: shown.clone(),
                 reason: format!("bad key rule `{from}`: {e}"),
             })?;
     }
@@ -118,7 +124,7 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
     let result = module
         .load_from(&mut store)
         .map_err(|e| Error::WeightFile {
-            path: path.to_string(),
+            path: shown.clone(),
             reason: one_line(&e.to_string()),
         })?;
 
@@ -154,7 +160,7 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
         Ok(())
     } else {
         Err(Error::WeightMismatch {
-            path: path.to_string(),
+            path: shown.clone(),
             reason: problems.join("; "),
         })
     }

@@ -1,0 +1,262 @@
+//! The `consistentid` binary end to end: help, stage outputs, and one-line errors with a
+//! non-zero exit code (never a panic) for bad model folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use consistentid_core::tensor_io::TensorFile;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_consistentid"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// A copy of a fixture model folder that a test may damage.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(name), tmp.path());
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs a stage that must fail; returns its single stderr line.
+fn expect_error(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code for {args:?}; stderr: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stage"), "{text}");
+    let out = run(&["stage", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["tokenize", "text-encoder"] {
+        assert!(text.contains(name), "{text}");
+    }
+}
+
+#[test]
+fn text_encoder_stage_writes_the_reference_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_path = tmp.path().join("out.safetensors");
+    let model = fixture("clip_tiny_a");
+    let out = run(&[
+        "--device",
+        "cpu",
+        "stage",
+        "text-encoder",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a photo of a cat",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got_bytes = std::fs::read(&out_path).unwrap();
+    let got = TensorFile::parse("out", &got_bytes).unwrap();
+    let want_bytes = std::fs::read(model.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &want_bytes).unwrap();
+    // Prompt 0 of the fixture is "a photo of a cat".
+    assert_eq!(
+        got.i64("input_ids").unwrap(),
+        want.i64("0.input_ids").unwrap()
+    );
+    for key in ["last_hidden_state", "penultimate_hidden_state"] {
+        let (g, gs) = got.f32(key).unwrap();
+        let (w, ws) = want.f32(&format!("0.{key}")).unwrap();
+        assert_eq!(gs, ws);
+        let err = g
+            .iter()
+            .zip(&w)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            .sqrt()
+            / w.iter().map(|b| b * b).sum::<f32>().sqrt();
+        assert!(err <= 1e-4, "{key}: {err}");
+    }
+}
+
+#[test]
+fn tokenize_stage_knows_the_consistentid_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_path = tmp.path().join("ids.safetensors");
+    let model = fixture("clip_tiny_a");
+    let out = run(&[
+        "stage",
+        "tokenize",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "one face <|facial|>, <|image|>",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&out_path).unwrap();
+    let (ids, shape) = TensorFile::parse("ids", &bytes)
+        .unwrap()
+        .i64("input_ids")
+        .unwrap();
+    assert_eq!(shape, [1, 77]);
+    // The tiny vocabulary has 1114 entries, so the added tokens are 1114 and 1115.
+    assert!(ids.contains(&1115) && ids.contains(&1114), "{ids:?}");
+}
+
+#[test]
+fn missing_model_folder_is_one_line() {
+    let err = expect_error(&[
+        "stage",
+        "text-encoder",
+        "--model",
+        "/no/such/dir",
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("/no/such/dir"), "{err}");
+}
+
+#[test]
+fn missing_weights_name_the_file() {
+    let tmp = copy_fixture("clip_tiny_a");
+    std::fs::remove_file(tmp.path().join("text_encoder/model.safetensors")).unwrap();
+    let err = expect_error(&[
+        "stage",
+        "text-encoder",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn truncated_weights_are_an_error() {
+    let tmp = copy_fixture("clip_tiny_a");
+    let path = tmp.path().join("text_encoder/model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = expect_error(&[
+        "stage",
+        "text-encoder",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+#[test]
+fn config_that_does_not_match_the_weights() {
+    for (field, value) in [
+        ("hidden_size", "50"),
+        ("intermediate_size", "60"),
+        ("num_hidden_layers", "2"),
+        ("num_hidden_layers", "4"),
+    ] {
+        let tmp = copy_fixture("clip_tiny_a");
+        let path = tmp.path().join("text_encoder/config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config[field] = serde_json::Value::from(value.parse::<u64>().unwrap());
+        std::fs::write(&path, config.to_string()).unwrap();
+        let err = expect_error(&[
+            "stage",
+            "text-encoder",
+            "--model",
+            tmp.path().to_str().unwrap(),
+            "--prompt",
+            "x",
+            "--out",
+            "/tmp/x",
+        ]);
+        assert!(err.contains("do not match"), "{field}={value}: {err}");
+    }
+}
+
+#[test]
+fn malformed_config_is_an_error() {
+    let tmp = copy_fixture("clip_tiny_a");
+    std::fs::write(tmp.path().join("text_encoder/config.json"), "{ not json").unwrap();
+    let err = expect_error(&[
+        "stage",
+        "text-encoder",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn unavailable_backend_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let model = fixture("clip_tiny_a");
+    let err = expect_error(&[
+        "--device",
+        "cuda",
+        "stage",
+        "text-encoder",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("--features cuda"), "{err}");
+}
