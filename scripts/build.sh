@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: builds the `consistentid` binary (release) and the web app (dist/).
+# Extra cargo features for the binary go in FEATURES, e.g. FEATURES=cuda or FEATURES=wgpu.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-tools.sh
+cargo build --release --locked -p consistentid-native ${FEATURES:+--features "$FEATURES"}
+trunk build --release
+echo "built target/release/consistentid and dist/ (serve dist/ over http to use the web app)"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the build tools the project needs, each only when missing: the wasm32 target,
+# rustfmt/clippy, trunk and wasm-bindgen-cli at the versions that install offline here
+# (see shared/spec/toolchain.md).
+set -euo pipefail
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
+if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
+  cargo install trunk --version "$TRUNK_VERSION" --locked
+fi
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  # Not --locked: a locked transitive version is missing from the registry.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
