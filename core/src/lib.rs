@@ -6,6 +6,7 @@
 
 pub mod clip;
 pub mod error;
+pub mod scheduler;
 pub mod tensor_io;
 pub mod weights;
 

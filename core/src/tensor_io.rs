@@ -101,7 +101,7 @@ impl<'a> TensorFile<'a> {
         })
     }
 
-    /// A float tensor (f32, f16 or bf16 on disk) as f32 values and its shape.
+    /// A float tensor (f64, f32, f16 or bf16 on disk) as f32 values and its shape.
     pub fn f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let v = self.view(name)?;
         let data = v.data();
@@ -109,6 +109,10 @@ impl<'a> TensorFile<'a> {
             Dtype::F32 => data
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")) as f32)
                 .collect(),
             Dtype::F16 => data
                 .chunks_exact(2)
@@ -126,6 +130,21 @@ impl<'a> TensorFile<'a> {
             }
         };
         Ok((values, v.shape().to_vec()))
+    }
+
+    /// A float tensor as f64 values (exact for f64 files) and its shape.
+    pub fn f64(&self, name: &str) -> Result<(Vec<f64>, Vec<usize>)> {
+        let v = self.view(name)?;
+        if v.dtype() == Dtype::F64 {
+            let values = v
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")))
+                .collect();
+            return Ok((values, v.shape().to_vec()));
+        }
+        let (values, shape) = self.f32(name)?;
+        Ok((values.into_iter().map(f64::from).collect(), shape))
     }
 
     /// An integer tensor (i64 or i32 on disk) as i64 values and its shape.
