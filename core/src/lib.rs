@@ -6,8 +6,10 @@
 
 pub mod clip;
 pub mod error;
+pub mod nn;
 pub mod scheduler;
 pub mod tensor_io;
+pub mod vae;
 pub mod weights;
 
 pub use error::{Error, Result};

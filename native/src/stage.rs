@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::DType;
 use clap::{Args, Subcommand};
 use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
-use consistentid_core::tensor_io::{NamedTensor, to_safetensors};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
+use consistentid_core::vae::AutoencoderKL;
 
 use crate::device::{DeviceChoice, select};
 use crate::source::DirSource;
@@ -26,6 +27,26 @@ pub enum StageCommand {
     /// layer norm) and `penultimate_hidden_state` (`hidden_states[-2]`, no final norm), both
     /// f32 [1, 77, hidden], plus the `input_ids` it encoded.
     TextEncoder(PromptArgs),
+    /// VAE decoder (`vae/`): input `latents` [B, C, h, w], diffusion latents (still multiplied
+    /// by the scaling factor) → `image` [B, 3, 8h, 8w] (the raw decoder output, about [-1, 1]).
+    VaeDecode(TensorArgs),
+    /// VAE encoder (`vae/`): input `image` [B, 3, H, W] in [-1, 1] → `latent_mean` (the latent
+    /// distribution's mean, not scaled) and `latent_logvar`.
+    VaeEncode(TensorArgs),
+}
+
+/// Arguments of the stages that read tensors.
+#[derive(Debug, Args)]
+pub struct TensorArgs {
+    /// Model folder in the diffusers layout.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Input safetensors file with the tensors the stage names.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// Arguments shared by the text stages.
@@ -47,6 +68,8 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
     match stage {
         StageCommand::Tokenize(args) => tokenize(&args),
         StageCommand::TextEncoder(args) => text_encoder(&args, device),
+        StageCommand::VaeDecode(args) => vae_decode(&args, device),
+        StageCommand::VaeEncode(args) => vae_encode(&args, device),
     }
 }
 
@@ -96,9 +119,60 @@ fn text_encoder(args: &PromptArgs, device: DeviceChoice) -> Result<()> {
     )
 }
 
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read input {}", path.display()))
+}
+
+fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+    let source = open_model(&args.model)?;
+    let (device, _) = select(device)?;
+    let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
+    let bytes = read_input(&args.input)?;
+    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let latents = input.tensor::<4>("latents", &device)?;
+    check_channels(
+        "latents",
+        latents.dims()[1],
+        vae.post_quant_conv.weight.dims()[0],
+    )?;
+    let image = vae.decode_latents(latents);
+    write(&args.out, &[NamedTensor::f32("image", image)], "")
+}
+
+fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+    let source = open_model(&args.model)?;
+    let (device, _) = select(device)?;
+    let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
+    let bytes = read_input(&args.input)?;
+    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let image = input.tensor::<4>("image", &device)?;
+    check_channels(
+        "image",
+        image.dims()[1],
+        vae.encoder.conv_in.weight.dims()[1],
+    )?;
+    let dist = vae.encode(image);
+    write(
+        &args.out,
+        &[
+            NamedTensor::f32("latent_mean", dist.mean),
+            NamedTensor::f32("latent_logvar", dist.logvar),
+        ],
+        "",
+    )
+}
+
+fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        bail!("input `{name}` has {got} channels, the model expects {want}");
+    }
+    Ok(())
+}
+
 fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
-    let metadata = HashMap::from([("prompt".to_string(), prompt.to_string())]);
-    let bytes = to_safetensors(tensors, Some(metadata))?;
+    let metadata =
+        (!prompt.is_empty()).then(|| HashMap::from([("prompt".to_string(), prompt.to_string())]));
+    let bytes = to_safetensors(tensors, metadata)?;
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     let summary: Vec<String> = tensors
         .iter()

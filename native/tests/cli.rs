@@ -260,3 +260,88 @@ fn unavailable_backend_is_a_clear_error() {
     ]);
     assert!(err.contains("--features cuda"), "{err}");
 }
+
+fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    let diff: f32 = got.iter().zip(want).map(|(a, b)| (a - b).powi(2)).sum();
+    (diff / want.iter().map(|b| b * b).sum::<f32>()).sqrt()
+}
+
+#[test]
+fn vae_stages_write_the_reference_tensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("vae_tiny_a");
+    let expected = model.join("expected.safetensors");
+    let want_bytes = std::fs::read(&expected).unwrap();
+    let want = TensorFile::parse("expected", &want_bytes).unwrap();
+    for (stage, out_name, want_name) in [
+        ("vae-decode", "image", "decoded"),
+        ("vae-encode", "latent_mean", "latent_mean"),
+    ] {
+        let out_path = tmp.path().join(format!("{stage}.safetensors"));
+        let out = run(&[
+            "stage",
+            stage,
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            expected.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&out_path).unwrap();
+        let (got, shape) = TensorFile::parse("out", &bytes)
+            .unwrap()
+            .f32(out_name)
+            .unwrap();
+        let (w, wshape) = want.f32(want_name).unwrap();
+        assert_eq!(shape, wshape);
+        assert!(rel_err(&got, &w) <= 1e-4, "{stage}");
+    }
+}
+
+#[test]
+fn vae_stage_input_errors_are_one_line() {
+    let model = fixture("vae_tiny_b");
+    // vae_tiny_a's latents have 4 channels; vae_tiny_b expects 3.
+    let other = fixture("vae_tiny_a").join("expected.safetensors");
+    let err = expect_error(&[
+        "stage",
+        "vae-decode",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        other.to_str().unwrap(),
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("channels"), "{err}");
+    // A file without the named tensor.
+    let ids = fixture("clip_tiny_a").join("expected.safetensors");
+    let err = expect_error(&[
+        "stage",
+        "vae-decode",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        ids.to_str().unwrap(),
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("latents"), "{err}");
+    let err = expect_error(&[
+        "stage",
+        "vae-encode",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        "/no/input.safetensors",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("/no/input.safetensors"), "{err}");
+}

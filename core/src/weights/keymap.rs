@@ -16,3 +16,9 @@ pub const CLIP_TEXT_IGNORE: &[&str] = &[
     // `CLIPTextModelWithProjection` head: the pooled projection is not part of this model.
     r"^text_projection\.",
 ];
+
+/// diffusers `AutoencoderKL` (`vae/diffusion_pytorch_model.safetensors`).
+pub const VAE_REMAP: &[(&str, &str)] = &[
+    // `to_out` is a ModuleList of (Linear, Dropout) upstream; only the Linear has weights.
+    (r"\.to_out\.0\.", ".to_out."),
+];

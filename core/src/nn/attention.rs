@@ -1,0 +1,22 @@
+//! Scaled dot-product attention over `[batch, seq, heads * head_dim]` projections.
+
+use burn::tensor::Tensor;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+/// Splits q/k/v into `heads`, attends with scale `1/sqrt(head_dim)`, and merges the heads.
+///
+/// # Shapes
+/// - `q`: `[b, n, heads * d]`, `k`/`v`: `[b, m, heads * d]` → `[b, n, heads * d]`
+pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize) -> Tensor<3> {
+    let [b, n, inner] = q.dims();
+    let m = k.dims()[1];
+    let d = inner / heads;
+    // [b, n, heads * d] -> [b, heads, n, d]
+    let q = q.reshape([b, n, heads, d]).swap_dims(1, 2);
+    let k = k.reshape([b, m, heads, d]).swap_dims(1, 2);
+    let v = v.reshape([b, m, heads, d]).swap_dims(1, 2);
+    let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+    // [b, heads, n, d] -> [b, n, heads * d]
+    out.swap_dims(1, 2).reshape([b, n, inner])
+}

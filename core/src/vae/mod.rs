@@ -1,0 +1,113 @@
+//! `AutoencoderKL` (diffusers 0.23 `models/autoencoder_kl.py`): the SD VAE, encode and decode.
+
+pub mod blocks;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{DType, Device, Tensor};
+
+pub use config::AutoencoderKLConfig;
+use decoder::Decoder;
+use encoder::Encoder;
+
+use crate::Result;
+use crate::nn::conv2d;
+use crate::weights::{LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors};
+
+/// The variational autoencoder of Stable Diffusion.
+#[derive(Module, Debug)]
+pub struct AutoencoderKL {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub quant_conv: Conv2d,
+    pub post_quant_conv: Conv2d,
+    #[module(skip)]
+    pub scaling_factor: f64,
+}
+
+/// The encoder's diagonal Gaussian over latents.
+pub struct LatentDist {
+    /// `[b, latent_channels, h, w]`
+    pub mean: Tensor<4>,
+    /// Log-variance clamped to [-30, 20], as diffusers does.
+    pub logvar: Tensor<4>,
+}
+
+impl LatentDist {
+    /// `mean + std * noise` with standard-normal `noise` of the mean's shape.
+    pub fn sample(&self, noise: Tensor<4>) -> Tensor<4> {
+        self.mean.clone() + (self.logvar.clone() * 0.5).exp() * noise
+    }
+}
+
+impl AutoencoderKL {
+    /// Builds a randomly initialised VAE of `config`'s dimensions.
+    pub fn new(config: &AutoencoderKLConfig, device: &Device) -> Self {
+        let l = config.latent_channels;
+        Self {
+            encoder: Encoder::new(config, device),
+            decoder: Decoder::new(config, device),
+            quant_conv: conv2d(2 * l, 2 * l, 1, device),
+            post_quant_conv: conv2d(l, l, 1, device),
+            scaling_factor: config.scaling_factor,
+        }
+    }
+
+    /// Loads `{dir}/config.json` and `{dir}/diffusion_pytorch_model[.variant].safetensors`.
+    pub fn load(
+        source: &dyn WeightSource,
+        dir: &str,
+        variant: Option<&str>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let config_path = format!("{dir}/config.json");
+        let config = AutoencoderKLConfig::from_json(
+            &source.display_path(&config_path),
+            &source.read_string(&config_path)?,
+        )?;
+        let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
+        let mut model = Self::new(&config, device);
+        load_safetensors(
+            &mut model,
+            source,
+            &weights,
+            &LoadSpec {
+                remap: keymap::VAE_REMAP,
+                ignore_unused: &[],
+                dtype,
+            },
+        )?;
+        Ok(model)
+    }
+
+    /// The latent distribution of an image in [-1, 1].
+    ///
+    /// # Shapes
+    /// - `image`: `[b, in_channels, H, W]` → mean/logvar `[b, latent_channels, H/f, W/f]`
+    pub fn encode(&self, image: Tensor<4>) -> LatentDist {
+        let moments = self.quant_conv.forward(self.encoder.forward(image));
+        let [b, c, h, w] = moments.dims();
+        let mean = moments.clone().slice([0..b, 0..c / 2, 0..h, 0..w]);
+        let logvar = moments
+            .slice([0..b, c / 2..c, 0..h, 0..w])
+            .clamp(-30.0, 20.0);
+        LatentDist { mean, logvar }
+    }
+
+    /// Decodes unscaled latents (diffusion latents divided by the scaling factor).
+    ///
+    /// # Shapes
+    /// - `z`: `[b, latent_channels, h, w]` → `[b, out_channels, h*f, w*f]`, about [-1, 1]
+    pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
+        self.decoder.forward(self.post_quant_conv.forward(z))
+    }
+
+    /// Decodes diffusion latents (as the denoiser produces them): `decode(latents / scaling_factor)`.
+    pub fn decode_latents(&self, latents: Tensor<4>) -> Tensor<4> {
+        self.decode(latents / self.scaling_factor)
+    }
+}
