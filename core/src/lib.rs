@@ -9,6 +9,7 @@ pub mod error;
 pub mod nn;
 pub mod scheduler;
 pub mod tensor_io;
+pub mod unet;
 pub mod vae;
 pub mod weights;
 

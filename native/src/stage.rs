@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::DType;
+use burn::tensor::{DType, Tensor};
 use clap::{Args, Subcommand};
 use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
 use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
+use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::vae::AutoencoderKL;
 
 use crate::device::{DeviceChoice, select};
@@ -33,6 +34,9 @@ pub enum StageCommand {
     /// VAE encoder (`vae/`): input `image` [B, 3, H, W] in [-1, 1] → `latent_mean` (the latent
     /// distribution's mean, not scaled) and `latent_logvar`.
     VaeEncode(TensorArgs),
+    /// UNet (`unet/`): inputs `sample` [B, C, h, w], `timestep` [B] (i64 or float) and
+    /// `encoder_hidden_states` [B, L, D] → `sample` (the model output, [B, C, h, w]).
+    Unet(TensorArgs),
 }
 
 /// Arguments of the stages that read tensors.
@@ -70,6 +74,7 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::TextEncoder(args) => text_encoder(&args, device),
         StageCommand::VaeDecode(args) => vae_decode(&args, device),
         StageCommand::VaeEncode(args) => vae_encode(&args, device),
+        StageCommand::Unet(args) => unet(&args, device),
     }
 }
 
@@ -160,6 +165,40 @@ fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
         ],
         "",
     )
+}
+
+fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+    let source = open_model(&args.model)?;
+    let (device, _) = select(device)?;
+    let unet = UNet2DConditionModel::load(&source, "unet", None, DType::F32, &device)?;
+    let bytes = read_input(&args.input)?;
+    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let sample = input.tensor::<4>("sample", &device)?;
+    let context = input.tensor::<3>("encoder_hidden_states", &device)?;
+    // Timesteps may be saved as integers (diffusers' DDIM/DPM) or floats (Euler).
+    let t: Vec<f32> = match input.i64("timestep") {
+        Ok((t, _)) => t.into_iter().map(|v| v as f32).collect(),
+        Err(_) => input.f32("timestep")?.0,
+    };
+    let batch = sample.dims()[0];
+    if t.len() != batch || context.dims()[0] != batch {
+        bail!(
+            "`timestep` ({}) and `encoder_hidden_states` ({}) must have the sample's batch size {batch}",
+            t.len(),
+            context.dims()[0]
+        );
+    }
+    check_channels("sample", sample.dims()[1], unet.conv_in.weight.dims()[1])?;
+    let cross_dim = unet.mid_block.attentions[0]
+        .transformer_blocks
+        .first()
+        .map(|b| b.attn2.to_k.weight.dims()[0]);
+    if let Some(want) = cross_dim {
+        check_channels("encoder_hidden_states", context.dims()[2], want)?;
+    }
+    let timesteps = Tensor::<1>::from_floats(t.as_slice(), &device);
+    let out = unet.forward(sample, timesteps, context);
+    write(&args.out, &[NamedTensor::f32("sample", out)], "")
 }
 
 fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {

@@ -345,3 +345,51 @@ fn vae_stage_input_errors_are_one_line() {
     ]);
     assert!(err.contains("/no/input.safetensors"), "{err}");
 }
+
+#[test]
+fn unet_stage_writes_the_reference_tensor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("unet_tiny_b");
+    let expected = model.join("expected.safetensors");
+    let out_path = tmp.path().join("unet.safetensors");
+    let out = run(&[
+        "stage",
+        "unet",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        expected.to_str().unwrap(),
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&out_path).unwrap();
+    let (got, shape) = TensorFile::parse("out", &bytes)
+        .unwrap()
+        .f32("sample")
+        .unwrap();
+    let want_bytes = std::fs::read(&expected).unwrap();
+    let (want, wshape) = TensorFile::parse("expected", &want_bytes)
+        .unwrap()
+        .f32("out")
+        .unwrap();
+    assert_eq!(shape, wshape);
+    assert!(rel_err(&got, &want) <= 1e-4);
+    // A context of the wrong width is a one-line error.
+    let other = fixture("unet_tiny_a");
+    let err = expect_error(&[
+        "stage",
+        "unet",
+        "--model",
+        other.to_str().unwrap(),
+        "--input",
+        expected.to_str().unwrap(),
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("encoder_hidden_states"), "{err}");
+}

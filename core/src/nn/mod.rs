@@ -1,6 +1,7 @@
 //! Layers shared by the UNet and the VAE (diffusers `models/resnet.py`, `models/attention_processor.py`).
 
 pub mod attention;
+pub mod embeddings;
 pub mod resnet;
 pub mod sampling;
 

@@ -22,3 +22,12 @@ pub const VAE_REMAP: &[(&str, &str)] = &[
     // `to_out` is a ModuleList of (Linear, Dropout) upstream; only the Linear has weights.
     (r"\.to_out\.0\.", ".to_out."),
 ];
+
+/// diffusers `UNet2DConditionModel` (`unet/diffusion_pytorch_model.safetensors`).
+pub const UNET_REMAP: &[(&str, &str)] = &[
+    // `to_out` is a ModuleList of (Linear, Dropout) upstream; only the Linear has weights.
+    (r"\.to_out\.0\.", ".to_out."),
+    // FeedForward's `net` is (GEGLU, Dropout, Linear): indices 0 and 2 carry weights.
+    (r"\.ff\.net\.0\.", ".ff.net_0."),
+    (r"\.ff\.net\.2\.", ".ff.net_2."),
+];

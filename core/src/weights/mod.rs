@@ -118,6 +118,8 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
         .safetensors(path)?
         .remap(remapper)
         .with_from_adapter(adapter)
+        // Enum modules (a conv-or-linear projection) have no variant name in checkpoints.
+        .skip_enum_variants(true)
         // We build the error ourselves from the ApplyResult, in one line.
         .allow_partial(true)
         .validate(false);

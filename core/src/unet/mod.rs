@@ -1,0 +1,167 @@
+//! `UNet2DConditionModel` (diffusers 0.23 `models/unet_2d_condition.py`), the SD1.5 denoiser.
+
+pub mod attention;
+pub mod blocks;
+pub mod config;
+pub mod transformer;
+
+use burn::module::Module;
+use burn::nn::GroupNorm;
+use burn::nn::conv::Conv2d;
+use burn::tensor::activation::silu;
+use burn::tensor::{DType, Device, Tensor};
+
+use blocks::{BlockSettings, DownBlock, DownBlockConfig, MidBlock, UpBlock, UpBlockConfig};
+pub use config::UNet2DConditionConfig;
+
+use crate::Result;
+use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
+use crate::nn::{conv2d, group_norm};
+use crate::weights::{LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors};
+
+/// The conditional UNet.
+#[derive(Module, Debug)]
+pub struct UNet2DConditionModel {
+    pub time_embedding: TimestepEmbedding,
+    pub conv_in: Conv2d,
+    pub down_blocks: Vec<DownBlock>,
+    pub mid_block: MidBlock,
+    pub up_blocks: Vec<UpBlock>,
+    pub conv_norm_out: GroupNorm,
+    pub conv_out: Conv2d,
+    #[module(skip)]
+    pub flip_sin_to_cos: bool,
+    #[module(skip)]
+    pub freq_shift: f64,
+}
+
+impl UNet2DConditionModel {
+    /// Builds a randomly initialised UNet of `config`'s dimensions.
+    pub fn new(c: &UNet2DConditionConfig, device: &Device) -> Self {
+        let boc = &c.block_out_channels;
+        let n = boc.len();
+        let time_dim = boc[0] * 4;
+        let heads = c.heads();
+        let layers = c.layers_per_block.expand(n);
+        let tlayers = c.transformer_layers_per_block.expand(n);
+        let s = BlockSettings {
+            temb_channels: time_dim,
+            groups: c.norm_num_groups,
+            eps: c.norm_eps,
+            cross_attention_dim: c.cross_attention_dim,
+            use_linear_projection: c.use_linear_projection,
+        };
+        let down_blocks = (0..n)
+            .map(|i| {
+                let cfg = DownBlockConfig {
+                    layers: layers[i],
+                    in_channels: if i == 0 { boc[0] } else { boc[i - 1] },
+                    out_channels: boc[i],
+                    cross_attention: (c.down_block_types[i] == "CrossAttnDownBlock2D")
+                        .then_some((heads[i], tlayers[i])),
+                    downsample: i + 1 < n,
+                    downsample_padding: c.downsample_padding,
+                };
+                DownBlock::new(&cfg, &s, device)
+            })
+            .collect();
+        let rev = |v: &[usize]| v.iter().rev().copied().collect::<Vec<_>>();
+        let (rboc, rheads, rlayers, rtl) = (rev(boc), rev(&heads), rev(&layers), rev(&tlayers));
+        let up_blocks = (0..n)
+            .map(|i| {
+                let cfg = UpBlockConfig {
+                    layers: rlayers[i] + 1,
+                    in_channels: rboc[(i + 1).min(n - 1)],
+                    out_channels: rboc[i],
+                    prev_output_channels: if i == 0 { rboc[0] } else { rboc[i - 1] },
+                    cross_attention: (c.up_block_types[i] == "CrossAttnUpBlock2D")
+                        .then_some((rheads[i], rtl[i])),
+                    upsample: i + 1 < n,
+                };
+                UpBlock::new(&cfg, &s, device)
+            })
+            .collect();
+        Self {
+            time_embedding: TimestepEmbedding::new(boc[0], time_dim, device),
+            conv_in: conv2d(c.in_channels, boc[0], c.conv_in_kernel, device),
+            down_blocks,
+            mid_block: MidBlock::new(
+                boc[n - 1],
+                heads[n - 1],
+                tlayers[n - 1],
+                c.mid_block_scale_factor,
+                &s,
+                device,
+            ),
+            up_blocks,
+            conv_norm_out: group_norm(c.norm_num_groups, boc[0], c.norm_eps, device),
+            conv_out: conv2d(boc[0], c.out_channels, c.conv_out_kernel, device),
+            flip_sin_to_cos: c.flip_sin_to_cos,
+            freq_shift: c.freq_shift,
+        }
+    }
+
+    /// Loads `{dir}/config.json` and `{dir}/diffusion_pytorch_model[.variant].safetensors`.
+    pub fn load(
+        source: &dyn WeightSource,
+        dir: &str,
+        variant: Option<&str>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let config_path = format!("{dir}/config.json");
+        let config = UNet2DConditionConfig::from_json(
+            &source.display_path(&config_path),
+            &source.read_string(&config_path)?,
+        )?;
+        let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
+        let mut model = Self::new(&config, device);
+        load_safetensors(
+            &mut model,
+            source,
+            &weights,
+            &LoadSpec {
+                remap: keymap::UNET_REMAP,
+                ignore_unused: &[],
+                dtype,
+            },
+        )?;
+        Ok(model)
+    }
+
+    /// Predicts the noise (or v / sample, per the scheduler config) of `sample` at `timesteps`.
+    ///
+    /// # Shapes
+    /// - `sample`: `[b, in_channels, h, w]` (h, w any size the blocks divide, or not: upsampling
+    ///   follows the skip sizes), `timesteps`: `[b]`, `context`: `[b, seq, cross_attention_dim]`
+    ///   → `[b, out_channels, h, w]`
+    pub fn forward(
+        &self,
+        sample: Tensor<4>,
+        timesteps: Tensor<1>,
+        context: Tensor<3>,
+    ) -> Tensor<4> {
+        let t_dim = self.time_embedding.linear_1.weight.dims()[0];
+        let t_emb = timestep_embedding(timesteps, t_dim, self.flip_sin_to_cos, self.freq_shift);
+        let temb = self.time_embedding.forward(t_emb);
+
+        let mut x = self.conv_in.forward(sample);
+        let mut skips = vec![x.clone()];
+        for block in &self.down_blocks {
+            let (out, states) = block.forward(x, temb.clone(), context.clone());
+            x = out;
+            skips.extend(states);
+        }
+        x = self.mid_block.forward(x, temb.clone(), context.clone());
+        for block in &self.up_blocks {
+            let remaining = skips.len() - block.resnets.len();
+            // The next block's last skip fixes this block's upsampled size (odd sizes).
+            let upsample_size = (remaining > 0).then(|| {
+                let [_, _, h, w] = skips[remaining - 1].dims();
+                [h, w]
+            });
+            x = block.forward(x, &mut skips, temb.clone(), context.clone(), upsample_size);
+        }
+        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+    }
+}
