@@ -7,6 +7,8 @@
 pub mod clip;
 pub mod error;
 pub mod nn;
+pub mod pipeline;
+pub mod rng;
 pub mod scheduler;
 pub mod tensor_io;
 pub mod unet;

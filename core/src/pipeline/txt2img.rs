@@ -1,0 +1,151 @@
+//! Text-to-image with Stable Diffusion 1.x, as diffusers 0.23 `StableDiffusionPipeline`:
+//! prompt and negative prompt through CLIP, classifier-free guidance as one batch-2 UNet call
+//! per step, the scheduler loop, VAE decode to [0, 1].
+
+use burn::tensor::{DType, Device, Tensor};
+
+use crate::clip::{ClipTextModel, ClipTokenizer};
+use crate::rng::NoiseRng;
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
+use crate::unet::UNet2DConditionModel;
+use crate::vae::AutoencoderKL;
+use crate::weights::WeightSource;
+use crate::{Error, Result};
+
+/// The models of an SD1.x diffusers folder, loaded once.
+pub struct StableDiffusion {
+    pub tokenizer: ClipTokenizer,
+    pub text_encoder: ClipTextModel,
+    pub unet: UNet2DConditionModel,
+    pub vae: AutoencoderKL,
+    pub scheduler_config: SchedulerConfig,
+    pub device: Device,
+}
+
+/// One text-to-image request.
+#[derive(Debug, Clone)]
+pub struct Txt2ImgRequest {
+    pub prompt: String,
+    /// `None` is diffusers' default: the empty string.
+    pub negative_prompt: Option<String>,
+    pub steps: usize,
+    pub guidance_scale: f64,
+    pub scheduler: SchedulerKind,
+}
+
+impl StableDiffusion {
+    /// Loads `tokenizer/`, `text_encoder/`, `unet/`, `vae/` and `scheduler/` of a diffusers
+    /// folder; `variant` selects e.g. the `fp16` weight files.
+    pub fn load(source: &dyn WeightSource, variant: Option<&str>, device: &Device) -> Result<Self> {
+        let dtype = DType::F32;
+        let path = "scheduler/scheduler_config.json";
+        let scheduler_config =
+            SchedulerConfig::from_json(&source.display_path(path), &source.read_string(path)?)?;
+        Ok(Self {
+            tokenizer: ClipTokenizer::from_source(source, "tokenizer")?,
+            text_encoder: ClipTextModel::load(source, "text_encoder", variant, dtype, device)?,
+            unet: UNet2DConditionModel::load(source, "unet", variant, dtype, device)?,
+            vae: AutoencoderKL::load(source, "vae", variant, dtype, device)?,
+            scheduler_config,
+            device: device.clone(),
+        })
+    }
+
+    /// The latent shape for an image of `width` × `height` pixels (multiples of the VAE's
+    /// downsampling factor).
+    pub fn latent_shape(&self, width: usize, height: usize) -> Result<[usize; 4]> {
+        let f = 1usize << (self.vae.decoder.up_blocks.len() - 1);
+        if width == 0 || height == 0 || !width.is_multiple_of(f) || !height.is_multiple_of(f) {
+            return Err(Error::Input {
+                name: "size".into(),
+                reason: format!(
+                    "width and height must be positive multiples of {f}, got {width}×{height}"
+                ),
+            });
+        }
+        let channels = self.unet.conv_in.weight.dims()[1];
+        Ok([1, channels, height / f, width / f])
+    }
+
+    /// `[negative; positive]` text embeddings, `[2, 77, hidden]`.
+    pub fn encode_prompt(&self, prompt: &str, negative: Option<&str>) -> Result<Tensor<3>> {
+        let len = self.tokenizer.model_max_length();
+        let ids = [
+            self.tokenizer.encode_padded(negative.unwrap_or(""), len),
+            self.tokenizer.encode_padded(prompt, len),
+        ];
+        let vocab = self
+            .text_encoder
+            .text_model
+            .embeddings
+            .token_embedding
+            .weight
+            .dims()[0];
+        if ids.iter().flatten().any(|&i| i as usize >= vocab) {
+            return Err(Error::Input {
+                name: "prompt".into(),
+                reason: format!("a token id is outside the text encoder's vocabulary of {vocab}"),
+            });
+        }
+        Ok(self
+            .text_encoder
+            .forward_ids(&ids, &self.device)
+            .last_hidden_state)
+    }
+
+    /// Runs the denoising loop from standard-normal `init_latents` (scaled here by the
+    /// scheduler's `init_noise_sigma`, like diffusers' `latents=`) and decodes.
+    /// `rng` supplies ancestral noise; `on_step(i, steps)` reports progress.
+    ///
+    /// # Shapes
+    /// - `init_latents`: `[1, C, h, w]` → image `[1, 3, h·f, w·f]` in [0, 1]
+    pub fn txt2img(
+        &self,
+        request: &Txt2ImgRequest,
+        init_latents: Tensor<4>,
+        rng: &mut NoiseRng,
+        on_step: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor<4>> {
+        let context = self.encode_prompt(&request.prompt, request.negative_prompt.as_deref())?;
+        let latents = self.denoise(request, context, init_latents, rng, on_step)?;
+        Ok(self.decode(latents))
+    }
+
+    /// The scheduler loop with classifier-free guidance over `[negative; positive]` context.
+    pub fn denoise(
+        &self,
+        request: &Txt2ImgRequest,
+        context: Tensor<3>,
+        init_latents: Tensor<4>,
+        rng: &mut NoiseRng,
+        on_step: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor<4>> {
+        let mut scheduler =
+            Scheduler::new(request.scheduler, &self.scheduler_config, request.steps)?;
+        let mut latents = init_latents * scheduler.init_noise_sigma();
+        let shape = latents.dims();
+        let timesteps = scheduler.timesteps().to_vec();
+        for (i, &t) in timesteps.iter().enumerate() {
+            let input = scheduler
+                .scale_model_input(Tensor::cat(vec![latents.clone(), latents.clone()], 0), i);
+            let t = Tensor::<1>::from_floats([t as f32, t as f32], &self.device);
+            let pred = self.unet.forward(input, t, context.clone());
+            let [_, c, h, w] = pred.dims();
+            let uncond = pred.clone().slice([0..1, 0..c, 0..h, 0..w]);
+            let cond = pred.slice([1..2, 0..c, 0..h, 0..w]);
+            let guided = uncond.clone() + (cond - uncond) * request.guidance_scale;
+            let noise = request
+                .scheduler
+                .needs_noise()
+                .then(|| rng.tensor(shape, &self.device));
+            latents = scheduler.step(guided, i, latents, noise);
+            on_step(i + 1, timesteps.len());
+        }
+        Ok(latents)
+    }
+
+    /// Decodes diffusion latents to an image in [0, 1] (`(x / 2 + 0.5).clamp(0, 1)`).
+    pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
+        (self.vae.decode_latents(latents) / 2.0 + 0.5).clamp(0.0, 1.0)
+    }
+}
