@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs the test suite: fetches the real test data (cached, sha256-checked), then every
-# workspace test on the CPU backend.
+# workspace test on the CPU backend, and prints one closing line with the totals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/scripts/fetch_real_data.sh
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -27,6 +27,10 @@ pub enum Error {
     #[error("bad tokenizer data `{path}`: {reason}")]
     Tokenizer { path: String, reason: String },
 
+    /// A request the pipeline cannot run (image size, step count, ...).
+    #[error("{0}")]
+    InvalidRequest(String),
+
     /// An input tensor file lacks a tensor or has the wrong shape or type.
     #[error("bad input tensor `{name}`: {reason}")]
     Input { name: String, reason: String },

@@ -26,6 +26,9 @@ pub enum Command {
     /// against diffusers/transformers.
     #[command(subcommand)]
     Stage(StageCommand),
+    /// Generate images from a text prompt with an SD1.x model folder; writes PNGs with their
+    /// parameters (prompt, seed, sampler, ...) in the PNG `parameters` text chunk.
+    Generate(crate::generate::GenerateArgs),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -61,6 +64,7 @@ pub fn run_guarded(cli: Cli) -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stage(stage) => crate::stage::run(stage, cli.device),
+        Command::Generate(args) => crate::generate::run(&args, cli.device),
     }
 }
 

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod device;
+pub mod generate;
 pub mod source;
 pub mod stage;

@@ -9,6 +9,9 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Tensor};
 use clap::{Args, Subcommand};
 use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
+use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
+use consistentid_core::rng::NoiseRng;
+use consistentid_core::scheduler::SchedulerKind;
 use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
 use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::vae::AutoencoderKL;
@@ -37,6 +40,36 @@ pub enum StageCommand {
     /// UNet (`unet/`): inputs `sample` [B, C, h, w], `timestep` [B] (i64 or float) and
     /// `encoder_hidden_states` [B, L, D] → `sample` (the model output, [B, C, h, w]).
     Unet(TensorArgs),
+    /// The whole text-to-image loop (`tokenizer/`, `text_encoder/`, `unet/`, `vae/`,
+    /// `scheduler/`): input `init_latents` [1, C, h, w] (standard normal, scaled here by the
+    /// scheduler's init_noise_sigma as diffusers' `latents=`; the image size follows from it)
+    /// → `image` [1, 3, H, W] in [0, 1], as diffusers returns with `output_type="pt"`.
+    Txt2img(Txt2ImgArgs),
+}
+
+/// Arguments of `stage txt2img`.
+#[derive(Debug, Args)]
+pub struct Txt2ImgArgs {
+    #[command(flatten)]
+    pub tensors: TensorArgs,
+    /// The prompt.
+    #[arg(long)]
+    pub prompt: String,
+    /// The negative prompt (default: empty, as diffusers).
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Denoising steps.
+    #[arg(long)]
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    #[arg(long)]
+    pub guidance: f64,
+    /// euler, euler-a, ddim or dpmpp-2m-karras.
+    #[arg(long, value_parser = crate::generate::parse_scheduler)]
+    pub scheduler: SchedulerKind,
+    /// Seed of the ancestral noise (euler-a only).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Arguments of the stages that read tensors.
@@ -75,6 +108,7 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::VaeDecode(args) => vae_decode(&args, device),
         StageCommand::VaeEncode(args) => vae_encode(&args, device),
         StageCommand::Unet(args) => unet(&args, device),
+        StageCommand::Txt2img(args) => txt2img(&args, device),
     }
 }
 
@@ -199,6 +233,35 @@ fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     let timesteps = Tensor::<1>::from_floats(t.as_slice(), &device);
     let out = unet.forward(sample, timesteps, context);
     write(&args.out, &[NamedTensor::f32("sample", out)], "")
+}
+
+fn txt2img(args: &Txt2ImgArgs, device: DeviceChoice) -> Result<()> {
+    let t = &args.tensors;
+    let source = open_model(&t.model)?;
+    let (device, _) = select(device)?;
+    let sd = StableDiffusion::load(&source, None, &device)?;
+    let bytes = read_input(&t.input)?;
+    let input = TensorFile::parse(&t.input.display().to_string(), &bytes)?;
+    let init = input.tensor::<4>("init_latents", &device)?;
+    check_channels(
+        "init_latents",
+        init.dims()[1],
+        sd.unet.conv_in.weight.dims()[1],
+    )?;
+    let request = Txt2ImgRequest {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        steps: args.steps,
+        guidance_scale: args.guidance,
+        scheduler: args.scheduler,
+    };
+    let image = sd.txt2img(
+        &request,
+        init,
+        &mut NoiseRng::new(args.seed),
+        &mut |_, _| {},
+    )?;
+    write(&t.out, &[NamedTensor::f32("image", image)], &args.prompt)
 }
 
 fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {

@@ -393,3 +393,140 @@ fn unet_stage_writes_the_reference_tensor() {
     ]);
     assert!(err.contains("encoder_hidden_states"), "{err}");
 }
+
+#[test]
+fn generate_writes_pngs_with_parameters_and_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("sd_tiny");
+    let args = |out: &Path, seed: &str| {
+        vec![
+            "generate".to_string(),
+            "--model".into(),
+            model.to_str().unwrap().into(),
+            "--prompt".into(),
+            "a photo of a cat".into(),
+            "--negative-prompt".into(),
+            "blurry".into(),
+            "--steps".into(),
+            "3".into(),
+            "--seed".into(),
+            seed.into(),
+            "--width".into(),
+            "16".into(),
+            "--height".into(),
+            "12".into(),
+            "--num-images".into(),
+            "2".into(),
+            "--scheduler".into(),
+            "euler-a".into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        let out = bin().args(args(dir, "7")).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("seed: 7"));
+    }
+    let first = std::fs::read(a.join("7-0.png")).unwrap();
+    // Same seed, same image; the second image uses seed + 1 and differs.
+    assert_eq!(first, std::fs::read(b.join("7-0.png")).unwrap());
+    assert_ne!(first, std::fs::read(a.join("8-1.png")).unwrap());
+    let decoder = png::Decoder::new(std::io::Cursor::new(first));
+    let reader = decoder.read_info().unwrap();
+    let info = reader.info();
+    assert_eq!((info.width, info.height), (16, 12));
+    let params = info
+        .uncompressed_latin1_text
+        .iter()
+        .find(|t| t.keyword == "parameters")
+        .unwrap();
+    assert!(
+        params
+            .text
+            .starts_with("a photo of a cat\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a"),
+        "{}",
+        params.text
+    );
+    assert!(
+        params.text.contains("Seed: 7, Size: 16x12"),
+        "{}",
+        params.text
+    );
+}
+
+#[test]
+fn generate_rejects_bad_sizes_in_one_line() {
+    let model = fixture("sd_tiny");
+    let err = expect_error(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--width",
+        "15",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("multiples of 2"), "{err}");
+}
+
+#[test]
+fn txt2img_stage_matches_diffusers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("sd_tiny");
+    let want_bytes = std::fs::read(model.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &want_bytes).unwrap();
+    let (init, shape) = want.f32("euler.init_latents").unwrap();
+    let input = tmp.path().join("init.safetensors");
+    let bytes = consistentid_core::tensor_io::to_safetensors(
+        &[consistentid_core::tensor_io::NamedTensor::from_f32(
+            "init_latents",
+            shape,
+            &init,
+        )],
+        None,
+    )
+    .unwrap();
+    std::fs::write(&input, bytes).unwrap();
+    let out_path = tmp.path().join("image.safetensors");
+    let out = run(&[
+        "stage",
+        "txt2img",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--prompt",
+        "a photo of a cat, 4k",
+        "--negative-prompt",
+        "blurry, lowres",
+        "--steps",
+        "4",
+        "--guidance",
+        "7.5",
+        "--scheduler",
+        "euler",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&out_path).unwrap();
+    let (got, gshape) = TensorFile::parse("out", &bytes)
+        .unwrap()
+        .f32("image")
+        .unwrap();
+    let (w, wshape) = want.f32("euler.image").unwrap();
+    assert_eq!(gshape, wshape);
+    assert!(rel_err(&got, &w) <= 1e-3);
+}

@@ -82,10 +82,9 @@ impl StableDiffusion {
             .weight
             .dims()[0];
         if ids.iter().flatten().any(|&i| i as usize >= vocab) {
-            return Err(Error::Input {
-                name: "prompt".into(),
-                reason: format!("a token id is outside the text encoder's vocabulary of {vocab}"),
-            });
+            return Err(Error::InvalidRequest(format!(
+                "a token id is outside the text encoder's vocabulary of {vocab}: tokenizer and text_encoder do not belong together"
+            )));
         }
         Ok(self
             .text_encoder

@@ -1,0 +1,173 @@
+//! `consistentid generate`: text-to-image from a diffusers SD1.x folder to PNG files carrying
+//! their generation parameters (the A1111 `parameters` text chunk).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Tensor;
+use clap::Args;
+use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
+use consistentid_core::rng::NoiseRng;
+use consistentid_core::scheduler::SchedulerKind;
+
+use crate::device::{DeviceChoice, select};
+use crate::source::DirSource;
+
+/// `generate` options.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model folder in the diffusers layout.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// What to draw.
+    #[arg(long)]
+    pub prompt: String,
+    /// What to steer away from.
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Denoising steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Classifier-free guidance scale.
+    #[arg(long, default_value_t = 7.5)]
+    pub guidance: f64,
+    /// Sampler: euler, euler-a, ddim or dpmpp-2m-karras.
+    #[arg(long, default_value = "euler", value_parser = parse_scheduler)]
+    pub scheduler: SchedulerKind,
+    /// Seed of the initial noise (random when absent); image k uses seed + k.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub width: usize,
+    /// Image height in pixels.
+    #[arg(long, default_value_t = 512)]
+    pub height: usize,
+    /// How many images.
+    #[arg(long, default_value_t = 1)]
+    pub num_images: usize,
+    /// Weight file variant, e.g. fp16 for `*.fp16.safetensors`.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// Parses a `--scheduler` name.
+pub fn parse_scheduler(name: &str) -> Result<SchedulerKind, String> {
+    SchedulerKind::from_name(name).ok_or_else(|| {
+        format!("unknown scheduler `{name}` (euler, euler-a, ddim, dpmpp-2m-karras)")
+    })
+}
+
+fn sampler_name(kind: SchedulerKind) -> &'static str {
+    match kind {
+        SchedulerKind::Euler => "Euler",
+        SchedulerKind::EulerAncestral => "Euler a",
+        SchedulerKind::Ddim => "DDIM",
+        SchedulerKind::DpmSolverMultistepKarras => "DPM++ 2M Karras",
+    }
+}
+
+/// Runs `generate`.
+pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
+    if args.num_images == 0 || args.steps == 0 {
+        bail!("--num-images and --steps must be at least 1");
+    }
+    let source = DirSource::open(&args.model)?;
+    let (device, backend) = select(device)?;
+    let started = Instant::now();
+    let sd = StableDiffusion::load(&source, args.variant.as_deref(), &device)?;
+    let shape = sd.latent_shape(args.width, args.height)?;
+    eprintln!(
+        "loaded {} on {backend} in {:.1}s",
+        args.model.display(),
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    println!("seed: {seed}");
+    let request = Txt2ImgRequest {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        steps: args.steps,
+        guidance_scale: args.guidance,
+        scheduler: args.scheduler,
+    };
+    let context = sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())?;
+    let model_name = args
+        .model
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().to_string());
+    let terminal = std::io::stderr().is_terminal();
+    for k in 0..args.num_images {
+        let image_seed = seed.wrapping_add(k as u64);
+        let mut rng = NoiseRng::new(image_seed);
+        let init = rng.tensor(shape, &device);
+        let t0 = Instant::now();
+        let latents = sd.denoise(&request, context.clone(), init, &mut rng, &mut |i, n| {
+            if terminal {
+                eprint!("\r  image {}/{}: step {i}/{n}", k + 1, args.num_images);
+            }
+        })?;
+        if terminal {
+            eprintln!();
+        }
+        let image = sd.decode(latents);
+        let parameters = format!(
+            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
+            args.prompt,
+            args.negative_prompt.as_deref().unwrap_or(""),
+            args.steps,
+            sampler_name(args.scheduler),
+            args.guidance,
+            image_seed,
+            args.width,
+            args.height,
+            model_name
+        );
+        let path = args.out.join(format!("{image_seed}-{k}.png"));
+        write_png(&path, image, &parameters)?;
+        println!("{} ({:.1}s)", path.display(), t0.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    // Four decimal digits fewer than u64::MAX keeps seeds easy to type back.
+    RandomState::new().hash_one(Instant::now()) % 1_000_000_000_000
+}
+
+/// Writes `[1, 3, H, W]` in [0, 1] as an 8-bit RGB PNG with a `parameters` text chunk
+/// (`round(x * 255)`, as diffusers' `numpy_to_pil`).
+pub fn write_png(path: &Path, image: Tensor<4>, parameters: &str) -> Result<()> {
+    let [_, c, h, w] = image.dims();
+    if c != 3 {
+        bail!("expected an RGB image, got {c} channels");
+    }
+    // [1, 3, h, w] -> [h, w, 3]
+    let hwc = image.reshape([c, h, w]).permute([1, 2, 0]);
+    let values = hwc
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let bytes: Vec<u8> = values
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.add_text_chunk("parameters".into(), parameters.into())?;
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&bytes)?;
+    writer.finish()?;
+    Ok(())
+}
