@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod embeddings;
+pub mod lora;
 pub mod resnet;
 pub mod sampling;
 

@@ -1,5 +1,6 @@
 //! `UNet2DConditionModel` (diffusers 0.23 `models/unet_2d_condition.py`), the SD1.5 denoiser.
 
+pub mod adapter;
 pub mod attention;
 pub mod blocks;
 pub mod config;

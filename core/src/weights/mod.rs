@@ -103,6 +103,18 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
     path: &str,
     spec: &LoadSpec<'_>,
 ) -> Result<()> {
+    load_safetensors_filtered(module, source, path, spec, None)
+}
+
+/// [`load_safetensors`] restricted to module paths matching the regex `only` (the rest of the
+/// module keeps its weights and is not reported missing): adapters loaded onto a base model.
+pub fn load_safetensors_filtered<M: Module + ModuleSnapshot>(
+    module: &mut M,
+    source: &dyn WeightSource,
+    path: &str,
+    spec: &LoadSpec<'_>,
+    only: Option<&str>,
+) -> Result<()> {
     let shown = source.display_path(path);
     let mut remapper = KeyRemapper::new();
     for (from, to) in spec.remap {
@@ -114,8 +126,11 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
             })?;
     }
     let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(spec.dtype));
-    let mut store = source
-        .safetensors(path)?
+    let mut store = source.safetensors(path)?;
+    if let Some(pattern) = only {
+        store = store.with_regex(pattern);
+    }
+    let mut store = store
         .remap(remapper)
         .with_from_adapter(adapter)
         // Enum modules (a conv-or-linear projection) have no variant name in checkpoints.
@@ -144,11 +159,19 @@ pub fn load_safetensors<M: Module + ModuleSnapshot>(
     if let Some(err) = result.errors.first() {
         problems.push(format!("{err} ({} errors)", result.errors.len()));
     }
-    if !result.missing.is_empty() {
+    // With a filter, only the filtered part of the module must be covered by the file.
+    let only = only.map(|p| regex::Regex::new(p).expect("filters are literals of this crate"));
+    let missing: Vec<&String> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path)
+        .filter(|path| only.as_ref().is_none_or(|r| r.is_match(path)))
+        .collect();
+    if !missing.is_empty() {
         problems.push(format!(
             "{} tensors missing, e.g. `{}`",
-            result.missing.len(),
-            result.missing[0].0
+            missing.len(),
+            missing[0]
         ));
     }
     if !unused.is_empty() {
