@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use burn::tensor::Tensor;
 use clap::Args;
-use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
+use consistentid_core::clip::ClipTokenizer;
+use consistentid_core::pipeline::{SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
 
@@ -18,9 +20,14 @@ use crate::source::DirSource;
 /// `generate` options.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Model folder in the diffusers layout.
-    #[arg(long, value_name = "DIR")]
+    /// Model folder in the diffusers layout, or a single-file SD1.5 checkpoint (`.safetensors`
+    /// with `model.diffusion_model.*` keys; then `--tokenizer` is required).
+    #[arg(long, value_name = "DIR|FILE")]
     pub model: PathBuf,
+    /// Tokenizer for a single-file checkpoint: a transformers tokenizer folder or open_clip's
+    /// `bpe_simple_vocab_16e6.txt.gz`.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub tokenizer: Option<PathBuf>,
     /// What to draw.
     #[arg(long)]
     pub prompt: String,
@@ -77,10 +84,14 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
     if args.num_images == 0 || args.steps == 0 {
         bail!("--num-images and --steps must be at least 1");
     }
-    let source = DirSource::open(&args.model)?;
     let (device, backend) = select(device)?;
     let started = Instant::now();
-    let sd = StableDiffusion::load(&source, args.variant.as_deref(), &device)?;
+    let sd = load_model(
+        &args.model,
+        args.tokenizer.as_deref(),
+        args.variant.as_deref(),
+        &device,
+    )?;
     let shape = sd.latent_shape(args.width, args.height)?;
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
@@ -135,6 +146,54 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         println!("{} ({:.1}s)", path.display(), t0.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// Loads a diffusers folder, or a single-file SD1.5 checkpoint with the SD1.5 configs and the
+/// given tokenizer.
+pub fn load_model(
+    model: &Path,
+    tokenizer: Option<&Path>,
+    variant: Option<&str>,
+    device: &Device,
+) -> Result<StableDiffusion> {
+    if model.is_dir() {
+        return Ok(StableDiffusion::load(
+            &DirSource::open(model)?,
+            variant,
+            device,
+        )?);
+    }
+    if !model.is_file() {
+        bail!("no model folder or checkpoint file at {}", model.display());
+    }
+    let Some(tokenizer) = tokenizer else {
+        bail!(
+            "{} is a single-file checkpoint: give its tokenizer with --tokenizer DIR (a transformers tokenizer folder) or --tokenizer bpe_simple_vocab_16e6.txt.gz",
+            model.display()
+        );
+    };
+    let tokenizer = if tokenizer.is_dir() {
+        ClipTokenizer::from_source(&DirSource::open(tokenizer)?, ".")?
+    } else {
+        let bytes = std::fs::read(tokenizer)
+            .with_context(|| format!("cannot read {}", tokenizer.display()))?;
+        ClipTokenizer::from_bpe_gz(&bytes)?
+    };
+    let dir = model
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = model
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    Ok(StableDiffusion::load_single_file(
+        &DirSource::open(dir)?,
+        &file,
+        tokenizer,
+        &SingleFileConfigs::sd15(),
+        device,
+    )?)
 }
 
 fn random_seed() -> u64 {

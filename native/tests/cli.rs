@@ -530,3 +530,32 @@ fn txt2img_stage_matches_diffusers() {
     assert_eq!(gshape, wshape);
     assert!(rel_err(&got, &w) <= 1e-3);
 }
+
+#[test]
+fn single_file_checkpoints_need_a_tokenizer_and_sd15_weights() {
+    let file = fixture("sd_tiny_single_file.safetensors");
+    let err = expect_error(&[
+        "generate",
+        "--model",
+        file.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("--tokenizer"), "{err}");
+    // The tiny checkpoint is not SD1.5-sized: a clear mismatch, not a panic.
+    let tokenizer = fixture("sd_tiny/tokenizer");
+    let err = expect_error(&[
+        "generate",
+        "--model",
+        file.to_str().unwrap(),
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("do not match"), "{err}");
+}

@@ -3,19 +3,58 @@
 //! latents, for Euler and DDIM: image relative L2 error ≤ 1e-3.
 
 use burn::tensor::Device;
-use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
+use consistentid_core::clip::{ClipTextConfig, ClipTokenizer};
+use consistentid_core::pipeline::{SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
 use consistentid_core::rng::NoiseRng;
+use consistentid_core::scheduler::SchedulerConfig;
 use consistentid_core::scheduler::SchedulerKind;
 use consistentid_core::tensor_io::TensorFile;
+use consistentid_core::unet::UNet2DConditionConfig;
+use consistentid_core::vae::AutoencoderKLConfig;
+use consistentid_core::weights::WeightSource;
 use consistentid_native::source::DirSource;
 use consistentid_tests::{fixture, rel_l2};
 
 #[test]
 fn euler_and_ddim_images_match_diffusers() {
-    let dir = fixture("sd_tiny");
-    let source = DirSource::open(&dir).unwrap();
+    let source = DirSource::open(fixture("sd_tiny")).unwrap();
+    let sd = StableDiffusion::load(&source, None, &Device::flex()).unwrap();
+    check_images(&sd);
+}
+
+/// The same models from one LDM-layout single file (`gen_single_file.py`), with the folder's
+/// configs and tokenizer: the same images.
+#[test]
+fn single_file_checkpoint_gives_the_same_images() {
     let device = Device::flex();
-    let sd = StableDiffusion::load(&source, None, &device).unwrap();
+    let folder = DirSource::open(fixture("sd_tiny")).unwrap();
+    let read = |p: &str| folder.read_string(p).unwrap();
+    let configs = SingleFileConfigs {
+        unet: UNet2DConditionConfig::from_json("unet", &read("unet/config.json")).unwrap(),
+        vae: AutoencoderKLConfig::from_json("vae", &read("vae/config.json")).unwrap(),
+        text_encoder: ClipTextConfig::from_json("text", &read("text_encoder/config.json")).unwrap(),
+        scheduler: SchedulerConfig::from_json(
+            "scheduler",
+            &read("scheduler/scheduler_config.json"),
+        )
+        .unwrap(),
+    };
+    let tokenizer = ClipTokenizer::from_source(&folder, "tokenizer").unwrap();
+    let fixtures = DirSource::open(fixture("")).unwrap();
+    let sd = StableDiffusion::load_single_file(
+        &fixtures,
+        "sd_tiny_single_file.safetensors",
+        tokenizer,
+        &configs,
+        &device,
+    )
+    .unwrap();
+    check_images(&sd);
+}
+
+fn check_images(sd: &StableDiffusion) {
+    let dir = fixture("sd_tiny");
+    let device = sd.device.clone();
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();

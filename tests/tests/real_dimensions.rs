@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use consistentid_core::clip::{ClipTextConfig, ClipTextModel};
 use consistentid_core::unet::{UNet2DConditionConfig, UNet2DConditionModel};
 use consistentid_core::vae::{AutoencoderKL, AutoencoderKLConfig};
-use consistentid_core::weights::keymap;
+use consistentid_core::weights::{keymap, single_file};
 use consistentid_tests::fixture;
 
 fn keys() -> serde_json::Value {
@@ -64,6 +64,65 @@ fn compare(what: &str, ours: BTreeMap<String, Vec<usize>>, theirs: BTreeMap<Stri
     for (k, shape) in &theirs {
         assert_eq!(&ours[k], shape, "{what}: shape of {k}");
     }
+}
+
+/// The single-file (LDM) layout of the same models (`sd15_single_file_keys.json`, checked
+/// against diffusers' own converter by `gen_single_file.py`) maps onto the same parameters.
+#[test]
+fn sd15_single_file_layout_consumes_every_key() {
+    let k = keys();
+    let all: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("sd15_single_file_keys.json")).unwrap(),
+    )
+    .unwrap();
+    let part = |prefix: &str| -> serde_json::Value {
+        let map = all
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix));
+        serde_json::Value::Object(map.map(|(a, b)| (a.clone(), b.clone())).collect())
+    };
+    let device = Device::flex();
+    let unet_config =
+        UNet2DConditionConfig::from_json("unet", &k["unet_config"].to_string()).unwrap();
+    let rules = single_file::ldm_unet_rules(&unet_config);
+    let rules: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let unet = UNet2DConditionModel::new(&unet_config, &device);
+    compare(
+        "single-file unet",
+        ours(&unet),
+        theirs(&part("model.diffusion_model."), &rules),
+    );
+    drop(unet);
+    let vae_config = AutoencoderKLConfig::from_json("vae", &k["vae_config"].to_string()).unwrap();
+    let rules = single_file::ldm_vae_rules(&vae_config);
+    let rules: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut vae_keys = theirs(&part("first_stage_model."), &rules);
+    // The LDM attention projections are 1×1 convolutions, loaded into linear layers.
+    for (key, shape) in vae_keys.iter_mut() {
+        if key.contains(".attentions.") && shape.len() == 4 {
+            assert_eq!(shape[2..], [1, 1], "{key}");
+            shape.truncate(2);
+        }
+    }
+    compare(
+        "single-file vae",
+        ours(&AutoencoderKL::new(&vae_config, &device)),
+        vae_keys,
+    );
+    let text_config = ClipTextConfig::from_json("text", &k["text_config"].to_string()).unwrap();
+    compare(
+        "single-file text encoder",
+        ours(&ClipTextModel::new(&text_config, &device)),
+        theirs(&part("cond_stage_model."), keymap::CLIP_TEXT_REMAP),
+    );
 }
 
 #[test]

@@ -13,7 +13,9 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use super::config::{ClipTextConfig, HiddenAct};
 use crate::Result;
-use crate::weights::{LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors};
+use crate::weights::{
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+};
 
 /// `CLIPTextModel`: the checkpoint's top level holds only `text_model`.
 #[derive(Module, Debug)]
@@ -72,6 +74,27 @@ impl ClipTextModel {
                 dtype,
             },
         )?;
+        Ok(model)
+    }
+
+    /// Loads the text encoder of a single-file SD1.x checkpoint
+    /// (`cond_stage_model.transformer.*` keys) with the given config ([`ClipTextConfig::sd15`]).
+    pub fn load_single_file(
+        source: &dyn WeightSource,
+        path: &str,
+        config: &ClipTextConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut ignore = single_file::other_parts(single_file::TEXT_PREFIX);
+        ignore.extend_from_slice(keymap::CLIP_TEXT_IGNORE);
+        let mut model = Self::new(config, device);
+        let spec = LoadSpec {
+            remap: keymap::CLIP_TEXT_REMAP,
+            ignore_unused: &ignore,
+            dtype,
+        };
+        load_safetensors(&mut model, source, path, &spec)?;
         Ok(model)
     }
 

@@ -4,11 +4,11 @@
 
 use burn::tensor::{DType, Device, Tensor};
 
-use crate::clip::{ClipTextModel, ClipTokenizer};
+use crate::clip::{ClipTextConfig, ClipTextModel, ClipTokenizer};
 use crate::rng::NoiseRng;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
-use crate::unet::UNet2DConditionModel;
-use crate::vae::AutoencoderKL;
+use crate::unet::{UNet2DConditionConfig, UNet2DConditionModel};
+use crate::vae::{AutoencoderKL, AutoencoderKLConfig};
 use crate::weights::WeightSource;
 use crate::{Error, Result};
 
@@ -20,6 +20,38 @@ pub struct StableDiffusion {
     pub vae: AutoencoderKL,
     pub scheduler_config: SchedulerConfig,
     pub device: Device,
+}
+
+/// The configs a single-file checkpoint is read with.
+#[derive(Debug, Clone)]
+pub struct SingleFileConfigs {
+    pub unet: UNet2DConditionConfig,
+    pub vae: AutoencoderKLConfig,
+    pub text_encoder: ClipTextConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+impl SingleFileConfigs {
+    /// SD1.5's: the published UNet/VAE/CLIP-L configs and its scaled-linear PNDM schedule
+    /// (leading spacing, steps_offset 1).
+    pub fn sd15() -> Self {
+        Self {
+            unet: UNet2DConditionConfig::sd15(),
+            vae: AutoencoderKLConfig::sd15(),
+            text_encoder: ClipTextConfig::sd15(),
+            scheduler: SchedulerConfig {
+                num_train_timesteps: Some(1000),
+                beta_start: Some(0.00085),
+                beta_end: Some(0.012),
+                beta_schedule: Some(crate::scheduler::BetaSchedule::ScaledLinear),
+                set_alpha_to_one: Some(false),
+                steps_offset: Some(1),
+                clip_sample: Some(false),
+                timestep_spacing: Some(crate::scheduler::TimestepSpacing::Leading),
+                ..SchedulerConfig::default()
+            },
+        }
+    }
 }
 
 /// One text-to-image request.
@@ -47,6 +79,39 @@ impl StableDiffusion {
             unet: UNet2DConditionModel::load(source, "unet", variant, dtype, device)?,
             vae: AutoencoderKL::load(source, "vae", variant, dtype, device)?,
             scheduler_config,
+            device: device.clone(),
+        })
+    }
+
+    /// Loads a single-file SD1.x checkpoint (`model.diffusion_model.*`, `first_stage_model.*`,
+    /// `cond_stage_model.transformer.*`); single files carry no configs or tokenizer, so both
+    /// come from the caller ([`SingleFileConfigs::sd15`] for SD1.5 fine-tunes).
+    pub fn load_single_file(
+        source: &dyn WeightSource,
+        path: &str,
+        tokenizer: ClipTokenizer,
+        configs: &SingleFileConfigs,
+        device: &Device,
+    ) -> Result<Self> {
+        let dtype = DType::F32;
+        Ok(Self {
+            tokenizer,
+            text_encoder: ClipTextModel::load_single_file(
+                source,
+                path,
+                &configs.text_encoder,
+                dtype,
+                device,
+            )?,
+            unet: UNet2DConditionModel::load_single_file(
+                source,
+                path,
+                &configs.unet,
+                dtype,
+                device,
+            )?,
+            vae: AutoencoderKL::load_single_file(source, path, &configs.vae, dtype, device)?,
+            scheduler_config: configs.scheduler.clone(),
             device: device.clone(),
         })
     }

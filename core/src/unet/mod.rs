@@ -18,7 +18,9 @@ pub use config::UNet2DConditionConfig;
 use crate::Result;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::nn::{conv2d, group_norm};
-use crate::weights::{LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors};
+use crate::weights::{
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+};
 
 /// The conditional UNet.
 #[derive(Module, Debug)]
@@ -127,6 +129,30 @@ impl UNet2DConditionModel {
                 dtype,
             },
         )?;
+        Ok(model)
+    }
+
+    /// Loads the UNet of a single-file SD1.x checkpoint (`model.diffusion_model.*` keys) with
+    /// the given config (single files carry none; [`UNet2DConditionConfig::sd15`] for SD1.5).
+    pub fn load_single_file(
+        source: &dyn WeightSource,
+        path: &str,
+        config: &UNet2DConditionConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let rules = single_file::ldm_unet_rules(config);
+        let remap: Vec<(&str, &str)> = rules
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut model = Self::new(config, device);
+        let spec = LoadSpec {
+            remap: &remap,
+            ignore_unused: &single_file::other_parts(single_file::UNET_PREFIX),
+            dtype,
+        };
+        load_safetensors(&mut model, source, path, &spec)?;
         Ok(model)
     }
 

@@ -15,7 +15,9 @@ use encoder::Encoder;
 
 use crate::Result;
 use crate::nn::conv2d;
-use crate::weights::{LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors};
+use crate::weights::{
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+};
 
 /// The variational autoencoder of Stable Diffusion.
 #[derive(Module, Debug)]
@@ -81,6 +83,30 @@ impl AutoencoderKL {
                 dtype,
             },
         )?;
+        Ok(model)
+    }
+
+    /// Loads the VAE of a single-file SD1.x checkpoint (`first_stage_model.*` keys) with the
+    /// given config ([`AutoencoderKLConfig::sd15`] for SD1.5).
+    pub fn load_single_file(
+        source: &dyn WeightSource,
+        path: &str,
+        config: &AutoencoderKLConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let rules = single_file::ldm_vae_rules(config);
+        let remap: Vec<(&str, &str)> = rules
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut model = Self::new(config, device);
+        let spec = LoadSpec {
+            remap: &remap,
+            ignore_unused: &single_file::other_parts(single_file::VAE_PREFIX),
+            dtype,
+        };
+        load_safetensors(&mut model, source, path, &spec)?;
         Ok(model)
     }
 

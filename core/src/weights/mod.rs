@@ -6,6 +6,7 @@
 //! match the config, or a stray tensor under the module's prefix is an error.
 
 pub mod keymap;
+pub mod single_file;
 
 use burn::module::Module;
 use burn::store::{
@@ -125,7 +126,9 @@ pub fn load_safetensors_filtered<M: Module + ModuleSnapshot>(
                 reason: format!("bad key rule `{from}`: {e}"),
             })?;
     }
-    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(spec.dtype));
+    let adapter = single_file::ConvToLinearAdapter
+        .chain(PyTorchToBurnAdapter)
+        .chain(FloatCastAdapter::to(spec.dtype));
     let mut store = source.safetensors(path)?;
     if let Some(pattern) = only {
         store = store.with_regex(pattern);
