@@ -55,6 +55,21 @@ fn expect_error(args: &[&str]) -> String {
     stderr
 }
 
+/// Runs `stage text-encoder` on a (damaged) model folder; returns its one-line error.
+fn text_encoder_error(model: &Path) -> String {
+    let model = model.to_str().unwrap();
+    expect_error(&[
+        "stage",
+        "text-encoder",
+        "--model",
+        model,
+        "--prompt",
+        "x",
+        "--out",
+        "/tmp/x",
+    ])
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = run(&["--help"]);
@@ -163,16 +178,7 @@ fn missing_model_folder_is_one_line() {
 fn missing_weights_name_the_file() {
     let tmp = copy_fixture("clip_tiny_a");
     std::fs::remove_file(tmp.path().join("text_encoder/model.safetensors")).unwrap();
-    let err = expect_error(&[
-        "stage",
-        "text-encoder",
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--out",
-        "/tmp/x",
-    ]);
+    let err = text_encoder_error(tmp.path());
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
@@ -182,16 +188,7 @@ fn truncated_weights_are_an_error() {
     let path = tmp.path().join("text_encoder/model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = expect_error(&[
-        "stage",
-        "text-encoder",
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--out",
-        "/tmp/x",
-    ]);
+    let err = text_encoder_error(tmp.path());
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
@@ -209,16 +206,7 @@ fn config_that_does_not_match_the_weights() {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         config[field] = serde_json::Value::from(value.parse::<u64>().unwrap());
         std::fs::write(&path, config.to_string()).unwrap();
-        let err = expect_error(&[
-            "stage",
-            "text-encoder",
-            "--model",
-            tmp.path().to_str().unwrap(),
-            "--prompt",
-            "x",
-            "--out",
-            "/tmp/x",
-        ]);
+        let err = text_encoder_error(tmp.path());
         assert!(err.contains("do not match"), "{field}={value}: {err}");
     }
 }
@@ -227,16 +215,7 @@ fn config_that_does_not_match_the_weights() {
 fn malformed_config_is_an_error() {
     let tmp = copy_fixture("clip_tiny_a");
     std::fs::write(tmp.path().join("text_encoder/config.json"), "{ not json").unwrap();
-    let err = expect_error(&[
-        "stage",
-        "text-encoder",
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--out",
-        "/tmp/x",
-    ]);
+    let err = text_encoder_error(tmp.path());
     assert!(err.contains("config.json"), "{err}");
 }
 

@@ -11,6 +11,7 @@ Environment: see gen_clip_text.py (torch 2.0.0, diffusers 0.23.0).
 """
 
 import json
+import sys
 import shutil
 from pathlib import Path
 
@@ -19,20 +20,11 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_unet import randomize  # noqa: E402
+
 assert diffusers.__version__ == "0.23.0", diffusers.__version__
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def randomize(model, gen):
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
-            elif p.dim() == 1:
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=gen) / fan_in**0.5)
 
 
 def make(name, config, image_hw, storage_dtype, variant, seed):

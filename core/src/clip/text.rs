@@ -14,7 +14,7 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use super::config::{ClipTextConfig, HiddenAct};
 use crate::Result;
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, read_config, single_file,
 };
 
 /// `CLIPTextModel`: the checkpoint's top level holds only `text_model`.
@@ -57,11 +57,7 @@ impl ClipTextModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config_path = format!("{dir}/config.json");
-        let config = ClipTextConfig::from_json(
-            &source.display_path(&config_path),
-            &source.read_string(&config_path)?,
-        )?;
+        let config = read_config(source, dir, ClipTextConfig::from_json)?;
         let weights = find_weight_file(source, dir, "model", variant)?;
         let mut model = Self::new(&config, device);
         load_safetensors(

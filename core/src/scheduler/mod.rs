@@ -13,10 +13,7 @@ use burn::tensor::Tensor;
 
 use config::Resolved;
 pub use config::{BetaSchedule, PredictionType, SchedulerConfig, TimestepSpacing};
-use schedule::{
-    alphas_cumprod, betas, ddim_timesteps, f32r, float_timesteps, interp, karras, sigma_to_t,
-    train_sigmas,
-};
+use schedule::{alphas_cumprod, betas, f32r, interp, karras, sigma_to_t, train_sigmas};
 
 use crate::{Error, Result};
 
@@ -95,7 +92,7 @@ impl Scheduler {
         let log_sigmas: Vec<f64> = train.iter().map(|s| s.ln()).collect();
         let (timesteps, sigmas, init_noise_sigma) = match kind {
             SchedulerKind::Euler | SchedulerKind::EulerAncestral => {
-                let mut timesteps = float_timesteps(&c, steps);
+                let mut timesteps = schedule::timesteps(&c, steps, false);
                 let mut sigmas = interp(&timesteps, &train);
                 if kind == SchedulerKind::Euler && c.use_karras_sigmas {
                     sigmas = karras(sigmas[sigmas.len() - 1], sigmas[0], steps);
@@ -110,7 +107,7 @@ impl Scheduler {
                 };
                 (timesteps, sigmas, init)
             }
-            SchedulerKind::Ddim => (ddim_timesteps(&c, steps), Vec::new(), 1.0),
+            SchedulerKind::Ddim => (schedule::timesteps(&c, steps, true), Vec::new(), 1.0),
             SchedulerKind::DpmSolverMultistepKarras => {
                 // Karras spacing over the whole training range (sigmas flipped to descending).
                 let mut sigmas = karras(train[0], train[train.len() - 1], steps);

@@ -126,8 +126,10 @@ fn arange_down(start: f64, stop: f64, step: f64) -> Vec<f64> {
     (0..len).map(|i| start + i as f64 * step).collect()
 }
 
-/// Inference timesteps of the sigma-based schedulers (Euler, Euler ancestral): float32 values.
-pub(crate) fn float_timesteps(c: &Resolved, steps: usize) -> Vec<f64> {
+/// Inference timesteps, descending. The sigma-based schedulers (Euler, Euler ancestral) keep
+/// "linspace" values as float32 (`integer = false`); DDIM rounds them to integers. The
+/// "leading" and "trailing" spacings give integers for both.
+pub(crate) fn timesteps(c: &Resolved, steps: usize, integer: bool) -> Vec<f64> {
     let n = c.num_train_timesteps;
     match c.timestep_spacing {
         TimestepSpacing::Linspace => (0..steps)
@@ -138,36 +140,11 @@ pub(crate) fn float_timesteps(c: &Resolved, steps: usize) -> Vec<f64> {
                 } else {
                     (n - 1) as f64 * i as f64 / (steps - 1) as f64
                 };
-                f32r(v)
-            })
-            .collect(),
-        TimestepSpacing::Leading => {
-            let ratio = n / steps;
-            (0..steps)
-                .rev()
-                .map(|i| f32r((i * ratio) as f64) + c.steps_offset as f64)
-                .collect()
-        }
-        TimestepSpacing::Trailing => arange_down(n as f64, 0.0, -(n as f64 / steps as f64))
-            .into_iter()
-            .map(|v| f32r(v.round_ties_even()) - 1.0)
-            .collect(),
-    }
-}
-
-/// Inference timesteps of DDIM: integers.
-pub(crate) fn ddim_timesteps(c: &Resolved, steps: usize) -> Vec<f64> {
-    let n = c.num_train_timesteps;
-    match c.timestep_spacing {
-        TimestepSpacing::Linspace => (0..steps)
-            .rev()
-            .map(|i| {
-                let v = if steps == 1 {
-                    0.0
+                if integer {
+                    v.round_ties_even()
                 } else {
-                    (n - 1) as f64 * i as f64 / (steps - 1) as f64
-                };
-                v.round_ties_even()
+                    f32r(v)
+                }
             })
             .collect(),
         TimestepSpacing::Leading => {

@@ -32,6 +32,23 @@ impl BlockSettings {
         .init(device)
     }
 
+    /// One transformer per ResNet for cross-attention blocks (`Some((heads, layers))`), none
+    /// for plain ones.
+    fn transformers(
+        &self,
+        count: usize,
+        channels: usize,
+        cross_attention: Option<(usize, usize)>,
+        device: &Device,
+    ) -> Vec<Transformer2DModel> {
+        match cross_attention {
+            Some((heads, layers)) => (0..count)
+                .map(|_| self.transformer(channels, heads, layers, device))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn transformer(
         &self,
         channels: usize,
@@ -79,12 +96,7 @@ impl DownBlock {
             resnets: (0..c.layers)
                 .map(|l| s.resnet(if l == 0 { c.in_channels } else { o }, o, 1.0, device))
                 .collect(),
-            attentions: match c.cross_attention {
-                Some((heads, tl)) => (0..c.layers)
-                    .map(|_| s.transformer(o, heads, tl, device))
-                    .collect(),
-                None => Vec::new(),
-            },
+            attentions: s.transformers(c.layers, o, c.cross_attention, device),
             downsamplers: c
                 .downsample
                 .then(|| Downsample2D::new(o, o, c.downsample_padding, device))
@@ -186,12 +198,7 @@ impl UpBlock {
                     s.resnet(input + skip, o, 1.0, device)
                 })
                 .collect(),
-            attentions: match c.cross_attention {
-                Some((heads, tl)) => (0..c.layers)
-                    .map(|_| s.transformer(o, heads, tl, device))
-                    .collect(),
-                None => Vec::new(),
-            },
+            attentions: s.transformers(c.layers, o, c.cross_attention, device),
             upsamplers: c
                 .upsample
                 .then(|| Upsample2D::new(o, o, device))

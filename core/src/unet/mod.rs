@@ -19,7 +19,8 @@ use crate::Result;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::nn::{conv2d, group_norm};
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, load_with_rules,
+    read_config, single_file,
 };
 
 /// The conditional UNet.
@@ -112,11 +113,7 @@ impl UNet2DConditionModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config_path = format!("{dir}/config.json");
-        let config = UNet2DConditionConfig::from_json(
-            &source.display_path(&config_path),
-            &source.read_string(&config_path)?,
-        )?;
+        let config = read_config(source, dir, UNet2DConditionConfig::from_json)?;
         let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
         let mut model = Self::new(&config, device);
         load_safetensors(
@@ -141,18 +138,16 @@ impl UNet2DConditionModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let rules = single_file::ldm_unet_rules(config);
-        let remap: Vec<(&str, &str)> = rules
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let mut model = Self::new(config, device);
-        let spec = LoadSpec {
-            remap: &remap,
-            ignore_unused: &single_file::other_parts(single_file::UNET_PREFIX),
+        let ignore = single_file::other_parts(single_file::UNET_PREFIX);
+        load_with_rules(
+            &mut model,
+            source,
+            path,
+            &single_file::ldm_unet_rules(config),
+            &ignore,
             dtype,
-        };
-        load_safetensors(&mut model, source, path, &spec)?;
+        )?;
         Ok(model)
     }
 

@@ -23,6 +23,19 @@ fn resnet(i: usize, o: usize, groups: usize, device: &Device) -> ResnetBlock2D {
     .init(device)
 }
 
+/// `layers` ResNets from `i` to `o` channels.
+fn resnets(
+    layers: usize,
+    i: usize,
+    o: usize,
+    groups: usize,
+    device: &Device,
+) -> Vec<ResnetBlock2D> {
+    (0..layers)
+        .map(|l| resnet(if l == 0 { i } else { o }, o, groups, device))
+        .collect()
+}
+
 /// `DownEncoderBlock2D`: ResNets, then an optional stride-2 downsampler.
 #[derive(Module, Debug)]
 pub struct DownEncoderBlock2D {
@@ -40,9 +53,7 @@ impl DownEncoderBlock2D {
         device: &Device,
     ) -> Self {
         Self {
-            resnets: (0..layers)
-                .map(|l| resnet(if l == 0 { i } else { o }, o, groups, device))
-                .collect(),
+            resnets: resnets(layers, i, o, groups, device),
             downsamplers: downsample
                 .then(|| Downsample2D::new(o, o, 0, device))
                 .into_iter()
@@ -80,9 +91,7 @@ impl UpDecoderBlock2D {
         device: &Device,
     ) -> Self {
         Self {
-            resnets: (0..layers)
-                .map(|l| resnet(if l == 0 { i } else { o }, o, groups, device))
-                .collect(),
+            resnets: resnets(layers, i, o, groups, device),
             upsamplers: upsample
                 .then(|| Upsample2D::new(o, o, device))
                 .into_iter()

@@ -16,7 +16,8 @@ use encoder::Encoder;
 use crate::Result;
 use crate::nn::conv2d;
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, single_file,
+    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, load_with_rules,
+    read_config, single_file,
 };
 
 /// The variational autoencoder of Stable Diffusion.
@@ -66,11 +67,7 @@ impl AutoencoderKL {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config_path = format!("{dir}/config.json");
-        let config = AutoencoderKLConfig::from_json(
-            &source.display_path(&config_path),
-            &source.read_string(&config_path)?,
-        )?;
+        let config = read_config(source, dir, AutoencoderKLConfig::from_json)?;
         let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
         let mut model = Self::new(&config, device);
         load_safetensors(
@@ -95,18 +92,16 @@ impl AutoencoderKL {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let rules = single_file::ldm_vae_rules(config);
-        let remap: Vec<(&str, &str)> = rules
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
         let mut model = Self::new(config, device);
-        let spec = LoadSpec {
-            remap: &remap,
-            ignore_unused: &single_file::other_parts(single_file::VAE_PREFIX),
+        let ignore = single_file::other_parts(single_file::VAE_PREFIX);
+        load_with_rules(
+            &mut model,
+            source,
+            path,
+            &single_file::ldm_vae_rules(config),
+            &ignore,
             dtype,
-        };
-        load_safetensors(&mut model, source, path, &spec)?;
+        )?;
         Ok(model)
     }
 

@@ -58,6 +58,37 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Reads `{dir}/config.json` with `parse(path shown in errors, text)`.
+pub fn read_config<C>(
+    source: &dyn WeightSource,
+    dir: &str,
+    parse: impl FnOnce(&str, &str) -> Result<C>,
+) -> Result<C> {
+    let path = format!("{dir}/config.json");
+    parse(&source.display_path(&path), &source.read_string(&path)?)
+}
+
+/// [`load_safetensors`] with owned `(regex, replacement)` rules (generated per config).
+pub fn load_with_rules<M: Module + ModuleSnapshot>(
+    module: &mut M,
+    source: &dyn WeightSource,
+    path: &str,
+    rules: &[(String, String)],
+    ignore_unused: &[&str],
+    dtype: DType,
+) -> Result<()> {
+    let remap: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let spec = LoadSpec {
+        remap: &remap,
+        ignore_unused,
+        dtype,
+    };
+    load_safetensors(module, source, path, &spec)
+}
+
 /// The weight file of a diffusers/transformers component folder: `{dir}/{stem}.safetensors`,
 /// or the variant file `{dir}/{stem}.{variant}.safetensors` (diffusers' `variant="fp16"`).
 ///
