@@ -19,3 +19,13 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   # Not --locked: a locked transitive version is missing from the registry.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
+# Headless Chromium and its WebDriver for the browser end-to-end test (Debian packages).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "install Debian's chromium and chromium-driver (sudo apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+fi

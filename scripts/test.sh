@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs the test suite: fetches the real test data (cached, sha256-checked), then every
-# workspace test on the CPU backend, and prints one closing line with the totals.
+# Runs the test suite: installs missing tools, fetches the real test data (cached,
+# sha256-checked), builds the web app (the browser test loads it), then every workspace test on
+# the CPU backend, and prints one closing line with the totals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-tools.sh
 bash tests/scripts/fetch_real_data.sh
+trunk build
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

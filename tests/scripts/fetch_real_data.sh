@@ -5,6 +5,7 @@
 #
 #   clip/bpe_simple_vocab_16e6.txt.gz   the CLIP BPE vocabulary (open-clip-torch 3.3.0 wheel)
 #   clip/tokenizer/{vocab.json,merges.txt,...}   the same vocabulary as a transformers folder
+#   images/astronaut.png                the public-domain NASA portrait (scikit-image 0.26.0 wheel)
 set -euo pipefail
 DATA="${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistentid/real-data}"
 mkdir -p "$DATA/clip"
@@ -27,6 +28,10 @@ PY
 
 fetch_from_wheel open-clip-torch==3.3.0 open_clip/bpe_simple_vocab_16e6.txt.gz \
   "$DATA/clip/bpe_simple_vocab_16e6.txt.gz" 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+
+mkdir -p "$DATA/images"
+fetch_from_wheel scikit-image==0.26.0 skimage/data/astronaut.png \
+  "$DATA/images/astronaut.png" 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
 
 # The transformers layout of the same vocabulary (what openai/clip-vit-large-patch14 ships).
 python3 - "$DATA/clip" <<'PY'
