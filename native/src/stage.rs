@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use clap::{Args, Subcommand};
 use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
 use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
@@ -158,15 +158,21 @@ fn text_encoder(args: &PromptArgs, device: DeviceChoice) -> Result<()> {
     )
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read input {}", path.display()))
+/// What every tensor stage starts from: the model folder, the device and the input file's bytes.
+fn open_tensor_stage(
+    args: &TensorArgs,
+    device: DeviceChoice,
+) -> Result<(DirSource, Device, Vec<u8>)> {
+    let source = open_model(&args.model)?;
+    let (device, _) = select(device)?;
+    let bytes = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read input {}", args.input.display()))?;
+    Ok((source, device, bytes))
 }
 
 fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
-    let source = open_model(&args.model)?;
-    let (device, _) = select(device)?;
+    let (source, device, bytes) = open_tensor_stage(args, device)?;
     let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
-    let bytes = read_input(&args.input)?;
     let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
     let latents = input.tensor::<4>("latents", &device)?;
     check_channels(
@@ -179,10 +185,8 @@ fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
 }
 
 fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
-    let source = open_model(&args.model)?;
-    let (device, _) = select(device)?;
+    let (source, device, bytes) = open_tensor_stage(args, device)?;
     let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
-    let bytes = read_input(&args.input)?;
     let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
     let image = input.tensor::<4>("image", &device)?;
     check_channels(
@@ -202,10 +206,8 @@ fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
 }
 
 fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
-    let source = open_model(&args.model)?;
-    let (device, _) = select(device)?;
+    let (source, device, bytes) = open_tensor_stage(args, device)?;
     let unet = UNet2DConditionModel::load(&source, "unet", None, DType::F32, &device)?;
-    let bytes = read_input(&args.input)?;
     let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
     let sample = input.tensor::<4>("sample", &device)?;
     let context = input.tensor::<3>("encoder_hidden_states", &device)?;
@@ -237,10 +239,8 @@ fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
 
 fn txt2img(args: &Txt2ImgArgs, device: DeviceChoice) -> Result<()> {
     let t = &args.tensors;
-    let source = open_model(&t.model)?;
-    let (device, _) = select(device)?;
+    let (source, device, bytes) = open_tensor_stage(t, device)?;
     let sd = StableDiffusion::load(&source, None, &device)?;
-    let bytes = read_input(&t.input)?;
     let input = TensorFile::parse(&t.input.display().to_string(), &bytes)?;
     let init = input.tensor::<4>("init_latents", &device)?;
     check_channels(
