@@ -31,6 +31,18 @@ pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
 
+    /// An ONNX graph uses an op the executor does not implement.
+    #[error("unsupported ONNX op `{op}` (node `{node}`)")]
+    UnsupportedOp { op: String, node: String },
+
+    /// An ONNX node cannot run on the values it was given.
+    #[error("ONNX node `{node}` ({op}): {reason}")]
+    OnnxNode {
+        node: String,
+        op: String,
+        reason: String,
+    },
+
     /// An input tensor file lacks a tensor or has the wrong shape or type.
     #[error("bad input tensor `{name}`: {reason}")]
     Input { name: String, reason: String },

@@ -7,6 +7,7 @@
 pub mod clip;
 pub mod error;
 pub mod nn;
+pub mod onnx;
 pub mod pipeline;
 pub mod rng;
 pub mod scheduler;

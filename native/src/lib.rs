@@ -6,3 +6,4 @@ pub mod device;
 pub mod generate;
 pub mod source;
 pub mod stage;
+pub mod stage_face;

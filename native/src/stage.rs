@@ -45,6 +45,9 @@ pub enum StageCommand {
     /// scheduler's init_noise_sigma as diffusers' `latents=`; the image size follows from it)
     /// → `image` [1, 3, H, W] in [0, 1], as diffusers returns with `output_type="pt"`.
     Txt2img(Txt2ImgArgs),
+    /// Runs any ONNX graph whose ops the built-in executor supports (the op set of insightface's
+    /// SCRFD / ArcFace models and BlazeFace): inputs and outputs keep their graph names.
+    Onnx(crate::stage_face::OnnxArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -109,6 +112,7 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::VaeEncode(args) => vae_encode(&args, device),
         StageCommand::Unet(args) => unet(&args, device),
         StageCommand::Txt2img(args) => txt2img(&args, device),
+        StageCommand::Onnx(args) => crate::stage_face::onnx(&args, device),
     }
 }
 
@@ -271,7 +275,7 @@ fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
-fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
+pub(crate) fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
     let metadata =
         (!prompt.is_empty()).then(|| HashMap::from([("prompt".to_string(), prompt.to_string())]));
     let bytes = to_safetensors(tensors, metadata)?;
