@@ -6,6 +6,8 @@
 
 pub mod clip;
 pub mod error;
+pub mod face;
+pub mod image;
 pub mod nn;
 pub mod onnx;
 pub mod pipeline;

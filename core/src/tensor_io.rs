@@ -147,7 +147,7 @@ impl<'a> TensorFile<'a> {
         Ok((values.into_iter().map(f64::from).collect(), shape))
     }
 
-    /// An integer tensor (i64 or i32 on disk) as i64 values and its shape.
+    /// An integer tensor (i64, i32 or u8 on disk) as i64 values and its shape.
     pub fn i64(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
         let v = self.view(name)?;
         let data = v.data();
@@ -160,6 +160,7 @@ impl<'a> TensorFile<'a> {
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes(c.try_into().expect("chunk of 4")) as i64)
                 .collect(),
+            Dtype::U8 => data.iter().map(|&b| i64::from(b)).collect(),
             other => {
                 return Err(Error::Input {
                     name: name.to_string(),

