@@ -24,12 +24,21 @@ fn photo(rel: &str) -> RgbImage {
 }
 
 fn model(name: &str) -> OnnxModel {
-    OnnxModel::parse(&std::fs::read(fixture(&format!("onnx/{name}"))).unwrap(), name).unwrap()
+    OnnxModel::parse(
+        &std::fs::read(fixture(&format!("onnx/{name}"))).unwrap(),
+        name,
+    )
+    .unwrap()
 }
 
 fn u8_image(file: &TensorFile, name: &str) -> RgbImage {
     let (data, shape) = file.i64(name).unwrap();
-    RgbImage::from_raw(shape[1], shape[0], data.into_iter().map(|v| v as u8).collect()).unwrap()
+    RgbImage::from_raw(
+        shape[1],
+        shape[0],
+        data.into_iter().map(|v| v as u8).collect(),
+    )
+    .unwrap()
 }
 
 /// Largest per-channel difference and how many values differ.
@@ -68,7 +77,10 @@ fn norm_crop_matches_opencv_at_reference_landmarks() {
         let lmk: Vec<[f32; 2]> = lmk.chunks(2).map(|p| [p[0], p[1]]).collect();
         let ours = align::norm_crop(&img, &lmk, 112);
         let (worst, count) = image_diff(&ours, &u8_image(&file, "aligned"));
-        assert!(worst <= 1.max(tol), "{name}: warp differs by {worst} grey levels ({count} values)");
+        assert!(
+            worst <= 1.max(tol),
+            "{name}: warp differs by {worst} grey levels ({count} values)"
+        );
     }
 }
 
@@ -91,7 +103,11 @@ fn scrfd_and_arcface_match_insightface() {
                 ChannelOrder::Corrected => img.swap_rb(),
             };
             let canvas = letterbox(&handed, (160, 128)).canvas;
-            assert_eq!(image_diff(&canvas, &u8_image(&file, "canvas")), (0, 0), "{case}: letterbox");
+            assert_eq!(
+                image_diff(&canvas, &u8_image(&file, "canvas")),
+                (0, 0),
+                "{case}: letterbox"
+            );
 
             let mut det = Scrfd::new(model("scrfd_tiny_det.onnx"), &device).unwrap();
             det.input_size = (160, 128);
@@ -102,9 +118,16 @@ fn scrfd_and_arcface_match_insightface() {
             let (lmks, _) = file.f32("landmarks").unwrap();
             let want: Vec<Detection> = (0..scores.len())
                 .map(|i| Detection {
-                    bbox: [boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]],
+                    bbox: [
+                        boxes[4 * i],
+                        boxes[4 * i + 1],
+                        boxes[4 * i + 2],
+                        boxes[4 * i + 3],
+                    ],
                     score: scores[i],
-                    landmarks: (0..5).map(|p| [lmks[10 * i + 2 * p], lmks[10 * i + 2 * p + 1]]).collect(),
+                    landmarks: (0..5)
+                        .map(|p| [lmks[10 * i + 2 * p], lmks[10 * i + 2 * p + 1]])
+                        .collect(),
                 })
                 .collect();
             assert_eq!(found.len(), want.len(), "{case}: number of faces");
@@ -112,13 +135,20 @@ fn scrfd_and_arcface_match_insightface() {
             // may come in either order, so boxes are matched among near-equal scores.
             let mut unmatched: Vec<&Detection> = found.iter().collect();
             for (i, w) in want.iter().enumerate() {
-                assert!((found[i].score - w.score).abs() < 1e-5, "{case}: score #{i}");
+                assert!(
+                    (found[i].score - w.score).abs() < 1e-5,
+                    "{case}: score #{i}"
+                );
                 let close = |f: &&Detection| {
                     (f.score - w.score).abs() < 1e-5
-                        && f.bbox.iter().zip(&w.bbox).all(|(a, b)| (a - b).abs() < 2e-3)
-                        && f.landmarks.iter().zip(&w.landmarks).all(|(p, q)| {
-                            (p[0] - q[0]).abs() < 2e-3 && (p[1] - q[1]).abs() < 2e-3
-                        })
+                        && f.bbox
+                            .iter()
+                            .zip(&w.bbox)
+                            .all(|(a, b)| (a - b).abs() < 2e-3)
+                        && f.landmarks
+                            .iter()
+                            .zip(&w.landmarks)
+                            .all(|(p, q)| (p[0] - q[0]).abs() < 2e-3 && (p[1] - q[1]).abs() < 2e-3)
                 };
                 let j = unmatched
                     .iter()
@@ -133,10 +163,21 @@ fn scrfd_and_arcface_match_insightface() {
             rec.channel_order = order;
             let aligned = rec.align(&img, &best.landmarks).unwrap();
             let (worst, count) = image_diff(&aligned, &u8_image(&file, "aligned"));
-            assert!(worst <= 1, "{case}: aligned crop differs by {worst} ({count} values)");
+            assert!(
+                worst <= 1,
+                "{case}: aligned crop differs by {worst} ({count} values)"
+            );
             let emb = rec.embed(&aligned).unwrap();
-            assert_close(&format!("{case}: embedding"), &emb.embedding, &file.f32("embedding").unwrap().0);
-            assert_close(&format!("{case}: normed"), &emb.normed, &file.f32("normed_embedding").unwrap().0);
+            assert_close(
+                &format!("{case}: embedding"),
+                &emb.embedding,
+                &file.f32("embedding").unwrap().0,
+            );
+            assert_close(
+                &format!("{case}: normed"),
+                &emb.normed,
+                &file.f32("normed_embedding").unwrap().0,
+            );
         }
     }
 }
@@ -150,4 +191,80 @@ fn letterbox_of_tall_and_wide_images() {
     assert!((lb.scale - 2.13).abs() < 1e-6);
     let tall = letterbox(&RgbImage::new(100, 300), (640, 640));
     assert!((tall.scale - 640.0 / 300.0).abs() < 1e-6);
+}
+
+mod blazeface {
+    use super::*;
+    use consistentid_core::face::blazeface::BlazeFace;
+
+    fn load(file: &str) -> BlazeFace {
+        let path = real_data(&format!("blazeface/{file}"));
+        let model = OnnxModel::parse(&std::fs::read(&path).unwrap(), file).unwrap();
+        BlazeFace::new(model, &Device::flex()).unwrap()
+    }
+
+    /// Real weights against onnxruntime + the Python decoding (tests/scripts/gen_blazeface.py),
+    /// and against the reference points of shared/spec/real-data.md (±2 px).
+    #[test]
+    fn real_blazeface_matches_references() {
+        for (model, file) in [
+            ("front", "face_detection_front_128x128_barracuda.onnx"),
+            ("back", "face_detection_back_256x256_barracuda.onnx"),
+        ] {
+            let det = load(file);
+            for (name, rel, tol) in PHOTOS {
+                let img = photo(rel);
+                let case = format!("blazeface_{model}_{name}");
+                let bytes = std::fs::read(fixture(&format!("face/{case}.safetensors"))).unwrap();
+                let want = TensorFile::parse(&case, &bytes).unwrap();
+                if let Ok((input, _)) = want.f32("input") {
+                    // Pillow's bilinear resize, reproduced exactly.
+                    let (ours, _, _) = det.preprocess(&img);
+                    assert_eq!(ours, input, "{case}: network input");
+                }
+                let found = det.detect(&img).unwrap();
+                let (scores, _) = want.f32("scores").unwrap();
+                let (lmks, _) = want.f32("landmarks").unwrap();
+                assert_eq!(found.len(), scores.len(), "{case}: number of faces");
+                assert_eq!(found.len(), 1, "{case}: one face in the photo");
+                let f = &found[0];
+                // JPEG decoding differs from libjpeg-turbo by a few grey levels (see PHOTOS).
+                let (score_tol, px_tol) = if tol == 0 { (1e-4, 0.05) } else { (0.02, 1.0) };
+                assert!(
+                    (f.score - scores[0]).abs() < score_tol,
+                    "{case}: score {} vs {}",
+                    f.score,
+                    scores[0]
+                );
+                for (k, p) in f.landmarks.iter().enumerate() {
+                    let (x, y) = (lmks[2 * k], lmks[2 * k + 1]);
+                    assert!(
+                        (p[0] - x).abs() < px_tol && (p[1] - y).abs() < px_tol,
+                        "{case}: keypoint {k} {p:?} vs ({x}, {y})"
+                    );
+                }
+            }
+        }
+        // real-data.md: front model on astronaut.png. Its points are the best anchor's own
+        // (plain NMS); the weighted blend moves the eyes by up to 2.1 px.
+        let mut det = load("face_detection_front_128x128_barracuda.onnx");
+        det.weighted = false;
+        let f = det
+            .detect(&photo("images/astronaut.png"))
+            .unwrap()
+            .remove(0);
+        assert!((f.score - 0.921).abs() < 0.005, "{}", f.score);
+        let eyes_nose_mouth = [
+            [204.0, 103.0],
+            [249.0, 109.0],
+            [223.0, 126.0],
+            [220.0, 147.0],
+        ];
+        for (p, r) in f.landmarks.iter().zip(eyes_nose_mouth) {
+            assert!(
+                (p[0] - r[0]).abs() <= 2.0 && (p[1] - r[1]).abs() <= 2.0,
+                "{p:?} vs {r:?}"
+            );
+        }
+    }
 }

@@ -78,14 +78,31 @@ impl ArcFace {
             .into_iter()
             .map(|v| (v - self.mean) * (1.0 / self.std))
             .collect();
-        let x = FloatValue::from_host(vec![1, 3, aligned.height, aligned.width], blob, self.session.device());
-        let outputs = self.session.run(vec![(self.input.clone(), Value::Float(x))])?;
+        let x = FloatValue::from_host(
+            vec![1, 3, aligned.height, aligned.width],
+            blob,
+            self.session.device(),
+        );
+        let outputs = self
+            .session
+            .run(vec![(self.input.clone(), Value::Float(x))])?;
         let embedding = match outputs.into_iter().next() {
             Some((_, Value::Float(f))) => f.to_host(),
-            _ => return Err(Error::InvalidRequest("the recognition graph gave no float output".into())),
+            _ => {
+                return Err(Error::InvalidRequest(
+                    "the recognition graph gave no float output".into(),
+                ));
+            }
         };
-        let norm = embedding.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
-        let normed = embedding.iter().map(|&v| (f64::from(v) / norm.max(1e-12)) as f32).collect();
+        let norm = embedding
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let normed = embedding
+            .iter()
+            .map(|&v| (f64::from(v) / norm.max(1e-12)) as f32)
+            .collect();
         Ok(FaceEmbedding { embedding, normed })
     }
 }

@@ -101,15 +101,24 @@ impl Scrfd {
             ChannelOrder::Corrected => canvas.clone(),
             ChannelOrder::Official => canvas.swap_rb(),
         };
-        img.to_planar().into_iter().map(|v| (v - 127.5) * (1.0 / 128.0)).collect()
+        img.to_planar()
+            .into_iter()
+            .map(|v| (v - 127.5) * (1.0 / 128.0))
+            .collect()
     }
 
     /// Detects faces, sorted by score (highest first), in image pixels.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
         let lb = letterbox(img, self.input_size);
         let (w, h) = self.input_size;
-        let blob = FloatValue::from_host(vec![1, 3, h, w], self.blob(&lb.canvas), self.session.device());
-        let outputs = self.session.run(vec![(self.input.clone(), Value::Float(blob))])?;
+        let blob = FloatValue::from_host(
+            vec![1, 3, h, w],
+            self.blob(&lb.canvas),
+            self.session.device(),
+        );
+        let outputs = self
+            .session
+            .run(vec![(self.input.clone(), Value::Float(blob))])?;
         let host: Vec<Vec<f32>> = outputs
             .iter()
             .map(|(_, v)| match v {

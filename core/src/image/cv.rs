@@ -93,7 +93,10 @@ pub fn warp_affine(img: &RgbImage, m: [[f64; 3]; 2], width: usize, height: usize
                 32 * fy * fx,
             ];
             let taps = [(sx, sy), (sx + 1, sy), (sx, sy + 1), (sx + 1, sy + 1)];
-            if taps.iter().all(|&(tx, ty)| tx < 0 || ty < 0 || tx >= w || ty >= h) {
+            if taps
+                .iter()
+                .all(|&(tx, ty)| tx < 0 || ty < 0 || tx >= w || ty >= h)
+            {
                 continue; // all taps in the border: the border value 0
             }
             for c in 0..3 {

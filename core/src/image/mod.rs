@@ -2,6 +2,7 @@
 //! reference libraries whose rounding the pipeline's numerics depend on.
 
 pub mod cv;
+pub mod pil;
 
 use crate::{Error, Result};
 
@@ -33,7 +34,11 @@ impl RgbImage {
                 data.len()
             )));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Channel `c` of pixel (x, y).
@@ -86,7 +91,9 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage> {
             "{w}x{h} pixels: sides must be between 1 and {MAX_SIDE}"
         )));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = image::DynamicImage::from_decoder(decoder)
         .map_err(|e| bad(format!("corrupt image data: {e}")))?;
     img.apply_orientation(orientation);
