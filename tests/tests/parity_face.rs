@@ -268,3 +268,127 @@ mod blazeface {
         }
     }
 }
+
+mod mtcnn {
+    use super::*;
+    use consistentid_core::face::mtcnn::Mtcnn;
+
+    fn load() -> Mtcnn {
+        let files: Vec<(Vec<u8>, String)> = ["pnet", "rnet", "onet"]
+            .iter()
+            .map(|n| {
+                let p = real_data(&format!("mtcnn/{n}.pt"));
+                (std::fs::read(&p).unwrap(), p.display().to_string())
+            })
+            .collect();
+        Mtcnn::load(
+            [
+                (&files[0].0, &files[0].1),
+                (&files[1].0, &files[1].1),
+                (&files[2].0, &files[2].1),
+            ],
+            &Device::flex(),
+        )
+        .unwrap()
+    }
+
+    /// Real weights (legacy torch pickles) against facenet-pytorch's `detect_face`
+    /// (tests/scripts/gen_mtcnn.py) and the reference points of shared/spec/real-data.md.
+    #[test]
+    fn real_mtcnn_matches_facenet_pytorch() {
+        let det = load();
+        let reference = [
+            (
+                "astronaut",
+                [
+                    [204.0, 100.0],
+                    [247.0, 103.0],
+                    [224.0, 129.0],
+                    [201.0, 139.0],
+                    [245.0, 142.0],
+                ],
+            ),
+            (
+                "grace_hopper",
+                [
+                    [224.0, 193.0],
+                    [310.0, 188.0],
+                    [271.0, 238.0],
+                    [234.0, 279.0],
+                    [306.0, 274.0],
+                ],
+            ),
+        ];
+        for ((name, rel, tol), (_, points)) in PHOTOS.iter().zip(reference) {
+            let found = det.detect(&photo(rel)).unwrap();
+            let bytes = std::fs::read(fixture(&format!("face/mtcnn_{name}.safetensors"))).unwrap();
+            let want = TensorFile::parse(name, &bytes).unwrap();
+            let (boxes, _) = want.f32("boxes").unwrap();
+            let (scores, _) = want.f32("scores").unwrap();
+            let (lmks, _) = want.f32("landmarks").unwrap();
+            assert_eq!(found.len(), scores.len(), "{name}: number of faces");
+            let f = &found[0];
+            // PNG: float noise only; JPEG: the decoders differ by a few grey levels (PHOTOS).
+            let px = if *tol == 0 { 0.05 } else { 1.0 };
+            assert!((f.score - scores[0]).abs() < 1e-3, "{name}: score");
+            for k in 0..4 {
+                assert!(
+                    (f.bbox[k] - boxes[k]).abs() < px,
+                    "{name}: box {:?} vs {:?}",
+                    f.bbox,
+                    &boxes[..4]
+                );
+            }
+            for (k, p) in f.landmarks.iter().enumerate() {
+                assert!(
+                    (p[0] - lmks[2 * k]).abs() < px && (p[1] - lmks[2 * k + 1]).abs() < px,
+                    "{name}: landmark {k} {p:?} vs ({}, {})",
+                    lmks[2 * k],
+                    lmks[2 * k + 1]
+                );
+                // facenet-pytorch itself puts grace_hopper's right eye 2.3 px from the spec's
+                // point (221.7 vs 224); everything else is within 2 px.
+                let spec_tol = if *name == "grace_hopper" && k == 0 {
+                    2.5
+                } else {
+                    2.0
+                };
+                assert!(
+                    (p[0] - points[k][0]).abs() <= spec_tol
+                        && (p[1] - points[k][1]).abs() <= spec_tol,
+                    "{name}: landmark {k} {p:?} vs reference {:?}",
+                    points[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_or_truncated_weights_are_clear_errors() {
+        let p = std::fs::read(real_data("mtcnn/pnet.pt")).unwrap();
+        let r = std::fs::read(real_data("mtcnn/rnet.pt")).unwrap();
+        let o = std::fs::read(real_data("mtcnn/onet.pt")).unwrap();
+        let err = Mtcnn::load(
+            [(&r, "rnet.pt"), (&r, "rnet.pt"), (&o, "onet.pt")],
+            &Device::flex(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("rnet.pt"), "{err}");
+        let cut = &p[..p.len() - 100];
+        let err = Mtcnn::load(
+            [(cut, "pnet.pt"), (&r, "rnet.pt"), (&o, "onet.pt")],
+            &Device::flex(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        let err = Mtcnn::load(
+            [(b"garbage", "x.pt"), (&r, "rnet.pt"), (&o, "onet.pt")],
+            &Device::flex(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("x.pt"), "{err}");
+    }
+}

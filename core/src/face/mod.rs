@@ -8,6 +8,7 @@ pub mod align;
 pub mod arcface;
 pub mod blazeface;
 pub mod choose;
+pub mod mtcnn;
 pub mod scrfd;
 
 pub use choose::{FaceChoice, choose_face};

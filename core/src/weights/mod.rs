@@ -6,7 +6,9 @@
 //! match the config, or a stray tensor under the module's prefix is an error.
 
 pub mod keymap;
+pub mod pickle;
 pub mod single_file;
+pub mod torch_legacy;
 
 use burn::module::Module;
 use burn::store::{
