@@ -48,6 +48,11 @@ pub enum StageCommand {
     /// Runs any ONNX graph whose ops the built-in executor supports (the op set of insightface's
     /// SCRFD / ArcFace models and BlazeFace): inputs and outputs keep their graph names.
     Onnx(crate::stage_face::OnnxArgs),
+    /// Face detection with SCRFD, MTCNN or BlazeFace → `boxes`, `scores`, `landmarks`.
+    Detect(crate::stage_face::DetectArgs),
+    /// Alignment (insightface `norm_crop`) and ArcFace → `aligned`, `embedding`,
+    /// `normed_embedding`.
+    Arcface(crate::stage_face::ArcfaceArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -113,6 +118,8 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::Unet(args) => unet(&args, device),
         StageCommand::Txt2img(args) => txt2img(&args, device),
         StageCommand::Onnx(args) => crate::stage_face::onnx(&args, device),
+        StageCommand::Detect(args) => crate::stage_face::detect(&args, device),
+        StageCommand::Arcface(args) => crate::stage_face::arcface(&args, device),
     }
 }
 

@@ -1,9 +1,17 @@
 //! The face stages: any ONNX graph, face detection, alignment + ArcFace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use clap::Args;
+use consistentid_core::face::arcface::ArcFace;
+use consistentid_core::face::blazeface::BlazeFace;
+use consistentid_core::face::choose::warnings;
+use consistentid_core::face::mtcnn::Mtcnn;
+use consistentid_core::face::scrfd::Scrfd;
+use consistentid_core::face::{ChannelOrder, Detection, FaceChoice, choose_face};
+use consistentid_core::image::{RgbImage, decode};
 use consistentid_core::onnx::{FloatValue, IntValue, OnnxModel, OnnxSession, Value};
 use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
@@ -26,7 +34,7 @@ pub struct OnnxArgs {
 }
 
 /// Reads and decodes an ONNX file.
-pub fn load_onnx(path: &std::path::Path) -> Result<OnnxModel> {
+pub fn load_onnx(path: &Path) -> Result<OnnxModel> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(OnnxModel::parse(&bytes, &path.display().to_string())?)
 }
@@ -70,4 +78,260 @@ pub fn onnx(args: &OnnxArgs, device: DeviceChoice) -> Result<()> {
         })
         .collect();
     write(&args.out, &tensors, "")
+}
+
+/// Which detector `stage detect` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectorKind {
+    /// insightface SCRFD (`det_10g.onnx`): what the official pipeline uses.
+    Scrfd,
+    /// MTCNN with facenet-pytorch's weights (a folder with pnet.pt, rnet.pt, onet.pt).
+    Mtcnn,
+    /// MediaPipe BlazeFace ONNX (front 128² or back 256²); six keypoints.
+    Blazeface,
+}
+
+/// The channel order fed to SCRFD / ArcFace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChannelOrderArg {
+    /// As the official SD1.5 pipeline (RGB handed to insightface, so the networks see BGR).
+    Official,
+    /// As insightface intends (networks see RGB).
+    Corrected,
+}
+
+impl From<ChannelOrderArg> for ChannelOrder {
+    fn from(v: ChannelOrderArg) -> Self {
+        match v {
+            ChannelOrderArg::Official => ChannelOrder::Official,
+            ChannelOrderArg::Corrected => ChannelOrder::Corrected,
+        }
+    }
+}
+
+/// Arguments of `stage detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    #[arg(long, value_enum)]
+    pub detector: DetectorKind,
+    /// The detector's weights: an ONNX file (scrfd, blazeface) or the folder holding
+    /// pnet.pt / rnet.pt / onet.pt (mtcnn).
+    #[arg(long, value_name = "PATH")]
+    pub weights: PathBuf,
+    /// PNG, JPEG or WebP image (EXIF orientation applied).
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    /// SCRFD input size as WIDTHxHEIGHT (insightface's det_size; default 640x640).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub det_size: Option<(usize, usize)>,
+    /// SCRFD channel order.
+    #[arg(long, value_enum, default_value_t = ChannelOrderArg::Official)]
+    pub channel_order: ChannelOrderArg,
+    /// Output safetensors file: `boxes` [N,4] (x1,y1,x2,y2 pixels), `scores` [N], `landmarks`
+    /// [N,5,2] ([N,6,2] for BlazeFace), highest score first.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `stage arcface`.
+#[derive(Debug, Args)]
+pub struct ArcfaceArgs {
+    /// The ArcFace ONNX file (`w600k_r50.onnx`, `glintr100.onnx`).
+    #[arg(long, value_name = "F.onnx")]
+    pub weights: PathBuf,
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    /// Where the five landmarks come from: `scrfd:DET.onnx` or `mtcnn:DIR`. Without it the
+    /// image must already be an aligned crop of the model's input size.
+    #[arg(long, value_name = "DETECTOR:PATH")]
+    pub landmarks_from: Option<String>,
+    /// Which face: `best` (highest score, the official rule), `largest`, or an index in score
+    /// order.
+    #[arg(long, default_value = "best", value_parser = parse_face_choice)]
+    pub face: FaceChoice,
+    #[arg(long, value_enum, default_value_t = ChannelOrderArg::Official)]
+    pub channel_order: ChannelOrderArg,
+    /// SCRFD input size as WIDTHxHEIGHT (default 640x640).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub det_size: Option<(usize, usize)>,
+    /// Output: `aligned` [1,3,S,S] (0–255, the channel order the model sees), `embedding`
+    /// [1,D], `normed_embedding` [1,D].
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 640x640")?;
+    let parse = |v: &str| v.parse::<usize>().ok().filter(|&v| v >= 32 && v.is_multiple_of(32));
+    match (parse(w), parse(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err("sides must be multiples of 32 (at least 32)".into()),
+    }
+}
+
+/// `best`, `largest` or a 0-based index.
+pub fn parse_face_choice(s: &str) -> std::result::Result<FaceChoice, String> {
+    match s {
+        "best" => Ok(FaceChoice::BestScore),
+        "largest" => Ok(FaceChoice::Largest),
+        n => n
+            .parse()
+            .map(FaceChoice::Index)
+            .map_err(|_| format!("`{n}`: expected best, largest or a face index")),
+    }
+}
+
+/// Reads and decodes an image file.
+pub fn read_image(path: &Path) -> Result<RgbImage> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    Ok(decode(&bytes, &path.display().to_string())?)
+}
+
+/// MTCNN from a folder (or any of its three files).
+fn load_mtcnn(path: &Path, device: &Device) -> Result<Mtcnn> {
+    let dir = if path.is_file() {
+        path.parent().unwrap_or(Path::new("."))
+    } else {
+        path
+    };
+    let files: Vec<(Vec<u8>, String)> = ["pnet.pt", "rnet.pt", "onet.pt"]
+        .iter()
+        .map(|n| {
+            let p = dir.join(n);
+            std::fs::read(&p)
+                .with_context(|| {
+                    format!(
+                        "cannot read {} (MTCNN needs pnet.pt, rnet.pt, onet.pt)",
+                        p.display()
+                    )
+                })
+                .map(|b| (b, p.display().to_string()))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Mtcnn::load(
+        [
+            (&files[0].0, &files[0].1),
+            (&files[1].0, &files[1].1),
+            (&files[2].0, &files[2].1),
+        ],
+        device,
+    )?)
+}
+
+/// Runs a detector on an image.
+fn run_detector(
+    kind: DetectorKind,
+    weights: &Path,
+    img: &RgbImage,
+    det_size: Option<(usize, usize)>,
+    order: ChannelOrder,
+    device: &Device,
+) -> Result<Vec<Detection>> {
+    Ok(match kind {
+        DetectorKind::Scrfd => {
+            let mut det = Scrfd::new(load_onnx(weights)?, device)?;
+            if let Some(size) = det_size {
+                det.input_size = size;
+            }
+            det.channel_order = order;
+            det.detect(img)?
+        }
+        DetectorKind::Mtcnn => load_mtcnn(weights, device)?.detect(img)?,
+        DetectorKind::Blazeface => BlazeFace::new(load_onnx(weights)?, device)?.detect(img)?,
+    })
+}
+
+pub fn detect(args: &DetectArgs, device: DeviceChoice) -> Result<()> {
+    let img = read_image(&args.image)?;
+    let (device, _) = select(device)?;
+    let found = run_detector(
+        args.detector,
+        &args.weights,
+        &img,
+        args.det_size,
+        args.channel_order.into(),
+        &device,
+    )?;
+    let n = found.len();
+    let points = found.first().map_or(
+        match args.detector {
+            DetectorKind::Blazeface => 6,
+            _ => 5,
+        },
+        |d| d.landmarks.len(),
+    );
+    let boxes: Vec<f32> = found.iter().flat_map(|d| d.bbox).collect();
+    let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
+    let landmarks: Vec<f32> = found
+        .iter()
+        .flat_map(|d| d.landmarks.iter().flat_map(|p| *p))
+        .collect();
+    eprintln!("{n} face(s) in {}", args.image.display());
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_f32("boxes", vec![n, 4], &boxes),
+            NamedTensor::from_f32("scores", vec![n], &scores),
+            NamedTensor::from_f32("landmarks", vec![n, points, 2], &landmarks),
+        ],
+        "",
+    )
+}
+
+pub fn arcface(args: &ArcfaceArgs, device: DeviceChoice) -> Result<()> {
+    let img = read_image(&args.image)?;
+    let (device, _) = select(device)?;
+    let mut rec = ArcFace::new(load_onnx(&args.weights)?, &device)?;
+    let order: ChannelOrder = args.channel_order.into();
+    rec.channel_order = order;
+    let aligned = match &args.landmarks_from {
+        Some(spec) => {
+            let (kind, path) = spec.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!("--landmarks-from takes DETECTOR:PATH, e.g. scrfd:det_10g.onnx")
+            })?;
+            let kind = match kind {
+                "scrfd" => DetectorKind::Scrfd,
+                "mtcnn" => DetectorKind::Mtcnn,
+                other => bail!(
+                    "--landmarks-from: `{other}` gives no 5-point landmarks (use scrfd or mtcnn)"
+                ),
+            };
+            let found = run_detector(kind, Path::new(path), &img, args.det_size, order, &device)?;
+            let face = choose_face(&found, args.face, &args.image.display().to_string())?;
+            for w in warnings(&found, face) {
+                eprintln!("warning: {w}");
+            }
+            rec.align(&img, &face.landmarks)?
+        }
+        None => {
+            if (img.width, img.height) != (rec.size, rec.size) {
+                bail!(
+                    "{} is {}x{}: without --landmarks-from the image must be an aligned {s}x{s} crop",
+                    args.image.display(),
+                    img.width,
+                    img.height,
+                    s = rec.size
+                );
+            }
+            match order {
+                ChannelOrder::Official => img.swap_rb(),
+                ChannelOrder::Corrected => img,
+            }
+        }
+    };
+    let emb = rec.embed(&aligned)?;
+    let d = emb.embedding.len();
+    let s = aligned.width;
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_f32("aligned", vec![1, 3, s, s], &aligned.to_planar()),
+            NamedTensor::from_f32("embedding", vec![1, d], &emb.embedding),
+            NamedTensor::from_f32("normed_embedding", vec![1, d], &emb.normed),
+        ],
+        "",
+    )
 }

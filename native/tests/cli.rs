@@ -538,3 +538,268 @@ fn single_file_checkpoints_need_a_tokenizer_and_sd15_weights() {
     ]);
     assert!(err.contains("do not match"), "{err}");
 }
+
+/// The real-data cache (tests/scripts/fetch_real_data.sh).
+fn real_data(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CONSISTENTID_REAL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/consistentid/real-data")
+        });
+    let path = root.join(rel);
+    assert!(
+        path.exists(),
+        "{} missing: run tests/scripts/fetch_real_data.sh",
+        path.display()
+    );
+    path
+}
+
+fn read_out(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("the stage wrote its output")
+}
+
+#[test]
+fn onnx_stage_runs_a_graph_by_its_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let case = fixture("onnx/iresnet50_tiny.safetensors");
+    let o = run(&[
+        "stage",
+        "onnx",
+        "--model",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--input",
+        case.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("out", &bytes).unwrap();
+    let want_bytes = std::fs::read(&case).unwrap();
+    let want = TensorFile::parse("case", &want_bytes).unwrap();
+    assert!(
+        rel_err(
+            &got.f32("fc1").unwrap().0,
+            &want.f32("expected.fc1").unwrap().0
+        ) < 1e-4
+    );
+
+    // An op outside the set, a truncated file, an input file without the graph's inputs.
+    let err = expect_error(&[
+        "stage",
+        "onnx",
+        "--model",
+        fixture("onnx/unsupported_erf.onnx").to_str().unwrap(),
+        "--input",
+        case.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("unsupported ONNX op `Erf`") && err.contains("the_erf"),
+        "{err}"
+    );
+    let cut = tmp.path().join("cut.onnx");
+    let full = std::fs::read(fixture("onnx/iresnet50_tiny.onnx")).unwrap();
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let err = expect_error(&[
+        "stage",
+        "onnx",
+        "--model",
+        cut.to_str().unwrap(),
+        "--input",
+        case.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("cut.onnx"), "{err}");
+    let err = expect_error(&[
+        "stage",
+        "onnx",
+        "--model",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--input",
+        fixture("onnx/gemm.safetensors").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("input.1"), "{err}");
+}
+
+#[test]
+fn detect_stage_finds_the_real_faces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("det.safetensors");
+    let img = real_data("images/astronaut.png");
+    for (detector, weights, points) in [
+        ("mtcnn", real_data("mtcnn"), 5),
+        (
+            "blazeface",
+            real_data("blazeface/face_detection_front_128x128_barracuda.onnx"),
+            6,
+        ),
+    ] {
+        let o = run(&[
+            "stage",
+            "detect",
+            "--detector",
+            detector,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--image",
+            img.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = read_out(&out);
+        let got = TensorFile::parse("det", &bytes).unwrap();
+        let (boxes, shape) = got.f32("boxes").unwrap();
+        assert_eq!(shape, [1, 4], "{detector}");
+        // real-data.md: the face is about (178,58)-(268,174); BlazeFace's box starts lower on
+        // the forehead (y1 ≈ 81).
+        for (b, r) in boxes.iter().zip([178.0, 58.0, 268.0, 174.0]) {
+            assert!((b - r).abs() < 25.0, "{detector}: {boxes:?}");
+        }
+        assert_eq!(got.f32("landmarks").unwrap().1, [1, points, 2]);
+    }
+    // SCRFD (the replica graph) at a custom size.
+    let o = run(&[
+        "stage",
+        "detect",
+        "--detector",
+        "scrfd",
+        "--weights",
+        fixture("onnx/scrfd_tiny_det.onnx").to_str().unwrap(),
+        "--det-size",
+        "160x128",
+        "--image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let want_bytes = std::fs::read(fixture("face/astronaut_official.safetensors")).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    let got = TensorFile::parse("det", &bytes).unwrap();
+    assert_eq!(got.f32("scores").unwrap().1, want.f32("scores").unwrap().1);
+}
+
+#[test]
+fn arcface_stage_matches_insightface_on_the_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("emb.safetensors");
+    let img = real_data("images/astronaut.png");
+    let landmarks = format!("scrfd:{}", fixture("onnx/scrfd_tiny_det.onnx").display());
+    let o = run(&[
+        "stage",
+        "arcface",
+        "--weights",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--landmarks-from",
+        &landmarks,
+        "--det-size",
+        "160x128",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // The replica finds hundreds of "faces": the stage lists them in a warning.
+    assert!(stderr.contains("warning: 433 faces found"), "{stderr}");
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("emb", &bytes).unwrap();
+    let want_bytes = std::fs::read(fixture("face/astronaut_official.safetensors")).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    assert!(
+        rel_err(
+            &got.f32("normed_embedding").unwrap().0,
+            &want.f32("normed_embedding").unwrap().0
+        ) < 1e-4
+    );
+    assert_eq!(got.f32("aligned").unwrap().1, [1, 3, 112, 112]);
+}
+
+#[test]
+fn face_stage_input_errors_are_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    // A black image: no face.
+    let black = tmp.path().join("black.png");
+    let file = std::fs::File::create(&black).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 200, 200);
+    enc.set_color(png::ColorType::Rgb);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(&vec![0u8; 200 * 200 * 3])
+        .unwrap();
+    let mtcnn = format!("mtcnn:{}", real_data("mtcnn").display());
+    let err = expect_error(&[
+        "stage",
+        "arcface",
+        "--weights",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--image",
+        black.to_str().unwrap(),
+        "--landmarks-from",
+        &mtcnn,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("no face found") && err.contains("black.png"),
+        "{err}"
+    );
+    // A corrupt image.
+    let corrupt = tmp.path().join("corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let err = expect_error(&[
+        "stage",
+        "detect",
+        "--detector",
+        "mtcnn",
+        "--weights",
+        real_data("mtcnn").to_str().unwrap(),
+        "--image",
+        corrupt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("corrupt.jpg"), "{err}");
+    // Face index beyond the faces found; a non-crop without landmarks.
+    let img = real_data("images/astronaut.png");
+    let err = expect_error(&[
+        "stage",
+        "arcface",
+        "--weights",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--landmarks-from",
+        &mtcnn,
+        "--face",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("face index 3") && err.contains("1 face"),
+        "{err}"
+    );
+    let err = expect_error(&[
+        "stage",
+        "arcface",
+        "--weights",
+        fixture("onnx/iresnet50_tiny.onnx").to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("aligned 112x112 crop"), "{err}");
+}

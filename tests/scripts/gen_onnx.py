@@ -335,10 +335,21 @@ def whole_graphs():
     (OUT / "scrfd_tiny_det.onnx").write_bytes(data)
 
 
+def unsupported_case():
+    """A valid graph with an op outside the executor's set (Erf): loading must name it."""
+    g = helper.make_graph([helper.make_node("Erf", ["x"], ["y"], name="the_erf")], "unsupported",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    (OUT / "unsupported_erf.onnx").write_bytes(model.SerializeToString())
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
+    unsupported_case()
     op_cases()
     whole_graphs()
     total = sum(p.stat().st_size for p in OUT.iterdir())

@@ -43,7 +43,7 @@ pub fn similarity_transform(src: &[[f64; 2]], dst: &[[f64; 2]]) -> [[f64; 3]; 2]
 
 /// The transform `norm_crop` uses for an output of `size` pixels (a multiple of 112 or 128).
 pub fn estimate_norm(landmarks: &[[f32; 2]], size: usize) -> [[f64; 3]; 2] {
-    let (ratio, dx) = if size % 112 == 0 {
+    let (ratio, dx) = if size.is_multiple_of(112) {
         (size as f64 / 112.0, 0.0)
     } else {
         (size as f64 / 128.0, 8.0 * size as f64 / 128.0)
