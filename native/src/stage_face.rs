@@ -164,7 +164,11 @@ fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
     let (w, h) = s
         .split_once('x')
         .ok_or("expected WIDTHxHEIGHT, e.g. 640x640")?;
-    let parse = |v: &str| v.parse::<usize>().ok().filter(|&v| v >= 32 && v.is_multiple_of(32));
+    let parse = |v: &str| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|&v| v >= 32 && v.is_multiple_of(32))
+    };
     match (parse(w), parse(h)) {
         (Some(w), Some(h)) => Ok((w, h)),
         _ => Err("sides must be multiples of 32 (at least 32)".into()),
