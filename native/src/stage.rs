@@ -53,6 +53,9 @@ pub enum StageCommand {
     /// Alignment (insightface `norm_crop`) and ArcFace → `aligned`, `embedding`,
     /// `normed_embedding`.
     Arcface(crate::stage_face::ArcfaceArgs),
+    /// CLIPImageProcessor (Pillow-exact) and the CLIP vision tower (`image_encoder/`) →
+    /// `pixel_values`, `penultimate_hidden_state`, `image_embeds`.
+    ClipVision(crate::stage_face::ClipVisionArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -120,6 +123,7 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::Onnx(args) => crate::stage_face::onnx(&args, device),
         StageCommand::Detect(args) => crate::stage_face::detect(&args, device),
         StageCommand::Arcface(args) => crate::stage_face::arcface(&args, device),
+        StageCommand::ClipVision(args) => crate::stage_face::clip_vision(&args, device),
     }
 }
 

@@ -1,10 +1,12 @@
-//! The face stages: any ONNX graph, face detection, alignment + ArcFace.
+//! The image stages: any ONNX graph, face detection, alignment + ArcFace, the CLIP vision tower.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use consistentid_core::clip::ClipVisionModelWithProjection;
+use consistentid_core::clip::image_processor;
 use consistentid_core::face::arcface::ArcFace;
 use consistentid_core::face::blazeface::BlazeFace;
 use consistentid_core::face::choose::warnings;
@@ -335,6 +337,45 @@ pub fn arcface(args: &ArcfaceArgs, device: DeviceChoice) -> Result<()> {
             NamedTensor::from_f32("aligned", vec![1, 3, s, s], &aligned.to_planar()),
             NamedTensor::from_f32("embedding", vec![1, d], &emb.embedding),
             NamedTensor::from_f32("normed_embedding", vec![1, d], &emb.normed),
+        ],
+        "",
+    )
+}
+
+/// Arguments of `stage clip-vision`.
+#[derive(Debug, Args)]
+pub struct ClipVisionArgs {
+    /// A transformers `CLIPVisionModelWithProjection` folder (config.json +
+    /// model.safetensors), e.g. the pipeline's `image_encoder/`.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    /// Output: `pixel_values` [1,3,S,S] (CLIPImageProcessor), `penultimate_hidden_state`
+    /// [1,T,H] (`hidden_states[-2]`), `image_embeds` [1,P].
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+pub fn clip_vision(args: &ClipVisionArgs, device: DeviceChoice) -> Result<()> {
+    let img = read_image(&args.image)?;
+    let source = crate::source::DirSource::open(&args.model)?;
+    let (device, _) = select(device)?;
+    let model =
+        ClipVisionModelWithProjection::load(&source, "", None, burn::tensor::DType::F32, &device)?;
+    let size = model.image_size();
+    let pixels = image_processor::preprocess(&img, size);
+    let x: burn::tensor::Tensor<4> = burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(pixels.clone(), [1, 3, size, size]),
+        &device,
+    );
+    let out = model.forward(x)?;
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_f32("pixel_values", vec![1, 3, size, size], &pixels),
+            NamedTensor::f32("penultimate_hidden_state", out.penultimate()),
+            NamedTensor::f32("image_embeds", out.image_embeds),
         ],
         "",
     )

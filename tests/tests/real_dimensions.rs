@@ -147,3 +147,24 @@ fn sd15_unet_vae_and_text_encoder_consume_every_key() {
         theirs(&k["text_encoder"], keymap::CLIP_TEXT_REMAP),
     );
 }
+
+/// The real laion ViT-H/14 vision tower (`clip_vit_h_keys.json`, metadata only): every key of
+/// `CLIPVisionModelWithProjection` maps onto a parameter of the same shape.
+#[test]
+fn clip_vit_h_consumes_every_key() {
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("clip_vit_h_keys.json")).unwrap())
+            .unwrap();
+    let config =
+        consistentid_core::clip::ClipVisionConfig::from_json("vit-h", &k["config"].to_string())
+            .unwrap();
+    let mut keys = theirs(&k["keys"], &[]);
+    let ignore: Vec<regex::Regex> = keymap::CLIP_VISION_IGNORE
+        .iter()
+        .map(|r| regex::Regex::new(r).unwrap())
+        .collect();
+    keys.retain(|key, _| !ignore.iter().any(|r| r.is_match(key)));
+    let model =
+        consistentid_core::clip::ClipVisionModelWithProjection::new(&config, &Device::flex());
+    compare("clip vision", ours(&model), keys);
+}

@@ -98,3 +98,94 @@ impl ClipTextConfig {
         Ok(())
     }
 }
+
+/// `CLIPVisionConfig` (`image_encoder/config.json`), with transformers' defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ClipVisionConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub projection_dim: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_channels: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub hidden_act: HiddenAct,
+    pub layer_norm_eps: f64,
+}
+
+impl Default for ClipVisionConfig {
+    fn default() -> Self {
+        Self {
+            hidden_size: 768,
+            intermediate_size: 3072,
+            projection_dim: 512,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            num_channels: 3,
+            image_size: 224,
+            patch_size: 32,
+            hidden_act: HiddenAct::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+}
+
+impl ClipVisionConfig {
+    /// Parses `config.json`: a `CLIPVisionConfig`, or a full `CLIPConfig` whose `vision_config`
+    /// is used (its `projection_dim` falling back to the top-level one, as the laion repos
+    /// store it).
+    pub fn from_json(path: &str, text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::Config {
+            path: path.to_string(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let value = match value.get("vision_config") {
+            Some(inner) if inner.is_object() => {
+                let mut inner = inner.clone();
+                if inner.get("projection_dim").is_none()
+                    && let (Some(p), Some(obj)) =
+                        (value.get("projection_dim"), inner.as_object_mut())
+                {
+                    obj.insert("projection_dim".into(), p.clone());
+                }
+                inner
+            }
+            _ => value,
+        };
+        let config: Self = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        config.validate().map_err(bad)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> core::result::Result<(), String> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.patch_size == 0 || !self.image_size.is_multiple_of(self.patch_size) {
+            return Err(format!(
+                "image_size {} is not a multiple of patch_size {}",
+                self.image_size, self.patch_size
+            ));
+        }
+        if self.num_hidden_layers < 2 {
+            return Err(
+                "num_hidden_layers must be at least 2 (the penultimate state is used)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Tokens per image: one per patch plus the class token.
+    pub fn num_positions(&self) -> usize {
+        (self.image_size / self.patch_size).pow(2) + 1
+    }
+}

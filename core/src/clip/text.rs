@@ -5,13 +5,11 @@
 //! Field names equal the checkpoint keys (`text_model.encoder.layers.{i}.self_attn.q_proj`).
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, sigmoid};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
-use super::config::{ClipTextConfig, HiddenAct};
+use super::config::ClipTextConfig;
+use super::encoder::{ClipEncoder, EncoderDims, layer_norm};
 use crate::Result;
 use crate::weights::{
     LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, read_config, single_file,
@@ -132,27 +130,18 @@ impl ClipTextTransformer {
                 )
                 .init(device),
             },
-            encoder: ClipEncoder {
-                layers: (0..config.num_hidden_layers)
-                    .map(|_| ClipEncoderLayer::new(config, device))
-                    .collect(),
-            },
-            final_layer_norm: layer_norm(config, device),
+            encoder: ClipEncoder::new(&EncoderDims::from(config), true, device),
+            final_layer_norm: layer_norm(config.hidden_size, config.layer_norm_eps, device),
         }
     }
 
     /// # Shapes
     /// - `input_ids`: `[batch, seq]` → states `[batch, seq, hidden]`
     pub fn forward(&self, input_ids: Tensor<2, Int>) -> ClipTextOutput {
-        let mut x = self.embeddings.forward(input_ids);
-        let mut hidden_states = Vec::with_capacity(self.encoder.layers.len() + 1);
-        hidden_states.push(x.clone());
-        for layer in &self.encoder.layers {
-            x = layer.forward(x);
-            hidden_states.push(x.clone());
-        }
+        let hidden_states = self.encoder.forward(self.embeddings.forward(input_ids));
+        let last = hidden_states[hidden_states.len() - 1].clone();
         ClipTextOutput {
-            last_hidden_state: self.final_layer_norm.forward(x),
+            last_hidden_state: self.final_layer_norm.forward(last),
             hidden_states,
         }
     }
@@ -177,111 +166,4 @@ impl ClipTextEmbeddings {
             .expand([batch, seq]);
         self.token_embedding.forward(input_ids) + self.position_embedding.forward(positions)
     }
-}
-
-/// `CLIPEncoder`: the stack of layers.
-#[derive(Module, Debug)]
-pub struct ClipEncoder {
-    pub layers: Vec<ClipEncoderLayer>,
-}
-
-/// `CLIPEncoderLayer`: pre-LN attention and MLP blocks with residuals.
-#[derive(Module, Debug)]
-pub struct ClipEncoderLayer {
-    pub self_attn: ClipAttention,
-    pub layer_norm1: LayerNorm,
-    pub mlp: ClipMlp,
-    pub layer_norm2: LayerNorm,
-}
-
-impl ClipEncoderLayer {
-    fn new(config: &ClipTextConfig, device: &Device) -> Self {
-        let linear = |i, o| LinearConfig::new(i, o).init(device);
-        let h = config.hidden_size;
-        Self {
-            self_attn: ClipAttention {
-                q_proj: linear(h, h),
-                k_proj: linear(h, h),
-                v_proj: linear(h, h),
-                out_proj: linear(h, h),
-                num_heads: config.num_attention_heads,
-            },
-            layer_norm1: layer_norm(config, device),
-            mlp: ClipMlp {
-                fc1: linear(h, config.intermediate_size),
-                fc2: linear(config.intermediate_size, h),
-                act: config.hidden_act,
-            },
-            layer_norm2: layer_norm(config, device),
-        }
-    }
-
-    /// # Shapes
-    /// - `x`: `[batch, seq, hidden]` → same
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.self_attn.forward(self.layer_norm1.forward(x), true);
-        x.clone() + self.mlp.forward(self.layer_norm2.forward(x))
-    }
-}
-
-/// `CLIPAttention`: multi-head self-attention with separate q/k/v/out projections.
-#[derive(Module, Debug)]
-pub struct ClipAttention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub out_proj: Linear,
-    #[module(skip)]
-    pub num_heads: usize,
-}
-
-impl ClipAttention {
-    /// # Shapes
-    /// - `x`: `[batch, seq, hidden]` → same
-    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
-        let [b, s, h] = x.dims();
-        let heads = self.num_heads;
-        // [b, s, h] -> [b, heads, s, h / heads]
-        let split = |t: Tensor<3>| t.reshape([b, s, heads, h / heads]).swap_dims(1, 2);
-        let q = split(self.q_proj.forward(x.clone()));
-        let k = split(self.k_proj.forward(x.clone()));
-        let v = split(self.v_proj.forward(x));
-        let options = AttentionModuleOptions {
-            is_causal: causal,
-            ..Default::default()
-        };
-        let out = attention(q, k, v, None, None, options);
-        // [b, heads, s, d] -> [b, s, h]
-        self.out_proj
-            .forward(out.swap_dims(1, 2).reshape([b, s, h]))
-    }
-}
-
-/// `CLIPMLP`: fc1 → activation → fc2.
-#[derive(Module, Debug)]
-pub struct ClipMlp {
-    pub fc1: Linear,
-    pub fc2: Linear,
-    #[module(skip)]
-    pub act: HiddenAct,
-}
-
-impl ClipMlp {
-    /// # Shapes
-    /// - `x`: `[batch, seq, hidden]` → same
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.fc1.forward(x);
-        let x = match self.act {
-            HiddenAct::QuickGelu => x.clone() * sigmoid(x * 1.702),
-            HiddenAct::Gelu => gelu(x),
-            HiddenAct::GeluTanh => gelu_approximate(x),
-        };
-        self.fc2.forward(x)
-    }
-}
-
-fn layer_norm(config: &ClipTextConfig, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(config.hidden_size)
-        .with_epsilon(config.layer_norm_eps)
-        .init(device)
 }

@@ -12,7 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::Detection;
 use crate::image::RgbImage;
-use crate::weights::torch_legacy::{self, LegacyTensor};
+use crate::weights::torch_file::{self, TorchTensor};
 use crate::{Error, Result};
 
 /// facenet-pytorch's defaults.
@@ -94,10 +94,8 @@ impl Params {
             path: path.to_string(),
             reason,
         };
-        let read: HashMap<String, LegacyTensor> = torch_legacy::read(bytes)
-            .map_err(bad)?
-            .into_iter()
-            .collect();
+        let read: HashMap<String, TorchTensor> =
+            torch_file::read(bytes).map_err(bad)?.into_iter().collect();
         let mut tensors = HashMap::new();
         for &(name, shape) in layout {
             let t = read.get(name).ok_or_else(|| Error::WeightMismatch {

@@ -17,6 +17,15 @@ pub const CLIP_TEXT_IGNORE: &[&str] = &[
     r"^text_projection\.",
 ];
 
+/// Tensors of a CLIP vision checkpoint that `CLIPVisionModelWithProjection` does not use.
+pub const CLIP_VISION_IGNORE: &[&str] = &[
+    r"^vision_model\.embeddings\.position_ids$",
+    // A full CLIPModel checkpoint also holds the text tower.
+    r"^text_model\.",
+    r"^text_projection\.",
+    r"^logit_scale$",
+];
+
 /// diffusers `AutoencoderKL` (`vae/diffusion_pytorch_model.safetensors`).
 pub const VAE_REMAP: &[(&str, &str)] = &[
     // `to_out` is a ModuleList of (Linear, Dropout) upstream; only the Linear has weights.

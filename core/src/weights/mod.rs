@@ -8,7 +8,7 @@
 pub mod keymap;
 pub mod pickle;
 pub mod single_file;
-pub mod torch_legacy;
+pub mod torch_file;
 
 use burn::module::Module;
 use burn::store::{
@@ -66,7 +66,7 @@ pub fn read_config<C>(
     dir: &str,
     parse: impl FnOnce(&str, &str) -> Result<C>,
 ) -> Result<C> {
-    let path = format!("{dir}/config.json");
+    let path = join(dir, "config.json");
     parse(&source.display_path(&path), &source.read_string(&path)?)
 }
 
@@ -102,10 +102,13 @@ pub fn find_weight_file(
     stem: &str,
     variant: Option<&str>,
 ) -> Result<String> {
-    let plain = format!("{dir}/{stem}.safetensors");
+    let plain = join(dir, &format!("{stem}.safetensors"));
     let candidates = match variant {
-        Some(v) => vec![format!("{dir}/{stem}.{v}.safetensors")],
-        None => vec![plain.clone(), format!("{dir}/{stem}.fp16.safetensors")],
+        Some(v) => vec![join(dir, &format!("{stem}.{v}.safetensors"))],
+        None => vec![
+            plain.clone(),
+            join(dir, &format!("{stem}.fp16.safetensors")),
+        ],
     };
     candidates
         .iter()
@@ -229,4 +232,13 @@ pub fn load_safetensors_filtered<M: Module + ModuleSnapshot>(
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `dir/name`, or `name` for the folder itself (`dir` empty).
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }

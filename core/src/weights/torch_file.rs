@@ -1,6 +1,12 @@
-//! The legacy (pre-1.6, non-zip) `torch.save` format, as in facenet-pytorch's MTCNN weights:
-//! five pickles (magic number, protocol 1001, system info, the object, the sorted storage keys)
-//! followed, per storage key, by an i64 element count and the raw little-endian data.
+//! `torch.save` files without PyTorch, in both formats:
+//! - zip (PyTorch ≥ 1.6): `<name>/data.pkl` plus one stored entry `<name>/data/<key>` per storage
+//!   (BiSeNet's `face_parsing.pth`, `ConsistentID-v1.bin`);
+//! - legacy: five pickles (magic number, protocol 1001, system info, the object, the sorted
+//!   storage keys) followed, per storage key, by an i64 element count and the raw little-endian
+//!   data (facenet-pytorch's MTCNN weights).
+//!
+//! Tensors are read from `_rebuild_tensor_v2` calls anywhere in (nested) dicts and returned
+//! under dotted names, converted to f32, ModuleList indices kept as they are.
 
 use std::collections::HashMap;
 
@@ -8,9 +14,9 @@ use super::pickle::{Pickled, load};
 
 const MAGIC: i64 = 0x1950a86a20f9469cfc6c_i128 as i64;
 
-/// A tensor read from the file, converted to f32 and made contiguous.
+/// A tensor read from a torch file, converted to f32 and made contiguous.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LegacyTensor {
+pub struct TorchTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
@@ -143,8 +149,135 @@ fn collect(
     }
 }
 
-/// Reads a legacy torch file: every tensor of its (possibly nested) dict by dotted name.
-pub fn read(bytes: &[u8]) -> Result<Vec<(String, LegacyTensor)>, String> {
+/// Reads a torch file of either format: every tensor of its (possibly nested) dict by dotted
+/// name.
+pub fn read(bytes: &[u8]) -> Result<Vec<(String, TorchTensor)>, String> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        read_zip(bytes)
+    } else {
+        read_legacy(bytes)
+    }
+}
+
+/// Stored (uncompressed) zip entries by name, from the central directory.
+fn zip_entries(bytes: &[u8]) -> Result<HashMap<String, &[u8]>, String> {
+    let u16_at = |o: usize| -> Result<usize, String> {
+        bytes
+            .get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+            .ok_or_else(|| "truncated zip".to_string())
+    };
+    let u32_at = |o: usize| -> Result<usize, String> {
+        bytes
+            .get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| "truncated zip".to_string())
+    };
+    let u64_at = |o: usize| -> Result<usize, String> {
+        bytes
+            .get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+            .ok_or_else(|| "truncated zip".to_string())
+    };
+    // End of central directory: the last PK\x05\x06 record.
+    let search_from = bytes.len().saturating_sub(65_557);
+    let eocd = (search_from..bytes.len().saturating_sub(21))
+        .rev()
+        .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or("truncated or not a zip file (no end of central directory)")?;
+    let mut count = u16_at(eocd + 10)?;
+    let mut offset = u32_at(eocd + 16)?;
+    if (count == 0xffff || offset == 0xffff_ffff) && eocd >= 20 {
+        // Zip64: the locator just before points at the zip64 end record.
+        let loc = eocd - 20;
+        if bytes[loc..loc + 4] == [0x50, 0x4b, 0x06, 0x07] {
+            let rec = u64_at(loc + 8)?;
+            count = u64_at(rec + 32)?;
+            offset = u64_at(rec + 48)?;
+        }
+    }
+    let mut entries = HashMap::new();
+    let mut p = offset;
+    for _ in 0..count {
+        if bytes.get(p..p + 4) != Some(&[0x50, 0x4b, 0x01, 0x02]) {
+            return Err("corrupt zip central directory".into());
+        }
+        let method = u16_at(p + 10)?;
+        let mut size = u32_at(p + 20)?;
+        let (name_len, extra_len, comment_len) =
+            (u16_at(p + 28)?, u16_at(p + 30)?, u16_at(p + 32)?);
+        let mut local = u32_at(p + 42)?;
+        let name = String::from_utf8_lossy(
+            bytes
+                .get(p + 46..p + 46 + name_len)
+                .ok_or("truncated zip")?,
+        )
+        .into_owned();
+        // Zip64 extra field: 64-bit sizes / offset where the 32-bit ones are saturated.
+        let mut e = p + 46 + name_len;
+        let extra_end = e + extra_len;
+        while e + 4 <= extra_end {
+            let (id, len) = (u16_at(e)?, u16_at(e + 2)?);
+            if id == 1 {
+                let mut q = e + 4;
+                if u32_at(p + 24)? == 0xffff_ffff {
+                    q += 8; // uncompressed size
+                }
+                if size == 0xffff_ffff {
+                    size = u64_at(q)?;
+                    q += 8;
+                }
+                if local == 0xffff_ffff {
+                    local = u64_at(q)?;
+                }
+            }
+            e += 4 + len;
+        }
+        if method != 0 {
+            return Err(format!(
+                "zip entry {name} is compressed (method {method}); torch writes stored entries"
+            ));
+        }
+        if bytes.get(local..local + 4) != Some(&[0x50, 0x4b, 0x03, 0x04]) {
+            return Err(format!("corrupt zip entry {name}"));
+        }
+        let start = local + 30 + u16_at(local + 26)? + u16_at(local + 28)?;
+        let data = bytes
+            .get(start..start + size)
+            .ok_or_else(|| format!("truncated file (zip entry {name})"))?;
+        entries.insert(name, data);
+        p += 46 + name_len + extra_len + comment_len;
+    }
+    Ok(entries)
+}
+
+fn read_zip(bytes: &[u8]) -> Result<Vec<(String, TorchTensor)>, String> {
+    let entries = zip_entries(bytes)?;
+    let (pkl_name, pkl) = entries
+        .iter()
+        .find(|(n, _)| n.ends_with("data.pkl") && n.matches('/').count() == 1)
+        .ok_or("not a torch zip file (no data.pkl)")?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let mut pos = 0;
+    let object = load(pkl, &mut pos)?;
+    let mut refs = Vec::new();
+    let mut types = HashMap::new();
+    collect(&object, "", &mut refs, &mut types);
+    if refs.is_empty() {
+        return Err("no tensors in the file".into());
+    }
+    let mut storages: HashMap<String, Vec<f32>> = HashMap::new();
+    for (key, ty) in &types {
+        let data = entries
+            .get(&format!("{prefix}data/{key}"))
+            .ok_or_else(|| format!("storage {key} missing (truncated file?)"))?;
+        storages.insert(key.clone(), decode(ty, data));
+    }
+    materialise(refs, &storages)
+}
+
+/// Reads a legacy (pre-zip) torch file.
+fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, TorchTensor)>, String> {
     let mut pos = 0;
     let magic = load(bytes, &mut pos).map_err(|e| format!("not a torch file: {e}"))?;
     let magic_ok = match &magic {
@@ -197,6 +330,14 @@ pub fn read(bytes: &[u8]) -> Result<Vec<(String, LegacyTensor)>, String> {
         storages.insert(key, decode(&ty, data));
     }
 
+    materialise(refs, &storages)
+}
+
+/// Copies each tensor's (possibly strided) view out of its storage.
+fn materialise(
+    refs: Vec<(String, TensorRef)>,
+    storages: &HashMap<String, Vec<f32>>,
+) -> Result<Vec<(String, TorchTensor)>, String> {
     refs.into_iter()
         .map(|(name, t)| {
             let storage = storages
@@ -220,7 +361,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<(String, LegacyTensor)>, String> {
             }
             Ok((
                 name,
-                LegacyTensor {
+                TorchTensor {
                     shape: t.shape,
                     data,
                 },

@@ -1,0 +1,90 @@
+//! The CLIP vision tower and CLIPImageProcessor against transformers 4.31 on the real photos
+//! (tests/scripts/gen_clip_vision.py).
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use consistentid_core::clip::ClipVisionModelWithProjection;
+use consistentid_core::clip::image_processor::{normalize, resize_and_crop};
+use consistentid_core::image::decode;
+use consistentid_core::tensor_io::TensorFile;
+use consistentid_native::source::DirSource;
+use consistentid_tests::{assert_close, fixture, real_data};
+
+#[test]
+fn preprocessing_and_tower_match_transformers() {
+    let dir = fixture("clip_vision_tiny");
+    let source = DirSource::open(&dir).unwrap();
+    let device = Device::flex();
+    let model =
+        ClipVisionModelWithProjection::load(&source, "", None, DType::F32, &device).unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    for (photo, rel, jpeg) in [
+        ("astronaut", "images/astronaut.png", false),
+        ("grace_hopper", "images/grace_hopper.jpg", true),
+    ] {
+        let img = decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
+        let crop = resize_and_crop(&img, 224);
+        let (ref_crop, _) = want.i64(&format!("{photo}.crop")).unwrap();
+        let worst = crop
+            .data
+            .iter()
+            .zip(&ref_crop)
+            .map(|(a, b)| (i64::from(*a) - b).abs())
+            .max()
+            .unwrap();
+        // Pillow's BICUBIC resize reproduced exactly; the JPEG decoders differ slightly.
+        let tol = if jpeg { 4 } else { 0 };
+        assert!(worst <= tol, "{photo}: crop differs by {worst}");
+
+        // The arithmetic of rescale + normalise, bit for bit, on the reference crop.
+        let ref_img = consistentid_core::image::RgbImage::from_raw(
+            224,
+            224,
+            ref_crop.iter().map(|&v| v as u8).collect(),
+        )
+        .unwrap();
+        let pixels = normalize(&ref_img);
+        let (corner, _) = want.f32(&format!("{photo}.pixel_values_corner")).unwrap();
+        for c in 0..3 {
+            for y in 0..16 {
+                for x in 0..16 {
+                    assert_eq!(
+                        pixels[c * 224 * 224 + y * 224 + x],
+                        corner[c * 256 + y * 16 + x]
+                    );
+                }
+            }
+        }
+
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [1, 3, 224, 224]), &device);
+        let out = model.forward(x).unwrap();
+        let pen = out.penultimate().into_data().try_to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{photo} penultimate"),
+            &pen,
+            &want
+                .f32(&format!("{photo}.penultimate_hidden_state"))
+                .unwrap()
+                .0,
+        );
+        let emb = out.image_embeds.into_data().try_to_vec::<f32>().unwrap();
+        assert_close(
+            &format!("{photo} image_embeds"),
+            &emb,
+            &want.f32(&format!("{photo}.image_embeds")).unwrap().0,
+        );
+    }
+}
+
+#[test]
+fn wrong_input_size_is_an_error() {
+    let source = DirSource::open(&fixture("clip_vision_tiny")).unwrap();
+    let device = Device::flex();
+    let model =
+        ClipVisionModelWithProjection::load(&source, "", None, DType::F32, &device).unwrap();
+    let err = model
+        .forward(Tensor::zeros([1, 3, 200, 200], &device))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("224"), "{err}");
+}
