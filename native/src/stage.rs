@@ -56,6 +56,16 @@ pub enum StageCommand {
     /// CLIPImageProcessor (Pillow-exact) and the CLIP vision tower (`image_encoder/`) →
     /// `pixel_values`, `penultimate_hidden_state`, `image_embeds`.
     ClipVision(crate::stage_face::ClipVisionArgs),
+    /// BiSeNet face parsing (Pillow 512×512 bilinear input) → `pixel_values`, `logits`
+    /// [1,19,512,512], `labels` (i64 [512,512]).
+    Bisenet(crate::stage_face::BisenetArgs),
+    /// The official facial regions (Face, Eye, Ear, Nose, Mouth) from the BiSeNet label map →
+    /// `masks` [5,512,512] (holes filled, zero-padded), `region_valid` (i64 [5]), and
+    /// `region_names` in the metadata.
+    FaceRegions(crate::stage_face::FaceRegionsArgs),
+    /// The region images (photo composited over black with each region mask) through
+    /// CLIPImageProcessor → `region_pixel_values` [5,3,224,224] (absent regions zero).
+    RegionImages(crate::stage_face::BisenetArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -124,6 +134,9 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::Detect(args) => crate::stage_face::detect(&args, device),
         StageCommand::Arcface(args) => crate::stage_face::arcface(&args, device),
         StageCommand::ClipVision(args) => crate::stage_face::clip_vision(&args, device),
+        StageCommand::Bisenet(args) => crate::stage_face::bisenet(&args, device),
+        StageCommand::FaceRegions(args) => crate::stage_face::face_regions(&args, device),
+        StageCommand::RegionImages(args) => crate::stage_face::region_images(&args, device),
     }
 }
 

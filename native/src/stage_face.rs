@@ -1,10 +1,15 @@
-//! The image stages: any ONNX graph, face detection, alignment + ArcFace, the CLIP vision tower.
+//! The image stages: any ONNX graph, face detection, alignment + ArcFace, the CLIP vision tower,
+//! face parsing and the facial regions.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
+use consistentid_core::bisenet::labels::{self, REGIONS};
+use consistentid_core::bisenet::preprocess as bisenet_preprocess;
+use consistentid_core::bisenet::regions::{facial_regions, region_image};
+use consistentid_core::bisenet::{BiSeNet, BiSeNetOutput};
 use consistentid_core::clip::ClipVisionModelWithProjection;
 use consistentid_core::clip::image_processor;
 use consistentid_core::face::arcface::ArcFace;
@@ -15,7 +20,7 @@ use consistentid_core::face::scrfd::Scrfd;
 use consistentid_core::face::{ChannelOrder, Detection, FaceChoice, choose_face};
 use consistentid_core::image::{RgbImage, decode};
 use consistentid_core::onnx::{FloatValue, IntValue, OnnxModel, OnnxSession, Value};
-use consistentid_core::tensor_io::{NamedTensor, TensorFile};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
 
 use crate::device::{DeviceChoice, select};
 use crate::stage::write;
@@ -377,6 +382,151 @@ pub fn clip_vision(args: &ClipVisionArgs, device: DeviceChoice) -> Result<()> {
             NamedTensor::f32("penultimate_hidden_state", out.penultimate()),
             NamedTensor::f32("image_embeds", out.image_embeds),
         ],
+        "",
+    )
+}
+
+/// Arguments of `stage bisenet` and `stage region-images`.
+#[derive(Debug, Args)]
+pub struct BisenetArgs {
+    /// The face-parsing state dict (`face_parsing.pth` / `79999_iter.pth`).
+    #[arg(long, value_name = "F.pth")]
+    pub weights: PathBuf,
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Arguments of `stage face-regions`.
+#[derive(Debug, Args)]
+pub struct FaceRegionsArgs {
+    /// Where the label map comes from: `bisenet:F.pth`.
+    #[arg(long, value_name = "bisenet:F.pth")]
+    pub labels_from: String,
+    #[arg(long, value_name = "IMG")]
+    pub image: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Runs BiSeNet: (network input, logits, label map).
+fn parse_face(
+    weights: &Path,
+    img: &RgbImage,
+    device: &Device,
+) -> Result<(Vec<f32>, BiSeNetOutput)> {
+    let bytes =
+        std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?;
+    let net = BiSeNet::load(&bytes, &weights.display().to_string(), device)?;
+    let input = bisenet_preprocess::preprocess(img);
+    let s = bisenet_preprocess::SIZE;
+    let x: burn::tensor::Tensor<4> = burn::tensor::Tensor::from_data(
+        burn::tensor::TensorData::new(input.clone(), [1, 3, s, s]),
+        device,
+    );
+    Ok((input, net.forward(x)))
+}
+
+fn label_map(out: &BiSeNetOutput) -> Vec<u8> {
+    out.labels
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v as u8)
+        .collect()
+}
+
+pub fn bisenet(args: &BisenetArgs, device: DeviceChoice) -> Result<()> {
+    let img = read_image(&args.image)?;
+    let (device, _) = select(device)?;
+    let (input, out) = parse_face(&args.weights, &img, &device)?;
+    let s = bisenet_preprocess::SIZE;
+    let labels: Vec<i64> = label_map(&out).into_iter().map(i64::from).collect();
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_f32("pixel_values", vec![1, 3, s, s], &input),
+            NamedTensor::f32("logits", out.logits),
+            NamedTensor::from_i64("labels", vec![s, s], &labels),
+        ],
+        "",
+    )
+}
+
+pub fn face_regions(args: &FaceRegionsArgs, device: DeviceChoice) -> Result<()> {
+    let weights = args
+        .labels_from
+        .strip_prefix("bisenet:")
+        .ok_or_else(|| anyhow::anyhow!("--labels-from takes bisenet:F.pth"))?;
+    let img = read_image(&args.image)?;
+    let (device, _) = select(device)?;
+    let (_, out) = parse_face(Path::new(weights), &img, &device)?;
+    let s = bisenet_preprocess::SIZE;
+    let regions = facial_regions(&label_map(&out), s, s);
+    let mut masks = vec![0.0f32; REGIONS.len() * s * s];
+    let mut valid = vec![0i64; REGIONS.len()];
+    for (k, (_, _, mask)) in regions.iter().enumerate() {
+        valid[k] = 1;
+        for (i, &m) in mask.data.iter().enumerate() {
+            masks[k * s * s + i] = if m { 1.0 } else { 0.0 };
+        }
+    }
+    let names: Vec<&str> = regions
+        .iter()
+        .map(|(r, l, _)| {
+            if r.labels.len() > 1 {
+                labels::official_name(*l)
+            } else {
+                r.name
+            }
+        })
+        .collect();
+    eprintln!("regions: {}", names.join(", "));
+    let bytes = to_safetensors(
+        &[
+            NamedTensor::from_f32("masks", vec![REGIONS.len(), s, s], &masks),
+            NamedTensor::from_i64("region_valid", vec![REGIONS.len()], &valid),
+        ],
+        Some(std::collections::HashMap::from([(
+            "region_names".to_string(),
+            names.join(","),
+        )])),
+    )?;
+    std::fs::write(&args.out, bytes)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!(
+        "wrote {}: masks [{}, {s}, {s}], region_valid",
+        args.out.display(),
+        REGIONS.len()
+    );
+    Ok(())
+}
+
+pub fn region_images(args: &BisenetArgs, device: DeviceChoice) -> Result<()> {
+    let img = read_image(&args.image)?;
+    let (device, _) = select(device)?;
+    let (_, out) = parse_face(&args.weights, &img, &device)?;
+    let s = bisenet_preprocess::SIZE;
+    let regions = facial_regions(&label_map(&out), s, s);
+    let clip = 224;
+    // Absent regions stay zero (the official padding with zero tensors).
+    let mut pixels = vec![0.0f32; REGIONS.len() * 3 * clip * clip];
+    for (k, (_, _, mask)) in regions.iter().enumerate() {
+        let region = region_image(&img, mask);
+        let v = image_processor::preprocess(&region, clip);
+        pixels[k * v.len()..(k + 1) * v.len()].copy_from_slice(&v);
+    }
+    write(
+        &args.out,
+        &[NamedTensor::from_f32(
+            "region_pixel_values",
+            vec![REGIONS.len(), 3, clip, clip],
+            &pixels,
+        )],
         "",
     )
 }

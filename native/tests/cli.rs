@@ -803,3 +803,114 @@ fn face_stage_input_errors_are_one_line() {
     ]);
     assert!(err.contains("aligned 112x112 crop"), "{err}");
 }
+
+#[test]
+fn parsing_stages_match_the_official_region_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    let img = real_data("images/astronaut.png");
+    let weights = fixture("bisenet_tiny/face_parsing.pth");
+    let want_bytes = std::fs::read(fixture("bisenet_tiny/expected.safetensors")).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+
+    let o = run(&[
+        "stage",
+        "bisenet",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    let (labels, shape) = got.i64("labels").unwrap();
+    assert_eq!(shape, [512, 512]);
+    let (ref_labels, _) = want.i64("astronaut.labels").unwrap();
+    assert!(
+        labels
+            .iter()
+            .zip(&ref_labels)
+            .filter(|(a, b)| a != b)
+            .count()
+            <= 5
+    );
+    assert_eq!(got.f32("logits").unwrap().1, [1, 19, 512, 512]);
+
+    let spec = format!("bisenet:{}", weights.display());
+    let o = run(&[
+        "stage",
+        "face-regions",
+        "--labels-from",
+        &spec,
+        "--image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    let (valid, _) = got.i64("region_valid").unwrap();
+    let (region_labels, _) = want.i64("astronaut.region_labels").unwrap();
+    let kept = region_labels.len();
+    assert_eq!(valid, [vec![1; kept], vec![0; 5 - kept]].concat());
+    let (masks, _) = got.f32("masks").unwrap();
+    for k in 0..kept {
+        let (bits, _) = want.i64(&format!("astronaut.region{k}.mask")).unwrap();
+        let differ = (0..512 * 512)
+            .filter(|&i| {
+                ((bits[i / 8] >> (7 - i % 8)) & 1 == 1) != (masks[k * 512 * 512 + i] > 0.5)
+            })
+            .count();
+        assert!(differ <= 5, "region {k}: {differ} pixels differ");
+    }
+
+    let o = run(&[
+        "stage",
+        "region-images",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    let (pixels, shape) = got.f32("region_pixel_values").unwrap();
+    assert_eq!(shape, [5, 3, 224, 224]);
+    let n = 224 * 224;
+    for k in 0..kept {
+        let (sums, _) = want.f64(&format!("astronaut.region{k}.pixel_sum")).unwrap();
+        let (patch, _) = want
+            .f32(&format!("astronaut.region{k}.pixel_patch"))
+            .unwrap();
+        for c in 0..3 {
+            let base = (k * 3 + c) * n;
+            let sum: f64 = pixels[base..base + n].iter().map(|&v| f64::from(v)).sum();
+            assert!(
+                (sum - sums[c]).abs() < 1e-2 * (1.0 + sums[c].abs()),
+                "region {k} channel {c}: {sum} vs {}",
+                sums[c]
+            );
+            for y in 0..32 {
+                for x in 0..32 {
+                    let a = pixels[base + (96 + y) * 224 + 96 + x];
+                    let b = patch[(c * 32 + y) * 32 + x];
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "region {k}: pixel ({x},{y}) {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        pixels[kept * 3 * n..].iter().all(|&v| v == 0.0),
+        "absent regions are zero"
+    );
+}

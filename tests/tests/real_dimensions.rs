@@ -168,3 +168,37 @@ fn clip_vit_h_consumes_every_key() {
         consistentid_core::clip::ClipVisionModelWithProjection::new(&config, &Device::flex());
     compare("clip vision", ours(&model), keys);
 }
+
+/// The real `face_parsing.pth` layout (`bisenet_keys.json`, from facexlib's unscaled BiSeNet):
+/// every key is used and the widths chain.
+#[test]
+fn bisenet_consumes_every_key_of_the_real_checkpoint() {
+    use consistentid_core::bisenet::BiSeNet;
+    use consistentid_core::weights::torch_file::TorchTensor;
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("bisenet_keys.json")).unwrap())
+            .unwrap();
+    let tensors = k
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, shape)| {
+            let shape: Vec<usize> = shape
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect();
+            let n = shape.iter().product();
+            (
+                name.clone(),
+                TorchTensor {
+                    shape,
+                    data: vec![1.0; n],
+                },
+            )
+        })
+        .collect();
+    let net = BiSeNet::from_tensors(tensors, "face_parsing.pth", &Device::flex()).unwrap();
+    assert_eq!(net.num_classes, 19);
+}

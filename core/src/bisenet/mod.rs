@@ -87,16 +87,24 @@ fn layout() -> (Vec<String>, Vec<String>) {
 impl BiSeNet {
     /// Loads a torch state dict (zip or legacy format). `path` names the file in errors.
     pub fn load(bytes: &[u8], path: &str, device: &Device) -> Result<Self> {
-        let bad = |reason: String| Error::WeightFile {
+        let tensors = torch_file::read(bytes).map_err(|reason| Error::WeightFile {
             path: path.to_string(),
             reason,
-        };
+        })?;
+        Self::from_tensors(tensors.into_iter().collect(), path, device)
+    }
+
+    /// Builds the network from state-dict tensors; every one must be used (BatchNorm's
+    /// `num_batches_tracked` aside).
+    pub fn from_tensors(
+        mut tensors: HashMap<String, TorchTensor>,
+        path: &str,
+        device: &Device,
+    ) -> Result<Self> {
         let mismatch = |reason: String| Error::WeightMismatch {
             path: path.to_string(),
             reason,
         };
-        let mut tensors: HashMap<String, TorchTensor> =
-            torch_file::read(bytes).map_err(bad)?.into_iter().collect();
         // Some exports wrap the state dict (`{"state_dict": ...}`) or prefix `module.`.
         let keys: Vec<String> = tensors.keys().cloned().collect();
         for k in keys {

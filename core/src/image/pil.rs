@@ -79,37 +79,79 @@ fn clip8(acc: i64) -> u8 {
 
 /// `img.resize((width, height), filter)` for 8-bit RGB, as Pillow computes it.
 pub fn resize(img: &RgbImage, width: usize, height: usize, filter: Filter) -> RgbImage {
+    RgbImage {
+        width,
+        height,
+        data: resize_interleaved(&img.data, img.width, img.height, 3, width, height, filter),
+    }
+}
+
+/// The same for a single-channel ('L') image, row-major.
+pub fn resize_gray(
+    data: &[u8],
+    w: usize,
+    h: usize,
+    width: usize,
+    height: usize,
+    filter: Filter,
+) -> Vec<u8> {
+    resize_interleaved(data, w, h, 1, width, height, filter)
+}
+
+/// Pillow's two passes on `ch` interleaved 8-bit channels.
+fn resize_interleaved(
+    data: &[u8],
+    w: usize,
+    h: usize,
+    ch: usize,
+    width: usize,
+    height: usize,
+    filter: Filter,
+) -> Vec<u8> {
     let half = 1i64 << (PRECISION_BITS - 1);
-    let mut tmp = img.clone();
-    if width != img.width {
-        let cx = coefficients(img.width, width, filter);
-        tmp = RgbImage::new(width, img.height);
-        for y in 0..img.height {
+    let mut tmp = data.to_vec();
+    if width != w {
+        let cx = coefficients(w, width, filter);
+        tmp = vec![0; width * h * ch];
+        for y in 0..h {
             for (x, (x0, k)) in cx.iter().enumerate() {
-                for c in 0..3 {
+                for c in 0..ch {
                     let mut acc = half;
-                    for (i, &w) in k.iter().enumerate() {
-                        acc += i64::from(img.at(x0 + i, y, c)) * i64::from(w);
+                    for (i, &wt) in k.iter().enumerate() {
+                        acc += i64::from(data[(y * w + x0 + i) * ch + c]) * i64::from(wt);
                     }
-                    tmp.data[(y * width + x) * 3 + c] = clip8(acc);
+                    tmp[(y * width + x) * ch + c] = clip8(acc);
                 }
             }
         }
     }
-    if height == img.height {
+    if height == h {
         return tmp;
     }
-    let cy = coefficients(img.height, height, filter);
-    let mut out = RgbImage::new(width, height);
+    let cy = coefficients(h, height, filter);
+    let mut out = vec![0; width * height * ch];
     for (y, (y0, k)) in cy.iter().enumerate() {
         for x in 0..width {
-            for c in 0..3 {
+            for c in 0..ch {
                 let mut acc = half;
-                for (i, &w) in k.iter().enumerate() {
-                    acc += i64::from(tmp.at(x, y0 + i, c)) * i64::from(w);
+                for (i, &wt) in k.iter().enumerate() {
+                    acc += i64::from(tmp[((y0 + i) * width + x) * ch + c]) * i64::from(wt);
                 }
-                out.data[(y * width + x) * 3 + c] = clip8(acc);
+                out[(y * width + x) * ch + c] = clip8(acc);
             }
+        }
+    }
+    out
+}
+
+/// `Image.composite(img, black, mask)`: `img` where the 'L' mask is 255, black where 0, blended
+/// in between with Pillow's integer `DIV255` rounding.
+pub fn composite_over_black(img: &RgbImage, mask: &[u8]) -> RgbImage {
+    let mut out = img.clone();
+    for (px, &m) in out.data.chunks_exact_mut(3).zip(mask) {
+        for v in px.iter_mut() {
+            let t = u32::from(*v) * u32::from(m) + 128;
+            *v = (((t >> 8) + t) >> 8) as u8;
         }
     }
     out
