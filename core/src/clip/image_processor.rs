@@ -5,7 +5,10 @@
 use crate::image::RgbImage;
 use crate::image::pil::{Filter, resize};
 
+// The decimals exactly as transformers writes them; numpy rounds them to f32 the same way.
+#[allow(clippy::excessive_precision)]
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+#[allow(clippy::excessive_precision)]
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// The resized and centre-cropped 8-bit image (before rescaling).
