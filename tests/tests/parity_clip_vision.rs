@@ -78,7 +78,7 @@ fn preprocessing_and_tower_match_transformers() {
 
 #[test]
 fn wrong_input_size_is_an_error() {
-    let source = DirSource::open(&fixture("clip_vision_tiny")).unwrap();
+    let source = DirSource::open(fixture("clip_vision_tiny")).unwrap();
     let device = Device::flex();
     let model =
         ClipVisionModelWithProjection::load(&source, "", None, DType::F32, &device).unwrap();
