@@ -161,8 +161,10 @@ def main():
         values = sorted(masks)
         mask = Image.fromarray(masks[values[len(values) // 2]]).resize((64, 64), Image.NEAREST)
         composite = Image.composite(img, Image.new("RGB", img.size, (0, 0, 0)), mask.resize(img.size))
+        assert 0 in masks, "the quantised map has background"
         save_file({
             "labels": labels,
+            "without_background": np.packbits((255 - masks[0]) > 0),
             "values": np.array(values, np.int64),
             "filled": np.stack([np.packbits(masks[v] > 0) for v in values]),
             "composite_mask": np.asarray(mask),

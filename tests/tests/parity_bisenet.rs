@@ -4,7 +4,9 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use consistentid_core::bisenet::BiSeNet;
 use consistentid_core::bisenet::preprocess::preprocess;
-use consistentid_core::bisenet::regions::{Mask, facial_regions, label_masks, region_image};
+use consistentid_core::bisenet::regions::{
+    Mask, facial_regions, label_masks, region_image, without_background,
+};
 use consistentid_core::image::pil::{Filter, resize};
 use consistentid_core::image::{RgbImage, decode};
 use consistentid_core::tensor_io::TensorFile;
@@ -128,6 +130,10 @@ fn region_masks_match_opencv_and_composite_matches_pillow() {
                 "{name}: label {v}: {differ} pixels differ from OpenCV"
             );
         }
+        // Training's "WithoutBackground": the complement of the filled background.
+        let (bits, _) = f.i64("without_background").unwrap();
+        let wb = without_background(&labels, w, h);
+        assert_eq!(wb.data, unpack(&bits, w * h), "{name}: WithoutBackground");
         // Region image: a 64x64 mask upsampled (BICUBIC) and composited over black.
         let (img_data, ishape) = f.i64("composite").unwrap();
         let (mask_l, mshape) = f.i64("composite_mask").unwrap();
