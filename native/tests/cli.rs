@@ -925,12 +925,18 @@ fn exif_orientation_is_applied() {
         let mut w = enc.write_header().unwrap();
         // TIFF header (big-endian), one IFD entry: Orientation (0x0112) = 6, "rotate 90° CW".
         let exif = [
-            0x4d, 0x4d, 0x00, 0x2a, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0,
+            0x4d, 0x4d, 0x00, 0x2a, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0,
+            0, 0, 0,
         ];
-        w.write_chunk(png::chunk::ChunkType(*b"eXIf"), &exif).unwrap();
+        w.write_chunk(png::chunk::ChunkType(*b"eXIf"), &exif)
+            .unwrap();
         w.write_image_data(&[255, 0, 0, 0, 0, 255]).unwrap();
     }
     let img = consistentid_core::image::decode(&bytes, "rotated.png").unwrap();
     assert_eq!((img.width, img.height), (1, 2));
-    assert_eq!(img.data, [255, 0, 0, 0, 0, 255], "red above blue after the rotation");
+    assert_eq!(
+        img.data,
+        [255, 0, 0, 0, 0, 255],
+        "red above blue after the rotation"
+    );
 }

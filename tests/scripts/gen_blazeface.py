@@ -7,8 +7,8 @@ side, x / 127.5 − 1, NHWC. Post-processing as MediaPipe's SsdAnchorsCalculator
 anchor size; front strides 8/16/16/16, back 16/32/32/32) and TensorsToDetections (scales = input
 side, sigmoid scores clipped at ±100, threshold 0.5) with WEIGHTED non-max suppression (IoU 0.3).
 
-Writes tests/fixtures/face/blazeface_<model>_<photo>.safetensors: input (the network input,
-[1,S,S,3]), boxes [N,4], scores [N], landmarks [N,6,2] in image pixels.
+Writes tests/fixtures/face/blazeface_<model>_<photo>.safetensors: input_patch (rows/cols 48..80
+of the front model's input [S,S,3], astronaut only), boxes [N,4], scores [N], landmarks [N,6,2] in image pixels.
 Needs the real data (tests/scripts/fetch_real_data.sh); onnxruntime 1.16.3, pillow, numpy.
 
     venv/bin/python tests/scripts/gen_blazeface.py
@@ -96,7 +96,7 @@ def main():
                 "landmarks": np.array([d[2] for d in dets], np.float32).reshape(-1, 6, 2),
             }
             if model == "front" and photo == "astronaut":
-                tensors["input"] = x
+                tensors["input_patch"] = np.ascontiguousarray(x[0, 48:80, 48:80])  # Pillow bilinear 512 -> 128
             save_file(tensors, str(out_dir / f"blazeface_{model}_{photo}.safetensors"))
             print(model, photo, [(round(float(d[0]), 3), np.round(d[2][:4]).tolist()) for d in dets])
 

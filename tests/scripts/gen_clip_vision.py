@@ -2,12 +2,12 @@
 """Parity fixtures for the CLIP vision tower and CLIPImageProcessor (transformers 4.31.0).
 
 tests/fixtures/clip_vision_tiny/: a tiny random-weight CLIPVisionModelWithProjection (the ViT-H
-layout at small widths: gelu, 224 px input, patch 32, 3 layers) in the transformers layout
+layout at small widths: gelu, 224 px input, patch 14 so 257 tokens, 3 layers) in the transformers layout
 (config.json + model.safetensors), and expected.safetensors with, for each real photo:
   <photo>.crop            u8 [224,224,3]  the image after CLIPImageProcessor's resize + crop
                           (recovered exactly from pixel_values)
   <photo>.pixel_values_corner  [3,16,16]  the normalised top-left corner (checks the arithmetic)
-  <photo>.penultimate_hidden_state [1,50,H], <photo>.image_embeds [1,P]
+  <photo>.penultimate_hidden_state [1,257,H], <photo>.image_embeds [1,P]
 Also sd-like facts: tests/fixtures/clip_vit_h_keys.json lists every key and shape of the real
 laion/CLIP-ViT-H-14-laion2B-s32B-b79K CLIPVisionModelWithProjection (metadata only).
 Needs the real data (tests/scripts/fetch_real_data.sh); torch 2.0.0, transformers 4.31.0.
@@ -40,7 +40,7 @@ def main():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     config = CLIPVisionConfig(hidden_size=32, intermediate_size=48, projection_dim=24, num_hidden_layers=3,
-                              num_attention_heads=4, image_size=224, patch_size=32, hidden_act="gelu",
+                              num_attention_heads=4, image_size=224, patch_size=14, hidden_act="gelu",
                               layer_norm_eps=1e-5)
     torch.manual_seed(0)
     model = CLIPVisionModelWithProjection(config).eval()

@@ -217,10 +217,22 @@ mod blazeface {
                 let case = format!("blazeface_{model}_{name}");
                 let bytes = std::fs::read(fixture(&format!("face/{case}.safetensors"))).unwrap();
                 let want = TensorFile::parse(&case, &bytes).unwrap();
-                if let Ok((input, _)) = want.f32("input") {
-                    // Pillow's bilinear resize, reproduced exactly.
+                if let Ok((patch, _)) = want.f32("input_patch") {
+                    // Pillow's bilinear downscale, reproduced exactly.
                     let (ours, _, _) = det.preprocess(&img);
-                    assert_eq!(ours, input, "{case}: network input");
+                    let s = det.size;
+                    for y in 0..32 {
+                        for x in 0..32 {
+                            for c in 0..3 {
+                                let a = ours[((48 + y) * s + 48 + x) * 3 + c];
+                                assert_eq!(
+                                    a,
+                                    patch[(y * 32 + x) * 3 + c],
+                                    "{case}: input ({x},{y})"
+                                );
+                            }
+                        }
+                    }
                 }
                 let found = det.detect(&img).unwrap();
                 let (scores, _) = want.f32("scores").unwrap();
