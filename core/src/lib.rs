@@ -6,6 +6,7 @@
 
 pub mod bisenet;
 pub mod clip;
+pub mod consistentid;
 pub mod error;
 pub mod face;
 pub mod image;

@@ -1,0 +1,68 @@
+//! The ConsistentID modules (`ConsistentID-v1.bin`): the ID projection (`image_proj`) and the
+//! FacialEncoder, loaded from the official nested state dict (bf16 and f32 groups) with
+//! dimensions read from the checkpoint.
+
+pub mod facial_encoder;
+pub mod params;
+pub mod perceiver;
+pub mod proj_plus;
+
+use std::collections::HashMap;
+
+use burn::tensor::Device;
+
+pub use facial_encoder::FacialEncoder;
+pub use proj_plus::ProjPlusModel;
+
+use crate::weights::torch_file::{self, TorchTensor};
+use crate::{Error, Result};
+use params::StateDict;
+
+/// The two ConsistentID modules of the checkpoint (its `adapter_modules` go to the UNet).
+pub struct ConsistentIdModules {
+    pub image_proj: ProjPlusModel,
+    pub facial_encoder: FacialEncoder,
+    /// The `adapter_modules.*` tensors, left for the UNet's attention processors.
+    pub adapter_modules: HashMap<String, TorchTensor>,
+}
+
+impl ConsistentIdModules {
+    /// Reads `ConsistentID-v1.bin` (torch zip pickle: `image_proj` (or `image_proj_model`),
+    /// `FacialEncoder`, `adapter_modules`).
+    pub fn load(bytes: &[u8], path: &str, device: &Device) -> Result<Self> {
+        let tensors = torch_file::read(bytes).map_err(|reason| Error::WeightFile {
+            path: path.to_string(),
+            reason,
+        })?;
+        let mut tensors: HashMap<String, TorchTensor> = tensors.into_iter().collect();
+        let proj_prefix = if tensors.keys().any(|k| k.starts_with("image_proj_model.")) {
+            "image_proj_model"
+        } else {
+            "image_proj"
+        };
+        let mut sd = StateDict {
+            tensors: &mut tensors,
+            path,
+            device,
+        };
+        let image_proj = ProjPlusModel::load(&mut sd, proj_prefix)?;
+        let facial_encoder = FacialEncoder::load(&mut sd, "FacialEncoder")?;
+        let adapter_modules: HashMap<String, TorchTensor> = tensors
+            .iter()
+            .filter(|(k, _)| k.starts_with("adapter_modules."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        tensors.retain(|k, _| !k.starts_with("adapter_modules."));
+        if let Some(extra) = tensors.keys().next() {
+            return Err(Error::WeightMismatch {
+                path: path.to_string(),
+                reason: format!("unexpected tensor `{extra}`"),
+            });
+        }
+        Ok(Self {
+            image_proj,
+            facial_encoder,
+            adapter_modules,
+        })
+    }
+}
