@@ -6,6 +6,7 @@ pub mod facial_encoder;
 pub mod params;
 pub mod perceiver;
 pub mod proj_plus;
+pub mod prompt;
 
 use std::collections::HashMap;
 
