@@ -6,4 +6,5 @@ pub mod device;
 pub mod generate;
 pub mod source;
 pub mod stage;
+pub mod stage_consistentid;
 pub mod stage_face;

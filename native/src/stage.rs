@@ -66,6 +66,13 @@ pub enum StageCommand {
     /// The region images (photo composited over black with each region mask) through
     /// CLIPImageProcessor → `region_pixel_values` [5,3,224,224] (absent regions zero).
     RegionImages(crate::stage_face::BisenetArgs),
+    /// ConsistentID's ID projection (`ConsistentID-v1.bin` in the model folder): inputs
+    /// `id_embedding` [1,512] and `clip_penultimate` [1,257,C] → `id_tokens` [1,4,D].
+    IdTokens(TensorArgs),
+    /// ConsistentID's FacialEncoder: inputs `prompt_embeds` [1,77,D], `region_hidden_states`
+    /// [1,5,257,C], `facial_token_mask` (i64 [1,77]), `facial_token_idx_mask` (i64 [1,5]) →
+    /// `prompt_embeds` [1,77,D] with the facial tokens fused.
+    FacialEncoder(TensorArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -137,6 +144,10 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::Bisenet(args) => crate::stage_face::bisenet(&args, device),
         StageCommand::FaceRegions(args) => crate::stage_face::face_regions(&args, device),
         StageCommand::RegionImages(args) => crate::stage_face::region_images(&args, device),
+        StageCommand::IdTokens(args) => crate::stage_consistentid::id_tokens(&args, device),
+        StageCommand::FacialEncoder(args) => {
+            crate::stage_consistentid::facial_encoder(&args, device)
+        }
     }
 }
 

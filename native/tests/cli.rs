@@ -940,3 +940,50 @@ fn exif_orientation_is_applied() {
         "red above blue after the rotation"
     );
 }
+
+#[test]
+fn consistentid_module_stages_match_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    let dir = fixture("consistentid_tiny");
+    let input = dir.join("expected.safetensors");
+    let want_bytes = std::fs::read(&input).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    for (stage, name, reference) in [
+        ("id-tokens", "id_tokens", "id_tokens"),
+        ("facial-encoder", "prompt_embeds", "fused_prompt_embeds"),
+    ] {
+        let o = run(&[
+            "stage",
+            stage,
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = read_out(&out);
+        let got = TensorFile::parse("o", &bytes).unwrap();
+        assert!(
+            rel_err(&got.f32(name).unwrap().0, &want.f32(reference).unwrap().0) < 1e-4,
+            "{stage}"
+        );
+    }
+    // A folder without the checkpoint says which file and how to get it.
+    let err = expect_error(&[
+        "stage",
+        "id-tokens",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("ConsistentID-v1.bin") && err.contains("consistentid fetch"),
+        "{err}"
+    );
+}

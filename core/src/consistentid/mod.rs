@@ -15,6 +15,7 @@ use burn::tensor::Device;
 pub use facial_encoder::FacialEncoder;
 pub use proj_plus::ProjPlusModel;
 
+use crate::tensor_io::{NamedTensor, to_safetensors};
 use crate::weights::torch_file::{self, TorchTensor};
 use crate::{Error, Result};
 use params::StateDict;
@@ -65,5 +66,33 @@ impl ConsistentIdModules {
             facial_encoder,
             adapter_modules,
         })
+    }
+
+    /// The `adapter_modules` tensors as a safetensors file (`{i}.…` keys), the format the
+    /// UNet's processor loader reads.
+    pub fn adapter_safetensors(&self) -> Result<Vec<u8>> {
+        let mut names: Vec<&String> = self.adapter_modules.keys().collect();
+        names.sort();
+        let tensors: Vec<NamedTensor> = names
+            .into_iter()
+            .map(|k| {
+                let t = &self.adapter_modules[k];
+                NamedTensor::from_f32(
+                    k.trim_start_matches("adapter_modules."),
+                    t.shape.clone(),
+                    &t.data,
+                )
+            })
+            .collect();
+        to_safetensors(&tensors, None)
+    }
+
+    /// Whether every LoRA `up` weight is zero (the released file may hold untrained LoRA; spec
+    /// §4.3): then the LoRA branches are no-ops.
+    pub fn lora_up_all_zero(&self) -> bool {
+        self.adapter_modules
+            .iter()
+            .filter(|(k, _)| k.contains("_lora.up."))
+            .all(|(_, t)| t.data.iter().all(|&v| v == 0.0))
     }
 }

@@ -242,3 +242,24 @@ pub fn join(dir: &str, name: &str) -> String {
         format!("{dir}/{name}")
     }
 }
+
+/// Files held in memory (fetched in the browser, or converted on the fly).
+#[derive(Default)]
+pub struct MemorySource {
+    pub files: std::collections::HashMap<String, Vec<u8>>,
+}
+
+impl WeightSource for MemorySource {
+    fn exists(&self, path: &str) -> bool {
+        self.files.contains_key(path)
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        self.files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| Error::MissingFile {
+                path: path.to_string(),
+            })
+    }
+}
