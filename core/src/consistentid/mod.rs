@@ -7,6 +7,7 @@ pub mod params;
 pub mod perceiver;
 pub mod proj_plus;
 pub mod prompt;
+pub mod styles;
 
 use std::collections::HashMap;
 
