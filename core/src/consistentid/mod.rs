@@ -2,6 +2,7 @@
 //! FacialEncoder, loaded from the official nested state dict (bf16 and f32 groups) with
 //! dimensions read from the checkpoint.
 
+pub mod conditioning;
 pub mod facial_encoder;
 pub mod params;
 pub mod perceiver;

@@ -2,4 +2,4 @@
 
 pub mod txt2img;
 
-pub use txt2img::{SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
+pub use txt2img::{DenoiseLoop, SingleFileConfigs, StableDiffusion, Txt2ImgRequest};

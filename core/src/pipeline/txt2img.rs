@@ -65,6 +65,14 @@ pub struct Txt2ImgRequest {
     pub scheduler: SchedulerKind,
 }
 
+/// The sampler settings of a denoising loop.
+#[derive(Clone, Copy, Debug)]
+pub struct DenoiseLoop {
+    pub scheduler: SchedulerKind,
+    pub steps: usize,
+    pub guidance_scale: f64,
+}
+
 impl StableDiffusion {
     /// Loads `tokenizer/`, `text_encoder/`, `unet/`, `vae/` and `scheduler/` of a diffusers
     /// folder; `variant` selects e.g. the `fp16` weight files.
@@ -184,6 +192,26 @@ impl StableDiffusion {
         rng: &mut NoiseRng,
         on_step: &mut dyn FnMut(usize, usize),
     ) -> Result<Tensor<4>> {
+        let loop_spec = DenoiseLoop {
+            scheduler: request.scheduler,
+            steps: request.steps,
+            guidance_scale: request.guidance_scale,
+        };
+        self.denoise_with(&loop_spec, &|_| context.clone(), init_latents, rng, on_step)
+    }
+
+    /// The classifier-free-guided denoising loop with a context per step: `context_at(i)` is
+    /// `[uncond; cond]` (`[2, L, D]`) for step `i` (ConsistentID switches it at the merge step).
+    /// `init_latents` is standard normal; it is scaled by the scheduler's `init_noise_sigma`.
+    pub fn denoise_with(
+        &self,
+        spec: &DenoiseLoop,
+        context_at: &dyn Fn(usize) -> Tensor<3>,
+        init_latents: Tensor<4>,
+        rng: &mut NoiseRng,
+        on_step: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor<4>> {
+        let request = spec;
         let mut scheduler =
             Scheduler::new(request.scheduler, &self.scheduler_config, request.steps)?;
         let mut latents = init_latents * scheduler.init_noise_sigma();
@@ -193,7 +221,7 @@ impl StableDiffusion {
             let input = scheduler
                 .scale_model_input(Tensor::cat(vec![latents.clone(), latents.clone()], 0), i);
             let t = Tensor::<1>::from_floats([t as f32, t as f32], &self.device);
-            let pred = self.unet.forward(input, t, context.clone());
+            let pred = self.unet.forward(input, t, context_at(i));
             let [_, c, h, w] = pred.dims();
             let uncond = pred.clone().slice([0..1, 0..c, 0..h, 0..w]);
             let cond = pred.slice([1..2, 0..c, 0..h, 0..w]);

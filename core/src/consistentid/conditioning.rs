@@ -1,0 +1,65 @@
+//! The three conditionings of the official pipeline and the merge-step schedule.
+
+use burn::tensor::Tensor;
+
+use crate::pipeline::{DenoiseLoop, StableDiffusion};
+use crate::rng::NoiseRng;
+use crate::{Error, Result};
+
+/// Each `[1, 77 + 4, D]`: prompt tokens followed by the 4 ID tokens.
+#[derive(Clone, Debug)]
+pub struct Conditioning {
+    /// Negative prompt fused with zero-image features + ID tokens of a zero embedding.
+    pub null: Tensor<3>,
+    /// The facial-fused prompt + ID tokens.
+    pub augmented: Tensor<3>,
+    /// The plain text prompt + ID tokens.
+    pub text_only: Tensor<3>,
+}
+
+impl Conditioning {
+    /// `[uncond; cond]` for step `i`: steps `i <= merge_step` use the text-only prompt, later
+    /// ones the facial-fused one (the official `start_merge_step` rule).
+    pub fn at_step(&self, i: usize, merge_step: usize) -> Tensor<3> {
+        let cond = if i <= merge_step {
+            self.text_only.clone()
+        } else {
+            self.augmented.clone()
+        };
+        Tensor::cat(vec![self.null.clone(), cond], 0)
+    }
+
+    fn check(&self) -> Result<()> {
+        let dims = self.null.dims();
+        if dims[0] != 1 || self.augmented.dims() != dims || self.text_only.dims() != dims {
+            return Err(Error::InvalidRequest(format!(
+                "conditionings must share one [1, L, D] shape, got {dims:?}, {:?}, {:?}",
+                self.augmented.dims(),
+                self.text_only.dims()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The official denoising loop: CFG always on, context switched at `merge_step`, then decoded
+/// to an image in [0, 1].
+pub fn generate(
+    sd: &StableDiffusion,
+    conditioning: &Conditioning,
+    spec: &DenoiseLoop,
+    merge_step: usize,
+    init_latents: Tensor<4>,
+    rng: &mut NoiseRng,
+    on_step: &mut dyn FnMut(usize, usize),
+) -> Result<Tensor<4>> {
+    conditioning.check()?;
+    let latents = sd.denoise_with(
+        spec,
+        &|i| conditioning.at_step(i, merge_step),
+        init_latents,
+        rng,
+        on_step,
+    )?;
+    Ok(sd.decode(latents))
+}
