@@ -72,11 +72,12 @@ class FacePerceiverResampler(nn.Module):
 
 
 class ProjPlusModel(nn.Module):
-    def __init__(self, cross_attention_dim, id_embeddings_dim, clip_embeddings_dim, num_tokens, depth, heads):
+    def __init__(self, cross_attention_dim, id_embeddings_dim, clip_embeddings_dim, num_tokens, depth, heads, hidden=None):
         super().__init__()
         self.cross_attention_dim, self.num_tokens = cross_attention_dim, num_tokens
-        self.proj = nn.Sequential(nn.Linear(id_embeddings_dim, id_embeddings_dim * 2 + 8), nn.GELU(),
-                                  nn.Linear(id_embeddings_dim * 2 + 8, cross_attention_dim * num_tokens))
+        hidden = hidden or id_embeddings_dim * 2 + 8  # the official width is 2 x 512
+        self.proj = nn.Sequential(nn.Linear(id_embeddings_dim, hidden), nn.GELU(),
+                                  nn.Linear(hidden, cross_attention_dim * num_tokens))
         self.norm = nn.LayerNorm(cross_attention_dim)
         self.perceiver_resampler = FacePerceiverResampler(cross_attention_dim, depth, 64, heads,
                                                           clip_embeddings_dim, cross_attention_dim)

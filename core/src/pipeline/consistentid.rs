@@ -1,0 +1,233 @@
+//! The ConsistentID pipeline (SD1.5), as the official `ConsistentIDStableDiffusionPipeline`:
+//! face parsing → facial regions → marked prompt → text, ID and region embeddings →
+//! the three conditionings → the merge-step denoising loop.
+//!
+//! One model folder: the diffusers SD1.5 layout plus `image_encoder/`, `ConsistentID-v1.bin` and
+//! `face_parsing.pth`. Every dimension comes from the configs and the checkpoint.
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+use super::{DenoiseLoop, StableDiffusion};
+use crate::bisenet::BiSeNet;
+use crate::bisenet::labels::official_name;
+use crate::bisenet::preprocess as parsing;
+use crate::bisenet::regions::{facial_regions, region_image};
+use crate::clip::image_processor;
+use crate::clip::{ClipTokenizer, ClipVisionModelWithProjection};
+use crate::consistentid::ConsistentIdModules;
+use crate::consistentid::conditioning::{Conditioning, generate};
+use crate::consistentid::prompt::{ConsistentIdPrompt, FACIAL_CAPTION, build_prompt};
+use crate::image::RgbImage;
+use crate::rng::NoiseRng;
+use crate::weights::{MemorySource, WeightSource};
+use crate::{Error, Result};
+
+/// File names inside the model folder.
+pub const CHECKPOINT: &str = "ConsistentID-v1.bin";
+pub const PARSING: &str = "face_parsing.pth";
+pub const IMAGE_ENCODER: &str = "image_encoder";
+/// At most this many facial regions.
+pub const MAX_FACIALS: usize = 5;
+
+/// Every model of the pipeline, loaded once.
+pub struct ConsistentIdPipeline {
+    pub sd: StableDiffusion,
+    /// The SD tokenizer with `<|image|>` and `<|facial|>` added.
+    pub tokenizer: ClipTokenizer,
+    pub image_encoder: ClipVisionModelWithProjection,
+    pub modules: ConsistentIdModules,
+    pub bisenet: BiSeNet,
+    /// Whether the checkpoint's LoRA `up` weights are all zero (its LoRA then does nothing).
+    pub lora_up_all_zero: bool,
+}
+
+/// Everything computed before denoising.
+pub struct Prepared {
+    pub prompt: ConsistentIdPrompt,
+    /// The region names kept (official mask-dict names, e.g. `Right_Ear`).
+    pub regions: Vec<String>,
+    /// CLIP `hidden_states[-2]` of the whole photo, `[1, 257, C]`.
+    pub clip_penultimate: Tensor<3>,
+    /// The 4 ID tokens, `[1, 4, D]`.
+    pub id_tokens: Tensor<3>,
+    pub conditioning: Conditioning,
+}
+
+impl ConsistentIdPipeline {
+    pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self> {
+        let mut sd = StableDiffusion::load(source, None, device)?;
+        let modules = ConsistentIdModules::load(
+            &source.read(CHECKPOINT)?,
+            &source.display_path(CHECKPOINT),
+            device,
+        )?;
+        let adapters = MemorySource {
+            files: [(
+                "adapter_modules.safetensors".to_string(),
+                modules.adapter_safetensors()?,
+            )]
+            .into(),
+        };
+        sd.unet.load_ip_lora_adapters(
+            &adapters,
+            "adapter_modules.safetensors",
+            modules.image_proj.num_tokens,
+            1.0,
+            DType::F32,
+            device,
+        )?;
+        let image_encoder =
+            ClipVisionModelWithProjection::load(source, IMAGE_ENCODER, None, DType::F32, device)?;
+        if image_encoder
+            .vision_model
+            .embeddings
+            .patch_embedding
+            .weight
+            .dims()[0]
+            != modules.image_proj.clip_dim()
+            || modules.facial_encoder.clip_dim() != modules.image_proj.clip_dim()
+        {
+            return Err(Error::WeightMismatch {
+                path: source.display_path(CHECKPOINT),
+                reason: "its CLIP width differs from image_encoder/'s".into(),
+            });
+        }
+        let bisenet = BiSeNet::load(
+            &source.read(PARSING)?,
+            &source.display_path(PARSING),
+            device,
+        )?;
+        let tokenizer = ClipTokenizer::from_source(source, "tokenizer")?.with_consistentid_tokens();
+        Ok(Self {
+            lora_up_all_zero: modules.lora_up_all_zero(),
+            sd,
+            tokenizer,
+            image_encoder,
+            modules,
+            bisenet,
+        })
+    }
+
+    fn device(&self) -> Device {
+        self.sd.device.clone()
+    }
+
+    /// `hidden_states[-2]` of normalised pixels `[n, 3, S, S]`.
+    fn penultimate(&self, pixels: Vec<f32>, n: usize) -> Result<Tensor<3>> {
+        let s = self.image_encoder.image_size();
+        let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [n, 3, s, s]), &self.device());
+        Ok(self.image_encoder.forward(x)?.penultimate())
+    }
+
+    /// Runs everything up to the conditionings. `id_embedding` is the L2-normalised ArcFace
+    /// embedding `[1, 512]` of `face`.
+    pub fn prepare(
+        &self,
+        face: &RgbImage,
+        id_embedding: Tensor<2>,
+        prompt: &str,
+        negative_prompt: Option<&str>,
+    ) -> Result<Prepared> {
+        let device = self.device();
+        // Face parsing and the official region selection.
+        let s = parsing::SIZE;
+        let x: Tensor<4> = Tensor::from_data(
+            TensorData::new(parsing::preprocess(face), [1, 3, s, s]),
+            &device,
+        );
+        let labels: Vec<u8> = self
+            .bisenet
+            .forward(x)
+            .labels
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v as u8)
+            .collect();
+        let regions = facial_regions(&labels, s, s);
+        let names: Vec<String> = regions
+            .iter()
+            .map(|(_, l, _)| official_name(*l).to_string())
+            .collect();
+
+        // The marked prompt and the text embeddings.
+        let p = build_prompt(prompt, FACIAL_CAPTION, &names, &self.tokenizer, MAX_FACIALS)?;
+        let e_fac = self
+            .sd
+            .text_encoder
+            .forward_ids(std::slice::from_ref(&p.input_ids), &device)
+            .last_hidden_state;
+        let texts = self
+            .sd
+            .encode_prompt(&p.prompt_text_only, negative_prompt)?;
+        let [_, len, dim] = texts.dims();
+        let n_txt = texts.clone().slice([0..1, 0..len, 0..dim]);
+        let e_txt = texts.slice([1..2, 0..len, 0..dim]);
+
+        // ID tokens from the whole photo (no face crop, as upstream) and their null version.
+        let size = self.image_encoder.image_size();
+        let pixels = image_processor::preprocess(face, size);
+        let plane = pixels.len();
+        let h = self.penultimate(pixels, 1)?;
+        let h0 = self.penultimate(vec![0.0; plane], 1)?;
+        let proj = &self.modules.image_proj;
+        let id_tokens = proj.forward(id_embedding, h.clone())?;
+        let id_tokens0 = proj.forward(Tensor::zeros([1, proj.id_dim()], &device), h0)?;
+
+        // Region images in mask order, zero-padded to 5, and the zero-image features.
+        let kept: Vec<_> = regions
+            .iter()
+            .filter(|(_, l, _)| p.kept_regions.iter().any(|k| k == official_name(*l)))
+            .collect();
+        let mut region_pixels = vec![0.0f32; MAX_FACIALS * plane];
+        for (k, (_, _, mask)) in kept.iter().take(MAX_FACIALS).enumerate() {
+            let v = image_processor::preprocess(&region_image(face, mask), size);
+            region_pixels[k * plane..(k + 1) * plane].copy_from_slice(&v);
+        }
+        let f = self.penultimate(region_pixels, MAX_FACIALS)?;
+        let f0 = self.penultimate(vec![0.0; MAX_FACIALS * plane], MAX_FACIALS)?;
+        let enc = &self.modules.facial_encoder;
+        let p_fac = enc.forward(e_fac, f, &p.facial_token_mask, &p.facial_token_idx_mask)?;
+        // Upstream fuses the zero-image features into the negative prompt at the positive
+        // prompt's facial positions (kept: the released weights were used this way).
+        let p_fac0 = enc.forward(n_txt, f0, &p.facial_token_mask, &p.facial_token_idx_mask)?;
+        let conditioning = Conditioning {
+            null: Tensor::cat(vec![p_fac0, id_tokens0], 1),
+            augmented: Tensor::cat(vec![p_fac, id_tokens.clone()], 1),
+            text_only: Tensor::cat(vec![e_txt, id_tokens.clone()], 1),
+        };
+        Ok(Prepared {
+            regions: kept
+                .iter()
+                .map(|(_, l, _)| official_name(*l).to_string())
+                .collect(),
+            prompt: p,
+            clip_penultimate: h,
+            id_tokens,
+            conditioning,
+        })
+    }
+
+    /// Denoises from standard-normal `init_latents` and decodes to `[1, 3, H, W]` in [0, 1].
+    pub fn generate(
+        &self,
+        prepared: &Prepared,
+        spec: &DenoiseLoop,
+        merge_step: usize,
+        init_latents: Tensor<4>,
+        rng: &mut NoiseRng,
+        on_step: &mut dyn FnMut(usize, usize),
+    ) -> Result<Tensor<4>> {
+        generate(
+            &self.sd,
+            &prepared.conditioning,
+            spec,
+            merge_step,
+            init_latents,
+            rng,
+            on_step,
+        )
+    }
+}

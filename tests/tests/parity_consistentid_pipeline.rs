@@ -1,0 +1,128 @@
+//! The whole ConsistentID pipeline against the tiny replica of the official one
+//! (tests/scripts/gen_consistentid_pipeline.py), stage by stage, with a provided ID embedding.
+
+use burn::tensor::Device;
+use consistentid_core::image::decode;
+use consistentid_core::pipeline::DenoiseLoop;
+use consistentid_core::pipeline::consistentid::ConsistentIdPipeline;
+use consistentid_core::rng::NoiseRng;
+use consistentid_core::scheduler::SchedulerKind;
+use consistentid_core::tensor_io::TensorFile;
+use consistentid_native::source::DirSource;
+use consistentid_tests::{assert_close, fixture, real_data, rel_l2};
+
+/// sd_tiny + bisenet_tiny's face_parsing.pth + consistentid_pipeline's image_encoder and
+/// checkpoint, as the Python script assembles them.
+pub fn model_folder() -> tempfile::TempDir {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("sd_tiny"), tmp.path());
+    copy_dir(
+        &fixture("consistentid_pipeline/image_encoder"),
+        &tmp.path().join("image_encoder"),
+    );
+    std::fs::copy(
+        fixture("consistentid_pipeline/ConsistentID-v1.bin"),
+        tmp.path().join("ConsistentID-v1.bin"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("bisenet_tiny/face_parsing.pth"),
+        tmp.path().join("face_parsing.pth"),
+    )
+    .unwrap();
+    tmp
+}
+
+#[test]
+fn pipeline_matches_the_replica_stage_by_stage() {
+    let dir = model_folder();
+    let device = Device::flex();
+    let pipe = ConsistentIdPipeline::load(&DirSource::open(dir.path()).unwrap(), &device).unwrap();
+    let bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    let face = decode(
+        &std::fs::read(real_data("images/astronaut.png")).unwrap(),
+        "astronaut.png",
+    )
+    .unwrap();
+    let id = want.tensor::<2>("id_embedding", &device).unwrap();
+    let prepared = pipe
+        .prepare(
+            &face,
+            id,
+            "a photo of a person as an astronaut, highly detailed",
+            Some("blurry, lowres"),
+        )
+        .unwrap();
+    assert_eq!(prepared.regions, ["Right_Ear", "Upper_Lip"]);
+    let ids: Vec<i64> = prepared
+        .prompt
+        .input_ids
+        .iter()
+        .map(|&i| i64::from(i))
+        .collect();
+    assert_eq!(ids, want.i64("input_ids").unwrap().0);
+    let mask: Vec<i64> = prepared
+        .prompt
+        .facial_token_mask
+        .iter()
+        .map(|&b| i64::from(b))
+        .collect();
+    assert_eq!(mask, want.i64("facial_token_mask").unwrap().0);
+    let vec = |t: burn::tensor::Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
+    assert_close(
+        "clip_penultimate",
+        &vec(prepared.clip_penultimate.clone()),
+        &want.f32("clip_penultimate").unwrap().0,
+    );
+    assert_close(
+        "id_tokens",
+        &vec(prepared.id_tokens.clone()),
+        &want.f32("id_tokens").unwrap().0,
+    );
+    let c = &prepared.conditioning;
+    assert_close("null", &vec(c.null.clone()), &want.f32("null").unwrap().0);
+    assert_close(
+        "augmented",
+        &vec(c.augmented.clone()),
+        &want.f32("augmented").unwrap().0,
+    );
+    assert_close(
+        "text_only",
+        &vec(c.text_only.clone()),
+        &want.f32("text_only").unwrap().0,
+    );
+
+    let spec = DenoiseLoop {
+        scheduler: SchedulerKind::Euler,
+        steps: 5,
+        guidance_scale: 5.0,
+    };
+    let init = want.tensor::<4>("init_latents", &device).unwrap();
+    let image = pipe
+        .generate(
+            &prepared,
+            &spec,
+            2,
+            init,
+            &mut NoiseRng::new(0),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    let err = rel_l2(
+        &image.into_data().try_to_vec::<f32>().unwrap(),
+        &want.f32("image").unwrap().0,
+    );
+    assert!(err <= 1e-3, "image: relative L2 {err:e}");
+}
