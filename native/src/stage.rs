@@ -73,6 +73,14 @@ pub enum StageCommand {
     /// [1,5,257,C], `facial_token_mask` (i64 [1,77]), `facial_token_idx_mask` (i64 [1,5]) →
     /// `prompt_embeds` [1,77,D] with the facial tokens fused.
     FacialEncoder(TensorArgs),
+    /// The ConsistentID pipeline up to denoising (`--model DIR --face IMG [--id-embedding F]
+    /// --prompt P --negative-prompt N`; prompts verbatim) → `input_ids` (markers removed),
+    /// `facial_token_mask`, `facial_token_idx`, `facial_token_idx_mask` (i64) and the
+    /// conditionings `null`, `augmented`, `text_only` [1,81,D].
+    ConsistentidPrompt(crate::stage_consistentid::PipelineArgs),
+    /// The whole ConsistentID pipeline from `--init-latents` (Euler) → `image` [1,3,H,W] in
+    /// [0, 1].
+    Consistentid(crate::stage_consistentid::DenoiseArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -148,6 +156,10 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::FacialEncoder(args) => {
             crate::stage_consistentid::facial_encoder(&args, device)
         }
+        StageCommand::ConsistentidPrompt(args) => {
+            crate::stage_consistentid::consistentid_prompt(&args, device)
+        }
+        StageCommand::Consistentid(args) => crate::stage_consistentid::consistentid(&args, device),
     }
 }
 

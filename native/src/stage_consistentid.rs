@@ -1,14 +1,28 @@
-//! The ConsistentID module stages: the ID projection and the FacialEncoder on explicit tensors.
+//! The ConsistentID stages: the ID projection and the FacialEncoder on explicit tensors, and the
+//! whole pipeline (`consistentid-prompt`: everything before denoising; `consistentid`: to the
+//! image), plus the identity (stored embedding or detection + ArcFace) they share with
+//! `generate --face`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use consistentid_core::consistentid::ConsistentIdModules;
+use consistentid_core::face::arcface::ArcFace;
+use consistentid_core::face::choose::warnings;
+use consistentid_core::face::scrfd::Scrfd;
+use consistentid_core::face::{ChannelOrder, FaceChoice, choose_face};
+use consistentid_core::image::RgbImage;
+use consistentid_core::pipeline::DenoiseLoop;
+use consistentid_core::pipeline::consistentid::{ConsistentIdPipeline, Prepared};
+use consistentid_core::rng::NoiseRng;
+use consistentid_core::scheduler::SchedulerKind;
 use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
 use crate::device::{DeviceChoice, select};
+use crate::source::DirSource;
 use crate::stage::{TensorArgs, write};
+use crate::stage_face::{ChannelOrderArg, load_onnx, read_image};
 
 /// The ConsistentID checkpoint inside the model folder.
 pub const CHECKPOINT: &str = "ConsistentID-v1.bin";
@@ -74,4 +88,238 @@ pub fn facial_encoder(args: &ModuleArgs, device: DeviceChoice) -> Result<()> {
         &flags("facial_token_idx_mask")?,
     )?;
     write(&args.out, &[NamedTensor::f32("prompt_embeds", out)], "")
+}
+
+/// How the identity is obtained: a stored embedding, or detection + ArcFace on the face photo
+/// with the buffalo_l ONNX files of the model folder.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityArgs {
+    /// A stored identity: safetensors with `id_embedding` [1,512] (L2-normalised); replaces
+    /// detection and ArcFace.
+    #[arg(long, value_name = "F.safetensors")]
+    pub id_embedding: Option<PathBuf>,
+    /// Which detected face: `best` (highest score, the official rule), `largest`, or an index.
+    #[arg(long, default_value = "best", value_parser = crate::stage_face::parse_face_choice)]
+    pub face_index: FaceChoice,
+    /// Channel order fed to insightface's networks (`official` reproduces the SD1.5 pipeline).
+    #[arg(long, value_enum, default_value_t = ChannelOrderArg::Official)]
+    pub channel_order: ChannelOrderArg,
+    /// With no face found, use a zero embedding (what the official code silently does) instead
+    /// of stopping with an error.
+    #[arg(long)]
+    pub allow_no_face: bool,
+}
+
+/// Where buffalo_l's files may sit inside the model folder.
+fn find_onnx(dir: &Path, name: &str) -> Option<PathBuf> {
+    [
+        dir.join(name),
+        dir.join("buffalo_l").join(name),
+        dir.join("models/buffalo_l").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// The `[1, 512]` normalised identity embedding of `face`.
+pub fn identity(
+    dir: &Path,
+    face: &RgbImage,
+    face_path: &Path,
+    args: &IdentityArgs,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    if let Some(path) = &args.id_embedding {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = TensorFile::parse(&path.display().to_string(), &bytes)?;
+        let (values, shape) = file.f32("id_embedding")?;
+        if shape != [1, 512] && shape != [512] {
+            bail!(
+                "`id_embedding` in {} has shape {shape:?}, expected [1, 512]",
+                path.display()
+            );
+        }
+        let norm = values
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if (norm - 1.0).abs() > 1e-2 {
+            eprintln!(
+                "warning: id_embedding has norm {norm:.3}; ArcFace's normed_embedding has norm 1"
+            );
+        }
+        return Ok(Tensor::from_data(TensorData::new(values, [1, 512]), device));
+    }
+    let (Some(det), Some(rec)) = (
+        find_onnx(dir, "det_10g.onnx"),
+        find_onnx(dir, "w600k_r50.onnx"),
+    ) else {
+        bail!(
+            "no --id-embedding and no insightface buffalo_l files (det_10g.onnx, w600k_r50.onnx) in {} or its buffalo_l/: add them or pass --id-embedding",
+            dir.display()
+        );
+    };
+    let order: ChannelOrder = args.channel_order.into();
+    let mut detector = Scrfd::new(load_onnx(&det)?, device)?;
+    detector.channel_order = order;
+    let found = detector.detect(face)?;
+    let shown = face_path.display().to_string();
+    if found.is_empty() && args.allow_no_face {
+        eprintln!("warning: no face found in {shown}: using a zero identity (--allow-no-face)");
+        return Ok(Tensor::zeros([1, 512], device));
+    }
+    let chosen = choose_face(&found, args.face_index, &shown)?;
+    for w in warnings(&found, chosen) {
+        eprintln!("warning: {w}");
+    }
+    let mut arcface = ArcFace::new(load_onnx(&rec)?, device)?;
+    arcface.channel_order = order;
+    let emb = arcface.embed(&arcface.align(face, &chosen.landmarks)?)?;
+    let d = emb.normed.len();
+    Ok(Tensor::from_data(
+        TensorData::new(emb.normed, [1, d]),
+        device,
+    ))
+}
+
+/// Arguments of `stage consistentid-prompt` and `stage consistentid`.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The model folder (SD1.5 diffusers layout + image_encoder/, ConsistentID-v1.bin,
+    /// face_parsing.pth, optionally buffalo_l's ONNX files).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The reference face photo.
+    #[arg(long, value_name = "IMG")]
+    pub face: PathBuf,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// The prompt, used verbatim (no style).
+    #[arg(long)]
+    pub prompt: String,
+    #[arg(long)]
+    pub negative_prompt: Option<String>,
+    /// Output safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// Extra arguments of `stage consistentid`.
+#[derive(Debug, clap::Args)]
+pub struct DenoiseArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[arg(long)]
+    pub steps: usize,
+    #[arg(long)]
+    pub guidance: f64,
+    /// Steps `i <= merge-step` use the text-only prompt.
+    #[arg(long)]
+    pub merge_step: usize,
+    /// Safetensors with `init_latents` [1,4,h,w] (standard normal).
+    #[arg(long, value_name = "FILE")]
+    pub init_latents: PathBuf,
+}
+
+/// Loads the pipeline of a model folder.
+pub fn load_pipeline(dir: &Path, device: &Device) -> Result<ConsistentIdPipeline> {
+    let source = DirSource::open(dir)?;
+    let pipe = ConsistentIdPipeline::load(&source, device).map_err(|e| {
+        let hint = if matches!(e, consistentid_core::Error::MissingFile { .. }) {
+            " (`consistentid fetch` assembles the model folder)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    if pipe.lora_up_all_zero {
+        eprintln!(
+            "note: every LoRA `up` weight in {CHECKPOINT} is zero: the LoRA branches do nothing"
+        );
+    }
+    Ok(pipe)
+}
+
+fn prepare_stage(
+    args: &PipelineArgs,
+    device: DeviceChoice,
+) -> Result<(ConsistentIdPipeline, Prepared, Device)> {
+    let face = read_image(&args.face)?;
+    let (device, _) = select(device)?;
+    let pipe = load_pipeline(&args.model, &device)?;
+    let id = identity(&args.model, &face, &args.face, &args.identity, &device)?;
+    let prepared = pipe.prepare(&face, id, &args.prompt, args.negative_prompt.as_deref())?;
+    Ok((pipe, prepared, device))
+}
+
+/// `stage consistentid-prompt`.
+pub fn consistentid_prompt(args: &PipelineArgs, device: DeviceChoice) -> Result<()> {
+    let (_, p, _) = prepare_stage(args, device)?;
+    let len = p.prompt.input_ids.len();
+    let ids: Vec<i64> = p.prompt.input_ids.iter().map(|&i| i64::from(i)).collect();
+    let mask: Vec<i64> = p
+        .prompt
+        .facial_token_mask
+        .iter()
+        .map(|&b| i64::from(b))
+        .collect();
+    let idx: Vec<i64> = p
+        .prompt
+        .facial_token_idx
+        .iter()
+        .map(|&i| i as i64)
+        .collect();
+    let idx_mask: Vec<i64> = p
+        .prompt
+        .facial_token_idx_mask
+        .iter()
+        .map(|&b| i64::from(b))
+        .collect();
+    let n = idx.len();
+    eprintln!("prompt: {}", p.prompt.prompt_face);
+    write(
+        &args.out,
+        &[
+            NamedTensor::from_i64("input_ids", vec![1, len], &ids),
+            NamedTensor::from_i64("facial_token_mask", vec![1, len], &mask),
+            NamedTensor::from_i64("facial_token_idx", vec![1, n], &idx),
+            NamedTensor::from_i64("facial_token_idx_mask", vec![1, n], &idx_mask),
+            NamedTensor::f32("null", p.conditioning.null),
+            NamedTensor::f32("augmented", p.conditioning.augmented),
+            NamedTensor::f32("text_only", p.conditioning.text_only),
+        ],
+        &args.prompt,
+    )
+}
+
+/// `stage consistentid`.
+pub fn consistentid(args: &DenoiseArgs, device: DeviceChoice) -> Result<()> {
+    let (pipe, prepared, device) = prepare_stage(&args.pipeline, device)?;
+    let bytes = std::fs::read(&args.init_latents)
+        .with_context(|| format!("cannot read {}", args.init_latents.display()))?;
+    let init = TensorFile::parse(&args.init_latents.display().to_string(), &bytes)?
+        .tensor::<4>("init_latents", &device)?;
+    let spec = DenoiseLoop {
+        scheduler: SchedulerKind::Euler,
+        steps: args.steps,
+        guidance_scale: args.guidance,
+    };
+    let image = pipe.generate(
+        &prepared,
+        &spec,
+        args.merge_step,
+        init.clone(),
+        &mut NoiseRng::new(0),
+        &mut |_, _| {},
+    )?;
+    write(
+        &args.pipeline.out,
+        &[
+            NamedTensor::f32("init_latents", init),
+            NamedTensor::f32("image", image),
+        ],
+        &args.pipeline.prompt,
+    )
 }

@@ -987,3 +987,97 @@ fn consistentid_module_stages_match_the_reference() {
         "{err}"
     );
 }
+
+/// sd_tiny + the ConsistentID parts of the tiny pipeline replica, as one model folder.
+fn consistentid_folder() -> tempfile::TempDir {
+    let tmp = copy_fixture("sd_tiny");
+    copy_dir(
+        &fixture("consistentid_pipeline/image_encoder"),
+        &tmp.path().join("image_encoder"),
+    );
+    for (from, to) in [
+        (
+            "consistentid_pipeline/ConsistentID-v1.bin",
+            "ConsistentID-v1.bin",
+        ),
+        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
+    ] {
+        std::fs::copy(fixture(from), tmp.path().join(to)).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn consistentid_stages_match_the_pipeline_replica() {
+    let dir = consistentid_folder();
+    let out = dir.path().join("o.safetensors");
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let want_bytes = std::fs::read(&expected).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    let face = real_data("images/astronaut.png");
+    let common = [
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "a photo of a person as an astronaut, highly detailed",
+        "--negative-prompt",
+        "blurry, lowres",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&[&["stage", "consistentid-prompt"][..], &common[..]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    assert_eq!(
+        got.i64("input_ids").unwrap(),
+        want.i64("input_ids").unwrap()
+    );
+    assert_eq!(
+        got.i64("facial_token_idx_mask").unwrap(),
+        want.i64("facial_token_idx_mask").unwrap()
+    );
+    for name in ["null", "augmented", "text_only"] {
+        assert!(
+            rel_err(&got.f32(name).unwrap().0, &want.f32(name).unwrap().0) < 1e-4,
+            "{name}"
+        );
+    }
+    let o = run(&[
+        &["stage", "consistentid"][..],
+        &common[..],
+        &[
+            "--steps",
+            "5",
+            "--guidance",
+            "5",
+            "--merge-step",
+            "2",
+            "--init-latents",
+            expected.to_str().unwrap(),
+        ][..],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    assert!(rel_err(&got.f32("image").unwrap().0, &want.f32("image").unwrap().0) < 1e-3);
+
+    // Without --id-embedding the folder needs buffalo_l's ONNX files.
+    let err = expect_error(
+        &[
+            &["stage", "consistentid-prompt"][..],
+            &common[..4],
+            &common[6..],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("det_10g.onnx") && err.contains("--id-embedding"),
+        "{err}"
+    );
+}

@@ -11,7 +11,7 @@ use super::{DenoiseLoop, StableDiffusion};
 use crate::bisenet::BiSeNet;
 use crate::bisenet::labels::official_name;
 use crate::bisenet::preprocess as parsing;
-use crate::bisenet::regions::{facial_regions, region_image};
+use crate::bisenet::regions::{Mask, facial_regions, region_image};
 use crate::clip::image_processor;
 use crate::clip::{ClipTokenizer, ClipVisionModelWithProjection};
 use crate::consistentid::ConsistentIdModules;
@@ -128,8 +128,13 @@ impl ConsistentIdPipeline {
         prompt: &str,
         negative_prompt: Option<&str>,
     ) -> Result<Prepared> {
+        let regions = self.parse_regions(face);
+        self.prepare_with_regions(face, &regions, id_embedding, prompt, negative_prompt)
+    }
+
+    /// Face parsing and the official region selection: (official name, mask) in mask order.
+    pub fn parse_regions(&self, face: &RgbImage) -> Vec<(String, Mask)> {
         let device = self.device();
-        // Face parsing and the official region selection.
         let s = parsing::SIZE;
         let x: Tensor<4> = Tensor::from_data(
             TensorData::new(parsing::preprocess(face), [1, 3, s, s]),
@@ -146,11 +151,23 @@ impl ConsistentIdPipeline {
             .into_iter()
             .map(|v| v as u8)
             .collect();
-        let regions = facial_regions(&labels, s, s);
-        let names: Vec<String> = regions
-            .iter()
-            .map(|(_, l, _)| official_name(*l).to_string())
-            .collect();
+        facial_regions(&labels, s, s)
+            .into_iter()
+            .map(|(_, l, m)| (official_name(l).to_string(), m))
+            .collect()
+    }
+
+    /// [`Self::prepare`] after [`Self::parse_regions`].
+    pub fn prepare_with_regions(
+        &self,
+        face: &RgbImage,
+        regions: &[(String, Mask)],
+        id_embedding: Tensor<2>,
+        prompt: &str,
+        negative_prompt: Option<&str>,
+    ) -> Result<Prepared> {
+        let device = self.device();
+        let names: Vec<String> = regions.iter().map(|(n, _)| n.clone()).collect();
 
         // The marked prompt and the text embeddings.
         let p = build_prompt(prompt, FACIAL_CAPTION, &names, &self.tokenizer, MAX_FACIALS)?;
@@ -177,12 +194,12 @@ impl ConsistentIdPipeline {
         let id_tokens0 = proj.forward(Tensor::zeros([1, proj.id_dim()], &device), h0)?;
 
         // Region images in mask order, zero-padded to 5, and the zero-image features.
-        let kept: Vec<_> = regions
+        let kept: Vec<&(String, Mask)> = regions
             .iter()
-            .filter(|(_, l, _)| p.kept_regions.iter().any(|k| k == official_name(*l)))
+            .filter(|(n, _)| p.kept_regions.contains(n))
             .collect();
         let mut region_pixels = vec![0.0f32; MAX_FACIALS * plane];
-        for (k, (_, _, mask)) in kept.iter().take(MAX_FACIALS).enumerate() {
+        for (k, (_, mask)) in kept.iter().take(MAX_FACIALS).enumerate() {
             let v = image_processor::preprocess(&region_image(face, mask), size);
             region_pixels[k * plane..(k + 1) * plane].copy_from_slice(&v);
         }
@@ -199,10 +216,7 @@ impl ConsistentIdPipeline {
             text_only: Tensor::cat(vec![e_txt, id_tokens.clone()], 1),
         };
         Ok(Prepared {
-            regions: kept
-                .iter()
-                .map(|(_, l, _)| official_name(*l).to_string())
-                .collect(),
+            regions: kept.iter().map(|(n, _)| n.clone()).collect(),
             prompt: p,
             clip_penultimate: h,
             id_tokens,
