@@ -37,21 +37,21 @@ pub struct GenerateArgs {
     /// Denoising steps.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    /// Classifier-free guidance scale.
-    #[arg(long, default_value_t = 7.5)]
-    pub guidance: f64,
+    /// Classifier-free guidance scale (default 7.5; 5 with --face, as the official pipeline).
+    #[arg(long)]
+    pub guidance: Option<f64>,
     /// Sampler: euler, euler-a, ddim or dpmpp-2m-karras.
     #[arg(long, default_value = "euler", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
     /// Seed of the initial noise (random when absent); image k uses seed + k.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Image width in pixels.
-    #[arg(long, default_value_t = 512)]
-    pub width: usize,
-    /// Image height in pixels.
-    #[arg(long, default_value_t = 512)]
-    pub height: usize,
+    /// Image width in pixels (default 512).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Image height in pixels (default 512; 768 with --face, as the official infer.py).
+    #[arg(long)]
+    pub height: Option<usize>,
     /// How many images.
     #[arg(long, default_value_t = 1)]
     pub num_images: usize,
@@ -61,6 +61,21 @@ pub struct GenerateArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+    /// ConsistentID: the reference face photo. The model folder then also holds
+    /// image_encoder/, ConsistentID-v1.bin, face_parsing.pth and (unless --id-embedding)
+    /// buffalo_l's det_10g.onnx and w600k_r50.onnx.
+    #[arg(long, value_name = "IMG")]
+    pub face: Option<PathBuf>,
+    #[command(flatten)]
+    pub identity: crate::stage_consistentid::IdentityArgs,
+    /// ConsistentID: prompt style. Default `consistentid` (infer.py's wrapping and negative
+    /// prompt); also the official presets by name (`Photographic (Default)`, `Cinematic`, …,
+    /// `(No style)`).
+    #[arg(long)]
+    pub style: Option<String>,
+    /// ConsistentID: steps `i <= merge-step` use the text-only prompt (official default 30).
+    #[arg(long, default_value_t = 30)]
+    pub merge_step: usize,
 }
 
 /// Parses a `--scheduler` name.
@@ -70,7 +85,7 @@ pub fn parse_scheduler(name: &str) -> Result<SchedulerKind, String> {
     })
 }
 
-fn sampler_name(kind: SchedulerKind) -> &'static str {
+pub fn sampler_name(kind: SchedulerKind) -> &'static str {
     match kind {
         SchedulerKind::Euler => "Euler",
         SchedulerKind::EulerAncestral => "Euler a",
@@ -84,6 +99,14 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
     if args.num_images == 0 || args.steps == 0 {
         bail!("--num-images and --steps must be at least 1");
     }
+    if args.face.is_some() {
+        return crate::generate_face::run(args, device);
+    }
+    if args.style.is_some() || args.identity.id_embedding.is_some() {
+        bail!("--style and --id-embedding need --face (ConsistentID generation)");
+    }
+    let (width, height) = (args.width.unwrap_or(512), args.height.unwrap_or(512));
+    let guidance = args.guidance.unwrap_or(7.5);
     let (device, backend) = select(device)?;
     let started = Instant::now();
     let sd = load_model(
@@ -92,7 +115,7 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         args.variant.as_deref(),
         &device,
     )?;
-    let shape = sd.latent_shape(args.width, args.height)?;
+    let shape = sd.latent_shape(width, height)?;
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         args.model.display(),
@@ -106,7 +129,7 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         prompt: args.prompt.clone(),
         negative_prompt: args.negative_prompt.clone(),
         steps: args.steps,
-        guidance_scale: args.guidance,
+        guidance_scale: guidance,
         scheduler: args.scheduler,
     };
     let context = sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())?;
@@ -135,10 +158,10 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
             args.negative_prompt.as_deref().unwrap_or(""),
             args.steps,
             sampler_name(args.scheduler),
-            args.guidance,
+            guidance,
             image_seed,
-            args.width,
-            args.height,
+            width,
+            height,
             model_name
         );
         let path = args.out.join(format!("{image_seed}-{k}.png"));
@@ -196,7 +219,7 @@ pub fn load_model(
     )?)
 }
 
-fn random_seed() -> u64 {
+pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     // Four decimal digits fewer than u64::MAX keeps seeds easy to type back.
     RandomState::new().hash_one(Instant::now()) % 1_000_000_000_000

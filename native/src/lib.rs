@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod device;
 pub mod generate;
+pub mod generate_face;
 pub mod source;
 pub mod stage;
 pub mod stage_consistentid;

@@ -1081,3 +1081,77 @@ fn consistentid_stages_match_the_pipeline_replica() {
         "{err}"
     );
 }
+
+#[test]
+fn generate_with_a_face_writes_consistentid_pngs() {
+    let dir = consistentid_folder();
+    let out = dir.path().join("images");
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let face = real_data("images/astronaut.png");
+    let base = [
+        "generate",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "an astronaut",
+        "--steps",
+        "2",
+        "--merge-step",
+        "0",
+        "--width",
+        "48",
+        "--height",
+        "64",
+        "--seed",
+        "7",
+        "--num-images",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&base);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    for stage in ["detect + ArcFace", "parse", "encode", "denoise", "decode"] {
+        assert!(
+            stderr.contains(stage),
+            "timing of {stage} missing: {stderr}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("seed: 7"), "{stdout}");
+    for name in ["7-0.png", "8-1.png"] {
+        let file = std::fs::File::open(out.join(name)).unwrap();
+        let reader = png::Decoder::new(std::io::BufReader::new(file))
+            .read_info()
+            .unwrap();
+        let info = reader.info();
+        assert_eq!((info.width, info.height), (48, 64));
+        let text = info
+            .uncompressed_latin1_text
+            .iter()
+            .find(|t| t.keyword == "parameters")
+            .unwrap();
+        // The default style wraps the prompt as the official infer.py.
+        assert!(
+            text.text
+                .starts_with("cinematic photo,an astronaut, 50mm photograph"),
+            "{}",
+            text.text
+        );
+        assert!(
+            text.text.contains("Merge step: 0") && text.text.contains("CFG scale: 5"),
+            "{}",
+            text.text
+        );
+    }
+    let err = expect_error(&[&base[..], &["--style", "nope"][..]].concat());
+    assert!(
+        err.contains("unknown style `nope`") && err.contains("Film Noir"),
+        "{err}"
+    );
+}
