@@ -29,6 +29,9 @@ pub enum Command {
     /// Generate images from a text prompt with an SD1.x model folder; writes PNGs with their
     /// parameters (prompt, seed, sampler, ...) in the PNG `parameters` text chunk.
     Generate(crate::generate::GenerateArgs),
+    /// Download the official weights from the Hugging Face Hub into the HF cache and assemble the
+    /// model folder (`--dry-run` lists the files and where they go; `--offline` uses the cache).
+    Fetch(crate::fetch::FetchArgs),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stage(stage) => crate::stage::run(stage, cli.device),
         Command::Generate(args) => crate::generate::run(&args, cli.device),
+        Command::Fetch(args) => crate::fetch::run(&args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod device;
+pub mod fetch;
 pub mod generate;
 pub mod generate_face;
 pub mod source;

@@ -1155,3 +1155,206 @@ fn generate_with_a_face_writes_consistentid_pngs() {
         "{err}"
     );
 }
+
+/// A stand-in for the Hugging Face Hub: resolve URLs answer with the commit, etag and size and
+/// redirect "LFS" files (weights) to a storage path, as the Hub does. `corrupt` serves wrong
+/// bytes for ConsistentID-v1.bin.
+fn mock_hub(corrupt: bool) -> (String, std::thread::JoinHandle<()>) {
+    use sha2::{Digest, Sha256};
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let content = |path: &str| -> Vec<u8> {
+            if path.ends_with("model_index.json") {
+                br#"{"_class_name": "StableDiffusionPipeline"}"#.to_vec()
+            } else {
+                path.repeat(3).into_bytes()
+            }
+        };
+        let lfs = |path: &str| {
+            [".safetensors", ".bin", ".pth"]
+                .iter()
+                .any(|e| path.ends_with(e))
+        };
+        let mut blobs = std::collections::HashMap::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = line.split_whitespace();
+            let (method, target) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or("").to_string(),
+            );
+            if target == "/quit" {
+                break;
+            }
+            let (status, headers, body) = if let Some(sha) = target.strip_prefix("/cdn/") {
+                let body: Vec<u8> = blobs.get(sha).cloned().unwrap_or_default();
+                ("200 OK", String::new(), body)
+            } else if let Some((_, path)) = target.split_once("/resolve/main/") {
+                let body = content(path);
+                let sha = format!("{:x}", Sha256::digest(&body));
+                let served = if corrupt && path.ends_with("ConsistentID-v1.bin") {
+                    b"tampered".to_vec()
+                } else {
+                    body.clone()
+                };
+                if lfs(path) {
+                    blobs.insert(sha.clone(), served);
+                    let h = format!(
+                        "X-Repo-Commit: c0ffee\r\nX-Linked-Etag: \"{sha}\"\r\nX-Linked-Size: {}\r\nLocation: /cdn/{sha}\r\n",
+                        body.len()
+                    );
+                    ("302 Found", h, Vec::new())
+                } else {
+                    (
+                        "200 OK",
+                        format!("X-Repo-Commit: c0ffee\r\nETag: \"e-{}\"\r\n", body.len()),
+                        body,
+                    )
+                }
+            } else {
+                ("404 Not Found", String::new(), Vec::new())
+            };
+            let payload = if method == "HEAD" {
+                Vec::new()
+            } else {
+                body.clone()
+            };
+            let length = if method == "HEAD" && status.starts_with("200") {
+                body.len()
+            } else {
+                payload.len()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {length}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(&payload);
+        }
+    });
+    (addr, handle)
+}
+
+fn stop_hub(addr: &str, handle: std::thread::JoinHandle<()>) {
+    let host = addr.trim_start_matches("http://");
+    if let Ok(mut s) = std::net::TcpStream::connect(host) {
+        use std::io::Write;
+        let _ = s.write_all(b"GET /quit HTTP/1.1\r\n\r\n");
+    }
+    let _ = handle.join();
+}
+
+#[test]
+fn fetch_fills_the_hf_cache_and_assembles_the_model_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("hub");
+    let model = tmp.path().join("model");
+    let (addr, handle) = mock_hub(false);
+    let args = |model: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "fetch",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--model-dir",
+            model.to_str().unwrap(),
+            "--endpoint",
+            &addr,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run_s = |v: Vec<String>| run(&v.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let o = run_s(args(&model, &["--dry-run"]));
+    let listing = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success());
+    assert!(
+        listing.contains("JackAILab/ConsistentID/ConsistentID-v1.bin ->")
+            && listing.contains("to download"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("image_encoder/model.safetensors") && listing.contains("buffalo_l"),
+        "{listing}"
+    );
+    assert_eq!(listing.matches(" -> ").count(), 16, "{listing}");
+
+    let o = run_s(args(&model, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |p: &str| std::fs::read(model.join(p)).unwrap();
+    assert_eq!(
+        read("ConsistentID-v1.bin"),
+        b"ConsistentID-v1.binConsistentID-v1.binConsistentID-v1.bin"
+    );
+    assert_eq!(
+        read("image_encoder/model.safetensors"),
+        "model.safetensors".repeat(3).as_bytes()
+    );
+    let index: serde_json::Value = serde_json::from_slice(&read("model_index.json")).unwrap();
+    assert_eq!(index["image_encoder"][1], "CLIPVisionModelWithProjection");
+    let repo = cache.join("models--JackAILab--ConsistentID");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        "c0ffee"
+    );
+    assert!(repo.join("snapshots/c0ffee/face_parsing.pth").exists());
+    stop_hub(&addr, handle);
+
+    // Offline: the warm cache is enough; a cold one is a clear error.
+    let model2 = tmp.path().join("model2");
+    let o = run_s(args(&model2, &["--offline"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        model2
+            .join("unet/diffusion_pytorch_model.fp16.safetensors")
+            .exists()
+    );
+    let cold = tmp.path().join("cold");
+    let err = expect_error(&[
+        "fetch",
+        "--offline",
+        "--cache-dir",
+        cold.to_str().unwrap(),
+        "--model-dir",
+        model2.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--offline") && err.contains("consistentid fetch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fetch_rejects_a_file_whose_hash_does_not_match() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (addr, handle) = mock_hub(true);
+    let err = expect_error(&[
+        "fetch",
+        "--cache-dir",
+        tmp.path().join("hub").to_str().unwrap(),
+        "--model-dir",
+        tmp.path().join("m").to_str().unwrap(),
+        "--endpoint",
+        &addr,
+    ]);
+    assert!(
+        err.contains("ConsistentID-v1.bin") && (err.contains("sha256") || err.contains("bytes")),
+        "{err}"
+    );
+    stop_hub(&addr, handle);
+}
