@@ -323,8 +323,26 @@ fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {
 }
 
 pub(crate) fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
-    let metadata =
-        (!prompt.is_empty()).then(|| HashMap::from([("prompt".to_string(), prompt.to_string())]));
+    let metadata = if prompt.is_empty() {
+        vec![]
+    } else {
+        vec![("prompt", prompt.to_string())]
+    };
+    write_with_metadata(path, tensors, &metadata)
+}
+
+/// [`write`] with arbitrary string metadata.
+pub(crate) fn write_with_metadata(
+    path: &Path,
+    tensors: &[NamedTensor],
+    metadata: &[(&str, String)],
+) -> Result<()> {
+    let metadata = (!metadata.is_empty()).then(|| {
+        metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<HashMap<_, _>>()
+    });
     let bytes = to_safetensors(tensors, metadata)?;
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     let summary: Vec<String> = tensors

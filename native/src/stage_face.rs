@@ -20,10 +20,10 @@ use consistentid_core::face::scrfd::Scrfd;
 use consistentid_core::face::{ChannelOrder, Detection, FaceChoice, choose_face};
 use consistentid_core::image::{RgbImage, decode};
 use consistentid_core::onnx::{FloatValue, IntValue, OnnxModel, OnnxSession, Value};
-use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
 use crate::device::{DeviceChoice, select};
-use crate::stage::write;
+use crate::stage::{write, write_with_metadata};
 
 /// Arguments of `stage onnx`.
 #[derive(Debug, Args)]
@@ -486,24 +486,14 @@ pub fn face_regions(args: &FaceRegionsArgs, device: DeviceChoice) -> Result<()> 
         })
         .collect();
     eprintln!("regions: {}", names.join(", "));
-    let bytes = to_safetensors(
+    write_with_metadata(
+        &args.out,
         &[
             NamedTensor::from_f32("masks", vec![REGIONS.len(), s, s], &masks),
             NamedTensor::from_i64("region_valid", vec![REGIONS.len()], &valid),
         ],
-        Some(std::collections::HashMap::from([(
-            "region_names".to_string(),
-            names.join(","),
-        )])),
-    )?;
-    std::fs::write(&args.out, bytes)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
-    eprintln!(
-        "wrote {}: masks [{}, {s}, {s}], region_valid",
-        args.out.display(),
-        REGIONS.len()
-    );
-    Ok(())
+        &[("region_names", names.join(","))],
+    )
 }
 
 pub fn region_images(args: &BisenetArgs, device: DeviceChoice) -> Result<()> {

@@ -12,7 +12,7 @@ use super::config::ClipTextConfig;
 use super::encoder::{ClipEncoder, EncoderDims, layer_norm};
 use crate::Result;
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, read_config, single_file,
+    LoadSpec, WeightSource, keymap, load_folder_model, load_safetensors, single_file,
 };
 
 /// `CLIPTextModel`: the checkpoint's top level holds only `text_model`.
@@ -55,20 +55,19 @@ impl ClipTextModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config = read_config(source, dir, ClipTextConfig::from_json)?;
-        let weights = find_weight_file(source, dir, "model", variant)?;
-        let mut model = Self::new(&config, device);
-        load_safetensors(
-            &mut model,
+        load_folder_model(
             source,
-            &weights,
+            dir,
+            "model",
+            variant,
+            ClipTextConfig::from_json,
+            |config| Self::new(config, device),
             &LoadSpec {
                 remap: keymap::CLIP_TEXT_REMAP,
                 ignore_unused: keymap::CLIP_TEXT_IGNORE,
                 dtype,
             },
-        )?;
-        Ok(model)
+        )
     }
 
     /// Loads the text encoder of a single-file SD1.x checkpoint

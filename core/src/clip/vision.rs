@@ -12,9 +12,7 @@ use burn::tensor::{DType, Device, Int, Tensor};
 
 use super::config::ClipVisionConfig;
 use super::encoder::{ClipEncoder, EncoderDims, layer_norm};
-use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, read_config,
-};
+use crate::weights::{LoadSpec, WeightSource, keymap, load_folder_model};
 use crate::{Error, Result};
 
 /// `CLIPVisionModelWithProjection`.
@@ -101,20 +99,19 @@ impl ClipVisionModelWithProjection {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config = read_config(source, dir, ClipVisionConfig::from_json)?;
-        let weights = find_weight_file(source, dir, "model", variant)?;
-        let mut model = Self::new(&config, device);
-        load_safetensors(
-            &mut model,
+        load_folder_model(
             source,
-            &weights,
+            dir,
+            "model",
+            variant,
+            ClipVisionConfig::from_json,
+            |config| Self::new(config, device),
             &LoadSpec {
                 remap: &[],
                 ignore_unused: keymap::CLIP_VISION_IGNORE,
                 dtype,
             },
-        )?;
-        Ok(model)
+        )
     }
 
     /// The square input side the position embeddings were trained for.

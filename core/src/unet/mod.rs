@@ -19,8 +19,7 @@ use crate::Result;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::nn::{conv2d, group_norm};
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, load_with_rules,
-    read_config, single_file,
+    LoadSpec, WeightSource, keymap, load_folder_model, load_with_rules, single_file,
 };
 
 /// The conditional UNet.
@@ -113,20 +112,19 @@ impl UNet2DConditionModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config = read_config(source, dir, UNet2DConditionConfig::from_json)?;
-        let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
-        let mut model = Self::new(&config, device);
-        load_safetensors(
-            &mut model,
+        load_folder_model(
             source,
-            &weights,
+            dir,
+            "diffusion_pytorch_model",
+            variant,
+            UNet2DConditionConfig::from_json,
+            |config| Self::new(config, device),
             &LoadSpec {
                 remap: keymap::UNET_REMAP,
                 ignore_unused: &[],
                 dtype,
             },
-        )?;
-        Ok(model)
+        )
     }
 
     /// Loads the UNet of a single-file SD1.x checkpoint (`model.diffusion_model.*` keys) with

@@ -16,8 +16,7 @@ use encoder::Encoder;
 use crate::Result;
 use crate::nn::conv2d;
 use crate::weights::{
-    LoadSpec, WeightSource, find_weight_file, keymap, load_safetensors, load_with_rules,
-    read_config, single_file,
+    LoadSpec, WeightSource, keymap, load_folder_model, load_with_rules, single_file,
 };
 
 /// The variational autoencoder of Stable Diffusion.
@@ -67,20 +66,19 @@ impl AutoencoderKL {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let config = read_config(source, dir, AutoencoderKLConfig::from_json)?;
-        let weights = find_weight_file(source, dir, "diffusion_pytorch_model", variant)?;
-        let mut model = Self::new(&config, device);
-        load_safetensors(
-            &mut model,
+        load_folder_model(
             source,
-            &weights,
+            dir,
+            "diffusion_pytorch_model",
+            variant,
+            AutoencoderKLConfig::from_json,
+            |config| Self::new(config, device),
             &LoadSpec {
                 remap: keymap::VAE_REMAP,
                 ignore_unused: &[],
                 dtype,
             },
-        )?;
-        Ok(model)
+        )
     }
 
     /// Loads the VAE of a single-file SD1.x checkpoint (`first_stage_model.*` keys) with the

@@ -134,6 +134,25 @@ pub struct LoadSpec<'a> {
 ///
 /// Keys are the PyTorch names after `spec.remap`; linear weights are transposed and norm
 /// weights renamed by burn's PyTorch adapter; every float tensor is cast to `spec.dtype`.
+/// Builds a model from `{dir}/config.json` (parsed by `parse`, built by `build`) and loads
+/// `{dir}/{stem}[.variant].safetensors` into it with `spec`: the shared shape of every
+/// diffusers/transformers folder loader.
+pub fn load_folder_model<M: Module + ModuleSnapshot, C>(
+    source: &dyn WeightSource,
+    dir: &str,
+    stem: &str,
+    variant: Option<&str>,
+    parse: impl FnOnce(&str, &str) -> Result<C>,
+    build: impl FnOnce(&C) -> M,
+    spec: &LoadSpec<'_>,
+) -> Result<M> {
+    let config = read_config(source, dir, parse)?;
+    let weights = find_weight_file(source, dir, stem, variant)?;
+    let mut model = build(&config);
+    load_safetensors(&mut model, source, &weights, spec)?;
+    Ok(model)
+}
+
 pub fn load_safetensors<M: Module + ModuleSnapshot>(
     module: &mut M,
     source: &dyn WeightSource,
