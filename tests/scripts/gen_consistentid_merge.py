@@ -22,26 +22,15 @@ from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionMode
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_unet_adapters import IpLoraProcessor, LoraProcessor  # noqa: E402
+from gen_unet_adapters import install_processors  # noqa: E402
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def load_unet():
     unet = UNet2DConditionModel.from_pretrained(FIX / "unet_tiny_ip" / "unet").eval()
-    cfg = unet.config
-    procs = {}
-    for name in unet.attn_processors.keys():
-        if name.startswith("mid_block"):
-            hidden = cfg.block_out_channels[-1]
-        elif name.startswith("up_blocks"):
-            hidden = list(reversed(cfg.block_out_channels))[int(name.split(".")[1])]
-        else:
-            hidden = cfg.block_out_channels[int(name.split(".")[1])]
-        procs[name] = LoraProcessor(hidden) if name.endswith("attn1.processor") else IpLoraProcessor(hidden, cfg.cross_attention_dim)
-    unet.set_attn_processor(procs)
+    adapters = install_processors(unet)
     state = load_file(FIX / "unet_tiny_ip" / "adapter.safetensors")
-    adapters = torch.nn.ModuleList(unet.attn_processors.values())
     adapters.load_state_dict({k.removeprefix("adapter_modules."): v for k, v in state.items()})
     return unet
 

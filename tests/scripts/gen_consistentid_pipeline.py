@@ -37,7 +37,7 @@ from gen_bisenet import facexlib_parsing, masks_for_unique_values  # noqa: E402
 from gen_consistentid_modules import FacialEncoder, ProjPlusModel  # noqa: E402
 from gen_prompts import build  # noqa: E402
 from gen_unet import randomize  # noqa: E402
-from gen_unet_adapters import IpLoraProcessor, LoraProcessor  # noqa: E402
+from gen_unet_adapters import install_processors  # noqa: E402
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 OUT = FIX / "consistentid_pipeline"
@@ -64,21 +64,6 @@ def facial_masks(labels):
     return kept
 
 
-def install_processors(unet):
-    cfg = unet.config
-    procs = {}
-    for name in unet.attn_processors.keys():
-        if name.startswith("mid_block"):
-            hidden = cfg.block_out_channels[-1]
-        elif name.startswith("up_blocks"):
-            hidden = list(reversed(cfg.block_out_channels))[int(name.split(".")[1])]
-        else:
-            hidden = cfg.block_out_channels[int(name.split(".")[1])]
-        procs[name] = LoraProcessor(hidden) if name.endswith("attn1.processor") else IpLoraProcessor(hidden, cfg.cross_attention_dim, scale=1.0)
-    unet.set_attn_processor(procs)
-    return torch.nn.ModuleList(unet.attn_processors.values())
-
-
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -92,7 +77,7 @@ def main():
     unet = UNet2DConditionModel.from_pretrained(sd / "unet").eval()
     vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
     scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(sd / "scheduler"))
-    adapters = install_processors(unet)
+    adapters = install_processors(unet, scale=1.0)
     randomize(adapters, gen)
 
     vision_config = CLIPVisionConfig(hidden_size=24, intermediate_size=40, projection_dim=16, num_hidden_layers=3,

@@ -73,6 +73,26 @@ class IpLoraProcessor(LoraProcessor):
         return attn.to_out[0](h) + self.to_out_lora(h)
 
 
+def install_processors(unet, rank=RANK, num_tokens=NUM_TOKENS, scale=SCALE):
+    """ConsistentID's processors on every attention of `unet` (LoRA on attn1, LoRA + IP branch on
+    attn2, widths by block as `set_ip_adapter`); returns them as diffusers' ordered ModuleList."""
+    cfg = unet.config
+    procs = {}
+    for name in unet.attn_processors.keys():
+        if name.startswith("mid_block"):
+            hidden = cfg.block_out_channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(cfg.block_out_channels))[int(name.split(".")[1])]
+        else:
+            hidden = cfg.block_out_channels[int(name.split(".")[1])]
+        if name.endswith("attn1.processor"):
+            procs[name] = LoraProcessor(hidden, rank=rank)
+        else:
+            procs[name] = IpLoraProcessor(hidden, cfg.cross_attention_dim, rank, num_tokens, scale)
+    unet.set_attn_processor(procs)
+    return torch.nn.ModuleList(unet.attn_processors.values())
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -86,20 +106,7 @@ def main():
     (OUT / "unet").mkdir(parents=True)
     unet.save_pretrained(OUT / "unet", safe_serialization=True)
     names = list(unet.attn_processors.keys())
-    procs = {}
-    for name in names:
-        if name.startswith("mid_block"):
-            hidden = config["block_out_channels"][-1]
-        elif name.startswith("up_blocks"):
-            hidden = list(reversed(config["block_out_channels"]))[int(name.split(".")[1])]
-        else:
-            hidden = config["block_out_channels"][int(name.split(".")[1])]
-        if name.endswith("attn1.processor"):
-            procs[name] = LoraProcessor(hidden)
-        else:
-            procs[name] = IpLoraProcessor(hidden, config["cross_attention_dim"])
-    unet.set_attn_processor(procs)
-    adapters = torch.nn.ModuleList(unet.attn_processors.values())
+    adapters = install_processors(unet)
     randomize(adapters, gen)
     state = {f"adapter_modules.{k}": v.contiguous() for k, v in adapters.state_dict().items()}
     save_file(state, OUT / "adapter.safetensors")
