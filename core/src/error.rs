@@ -46,6 +46,43 @@ pub enum Error {
     /// An input tensor file lacks a tensor or has the wrong shape or type.
     #[error("bad input tensor `{name}`: {reason}")]
     Input { name: String, reason: String },
+
+    /// An image that cannot be used: unreadable, corrupt, too large, no face.
+    #[error("bad image `{name}`: {reason}")]
+    Image { name: String, reason: String },
+
+    /// Reading a result back from the compute device failed.
+    #[error("cannot read a result back from the device: {0}")]
+    Readback(String),
+
+    /// Request values out of range or malformed, one entry per field; nothing was computed.
+    #[error("{}", FieldError::join(.0))]
+    InvalidFields(Vec<FieldError>),
+}
+
+/// What is wrong with one field of a request (`field` is the request's field name, e.g.
+/// `width`; front ends map it to their own spelling).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn join(errors: &[FieldError]) -> String {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// `Result` with this crate's [`Error`].

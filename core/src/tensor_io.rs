@@ -184,6 +184,27 @@ impl<'a> TensorFile<'a> {
                 reason: format!("expected rank {D}, found shape {shape:?}"),
             });
         }
+        if shape.contains(&0) {
+            return Err(Error::Input {
+                name: name.to_string(),
+                reason: format!("empty tensor of shape {shape:?}"),
+            });
+        }
+        check_finite(name, &values)?;
         Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+}
+
+/// NaN or infinite values in an input are an error (they would silently give a black image).
+pub fn check_finite(name: &str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Input {
+            name: name.to_string(),
+            reason: format!(
+                "value {i} is {} (NaN or infinite values are not allowed)",
+                values[i]
+            ),
+        }),
     }
 }

@@ -67,7 +67,10 @@ pub fn run_guarded(cli: Cli) -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Stage(stage) => crate::stage::run(stage, cli.device),
-        Command::Generate(args) => crate::generate::run(&args, cli.device),
+        Command::Generate(mut args) => {
+            args.model = crate::hf_cache::resolve_model(&args.model)?;
+            crate::generate::run(&args, cli.device)
+        }
         Command::Fetch(args) => crate::fetch::run(&args),
     }
 }

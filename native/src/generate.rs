@@ -1,7 +1,6 @@
 //! `consistentid generate`: text-to-image from a diffusers SD1.x folder to PNG files carrying
 //! their generation parameters (the A1111 `parameters` text chunk).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,12 +8,18 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::tensor::Tensor;
 use clap::Args;
+use consistentid_core::Error;
 use consistentid_core::clip::ClipTokenizer;
-use consistentid_core::pipeline::{SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
+use consistentid_core::pipeline::{
+    GenerationRequest, SingleFileConfigs, StableDiffusion, Txt2ImgRequest,
+};
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
 
 use crate::device::{DeviceChoice, select};
+use crate::io::output::{Collision, ensure_writable_dir, write_new};
+use crate::io::png::encode_png;
+use crate::progress::StepProgress;
 use crate::source::DirSource;
 
 /// `generate` options.
@@ -76,37 +81,98 @@ pub struct GenerateArgs {
     /// ConsistentID: steps `i <= merge-step` use the text-only prompt (official default 30).
     #[arg(long, default_value_t = 30)]
     pub merge_step: usize,
+    /// Replace existing files named `{seed}-{k}.png` instead of picking a free name (input
+    /// files are never replaced).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Parses a `--scheduler` name.
 pub fn parse_scheduler(name: &str) -> Result<SchedulerKind, String> {
     SchedulerKind::from_name(name).ok_or_else(|| {
-        format!("unknown scheduler `{name}` (euler, euler-a, ddim, dpmpp-2m-karras)")
+        format!(
+            "unknown scheduler `{name}` ({})",
+            SchedulerKind::NAMES.join(", ")
+        )
     })
 }
 
-pub fn sampler_name(kind: SchedulerKind) -> &'static str {
-    match kind {
-        SchedulerKind::Euler => "Euler",
-        SchedulerKind::EulerAncestral => "Euler a",
-        SchedulerKind::Ddim => "DDIM",
-        SchedulerKind::DpmSolverMultistepKarras => "DPM++ 2M Karras",
+/// The command line as a request (defaults: `generate --face` follows infer.py, plain
+/// `generate` diffusers' txt2img).
+pub fn request(args: &GenerateArgs) -> GenerationRequest {
+    let base = if args.face.is_some() {
+        GenerationRequest::consistentid(&args.prompt)
+    } else {
+        GenerationRequest::txt2img(&args.prompt)
+    };
+    GenerationRequest {
+        negative_prompt: args.negative_prompt.clone(),
+        style: args.style.clone(),
+        num_inference_steps: args.steps,
+        guidance_scale: args.guidance.unwrap_or(base.guidance_scale),
+        start_merge_step: base.start_merge_step.map(|_| args.merge_step),
+        seed: args.seed,
+        width: args.width.unwrap_or(base.width),
+        height: args.height.unwrap_or(base.height),
+        num_outputs: args.num_images,
+        scheduler: args.scheduler,
+        ..base
     }
 }
 
-/// Runs `generate`.
+/// Validates a request, printing its warnings; field errors name the command-line flags.
+pub fn validate(request: GenerationRequest) -> Result<GenerationRequest> {
+    match request.validate() {
+        Ok((request, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {}", flag_names(&w));
+            }
+            Ok(request)
+        }
+        Err(Error::InvalidFields(fields)) => {
+            let parts: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{} {}", flag(&f.field), f.message))
+                .collect();
+            bail!("{}", parts.join("; "))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The flag of a request field.
+fn flag(field: &str) -> &str {
+    match field {
+        "num_inference_steps" => "--steps",
+        "guidance_scale" => "--guidance",
+        "start_merge_step" => "--merge-step",
+        "num_outputs" => "--num-images",
+        "negative_prompt" => "--negative-prompt",
+        "width" => "--width",
+        "height" => "--height",
+        "style" => "--style",
+        "prompt" => "--prompt",
+        other => other,
+    }
+}
+
+fn flag_names(text: &str) -> String {
+    ["start_merge_step", "negative_prompt", "prompt"]
+        .iter()
+        .fold(text.to_string(), |t, f| t.replacen(f, flag(f), 1))
+}
+
+/// Runs `generate`: every check first (request, inputs, output folder), then the models.
 pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
-    if args.num_images == 0 || args.steps == 0 {
-        bail!("--num-images and --steps must be at least 1");
-    }
+    let request = validate(request(args))?;
     if args.face.is_some() {
-        return crate::generate_face::run(args, device);
+        return crate::generate_face::run(args, request, device);
     }
-    if args.style.is_some() || args.identity.id_embedding.is_some() {
-        bail!("--style and --id-embedding need --face (ConsistentID generation)");
+    if args.identity.id_embedding.is_some() {
+        bail!("--id-embedding needs --face (ConsistentID generation)");
     }
-    let (width, height) = (args.width.unwrap_or(512), args.height.unwrap_or(512));
-    let guidance = args.guidance.unwrap_or(7.5);
+    check_model_path(&args.model)?;
+    ensure_writable_dir(&args.out)?;
     let (device, backend) = select(device)?;
     let started = Instant::now();
     let sd = load_model(
@@ -115,58 +181,128 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         args.variant.as_deref(),
         &device,
     )?;
-    let shape = sd.latent_shape(width, height)?;
+    let shape = sd.latent_shape(request.width, request.height)?;
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         args.model.display(),
         started.elapsed().as_secs_f64()
     );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let seed = args.seed.unwrap_or_else(random_seed);
+    warn_truncated(&sd.tokenizer, &request.prompt, "prompt");
+    if let Some(n) = &request.negative_prompt {
+        warn_truncated(&sd.tokenizer, n, "negative prompt");
+    }
+    let seed = request.seed.unwrap_or_else(random_seed);
     println!("seed: {seed}");
-    let request = Txt2ImgRequest {
-        prompt: args.prompt.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        steps: args.steps,
-        guidance_scale: guidance,
-        scheduler: args.scheduler,
+    let txt = Txt2ImgRequest {
+        prompt: request.prompt.clone(),
+        negative_prompt: request.negative_prompt.clone(),
+        steps: request.num_inference_steps,
+        guidance_scale: request.guidance_scale,
+        scheduler: request.scheduler,
     };
-    let context = sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())?;
-    let model_name = args
-        .model
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().to_string());
-    let terminal = std::io::stderr().is_terminal();
-    for k in 0..args.num_images {
+    let context = sd.encode_prompt(&txt.prompt, txt.negative_prompt.as_deref())?;
+    let model_name = file_name(&args.model);
+    let inputs = input_files(args);
+    for k in 0..request.num_outputs {
         let image_seed = seed.wrapping_add(k as u64);
         let mut rng = NoiseRng::new(image_seed);
         let init = rng.tensor(shape, &device);
         let t0 = Instant::now();
-        let latents = sd.denoise(&request, context.clone(), init, &mut rng, &mut |i, n| {
-            if terminal {
-                eprint!("\r  image {}/{}: step {i}/{n}", k + 1, args.num_images);
-            }
+        let mut progress = StepProgress::new(format!("image {}/{}", k + 1, request.num_outputs));
+        let latents = sd.denoise(&txt, context.clone(), init, &mut rng, &mut |i, n| {
+            progress.step(i, n)
         })?;
-        if terminal {
-            eprintln!();
-        }
         let image = sd.decode(latents);
         let parameters = format!(
             "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-            args.prompt,
-            args.negative_prompt.as_deref().unwrap_or(""),
-            args.steps,
-            sampler_name(args.scheduler),
-            guidance,
+            request.prompt,
+            request.negative_prompt.as_deref().unwrap_or(""),
+            request.num_inference_steps,
+            request.scheduler.sampler_name(),
+            request.guidance_scale,
             image_seed,
-            width,
-            height,
+            request.width,
+            request.height,
             model_name
         );
-        let path = args.out.join(format!("{image_seed}-{k}.png"));
-        write_png(&path, image, &parameters)?;
+        let path = save_image(args, &inputs, image_seed, k, image, &parameters)?;
         println!("{} ({:.1}s)", path.display(), t0.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Writes image `k` as `{seed}-{k}.png` (or a free variant of the name) in `--out`.
+pub fn save_image(
+    args: &GenerateArgs,
+    inputs: &[&Path],
+    seed: u64,
+    k: usize,
+    image: Tensor<4>,
+    parameters: &str,
+) -> Result<PathBuf> {
+    let png = encode_png(image, parameters)?;
+    let collision = if args.overwrite {
+        Collision::Overwrite
+    } else {
+        Collision::NextFreeName
+    };
+    write_new(
+        &args.out,
+        &format!("{seed}-{k}"),
+        "png",
+        &png,
+        collision,
+        inputs,
+    )
+}
+
+/// The files a `generate` run reads (never to be written over).
+pub fn input_files(args: &GenerateArgs) -> Vec<&Path> {
+    [
+        Some(args.model.as_path()),
+        args.tokenizer.as_deref(),
+        args.face.as_deref(),
+        args.identity.id_embedding.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A file's name without its folder (kept in PNG metadata instead of a local path).
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().to_string())
+}
+
+/// Warns with the words CLIP will not see, as diffusers does.
+pub fn warn_truncated(tokenizer: &ClipTokenizer, text: &str, what: &str) {
+    if let Some(cut) = tokenizer.truncated_text(text) {
+        eprintln!(
+            "warning: the {what} is longer than CLIP's {} tokens; this part is cut: \"{cut}\"",
+            tokenizer.model_max_length()
+        );
+    }
+}
+
+/// `--model` must be a folder or a `.safetensors` checkpoint; anything else gets a message
+/// saying what it is.
+pub fn check_model_path(model: &Path) -> Result<()> {
+    if model.is_dir() {
+        return Ok(());
+    }
+    if !model.exists() {
+        bail!("no model folder or checkpoint file at {}", model.display());
+    }
+    let ext = model
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext != "safetensors" {
+        bail!(
+            "--model {} is not a model folder or a .safetensors checkpoint (a file of type `.{ext}`)",
+            model.display()
+        );
     }
     Ok(())
 }
@@ -223,33 +359,4 @@ pub fn random_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     // Four decimal digits fewer than u64::MAX keeps seeds easy to type back.
     RandomState::new().hash_one(Instant::now()) % 1_000_000_000_000
-}
-
-/// Writes `[1, 3, H, W]` in [0, 1] as an 8-bit RGB PNG with a `parameters` text chunk
-/// (`round(x * 255)`, as diffusers' `numpy_to_pil`).
-pub fn write_png(path: &Path, image: Tensor<4>, parameters: &str) -> Result<()> {
-    let [_, c, h, w] = image.dims();
-    if c != 3 {
-        bail!("expected an RGB image, got {c} channels");
-    }
-    // [1, 3, h, w] -> [h, w, 3]
-    let hwc = image.reshape([c, h, w]).permute([1, 2, 0]);
-    let values = hwc
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let bytes: Vec<u8> = values
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.add_text_chunk("parameters".into(), parameters.into())?;
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(&bytes)?;
-    writer.finish()?;
-    Ok(())
 }

@@ -1,17 +1,20 @@
 //! `consistentid generate --face`: ConsistentID portraits of the person in a reference photo.
 
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use consistentid_core::consistentid::styles;
-use consistentid_core::pipeline::DenoiseLoop;
+use consistentid_core::pipeline::{DenoiseLoop, GenerationRequest};
 use consistentid_core::rng::NoiseRng;
 
 use crate::device::{DeviceChoice, select};
-use crate::generate::{GenerateArgs, random_seed, sampler_name, write_png};
-use crate::stage_consistentid::{identity, load_pipeline};
-use crate::stage_face::read_image;
+use crate::generate::{
+    GenerateArgs, file_name, input_files, random_seed, save_image, warn_truncated,
+};
+use crate::io::image::read_image;
+use crate::io::output::ensure_writable_dir;
+use crate::progress::StepProgress;
+use crate::stage_consistentid::{check_id_embedding, identity, load_pipeline};
 
 fn timed<T>(label: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let t = Instant::now();
@@ -20,42 +23,45 @@ fn timed<T>(label: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     Ok(out)
 }
 
-/// Runs `generate --face`: models loaded once, then every image from its own seed.
-pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
+/// Runs `generate --face` on a validated request: inputs and the output folder are checked
+/// first, the models loaded once, then every image from its own seed.
+pub fn run(args: &GenerateArgs, request: GenerationRequest, device: DeviceChoice) -> Result<()> {
     let face_path = args.face.as_ref().context("--face is required")?;
     if !args.model.is_dir() {
         bail!(
             "--face needs a model folder (SD1.5 diffusers layout + image_encoder/, ConsistentID-v1.bin, face_parsing.pth)"
         );
     }
-    let style_name = args.style.as_deref().unwrap_or("consistentid");
-    let style = styles::find(style_name).with_context(|| {
-        format!(
-            "unknown style `{style_name}` (styles: {})",
-            styles::names().join(", ")
-        )
-    })?;
-    let (prompt, negative) = style.apply(&args.prompt, args.negative_prompt.as_deref());
-    let guidance = args.guidance.unwrap_or(5.0);
-    let (width, height) = (args.width.unwrap_or(512), args.height.unwrap_or(768));
+    let merge_step = request
+        .start_merge_step
+        .context("a face request has a merge step")?;
+    let style = match request.style.as_deref() {
+        Some(name) => styles::find(name).context("validated style")?,
+        None => styles::DEFAULT,
+    };
+    let (prompt, negative) = style.apply(&request.prompt, request.negative_prompt.as_deref());
     let face = read_image(face_path)?;
+    if let Some(path) = &args.identity.id_embedding {
+        check_id_embedding(path)?;
+    }
+    ensure_writable_dir(&args.out)?;
     let (device, backend) = select(device)?;
 
     let started = Instant::now();
     let pipe = load_pipeline(&args.model, &device)?;
-    let shape = pipe.sd.latent_shape(width, height)?;
+    let shape = pipe.sd.latent_shape(request.width, request.height)?;
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         args.model.display(),
         started.elapsed().as_secs_f64()
     );
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    warn_truncated(&pipe.tokenizer, &prompt, "prompt");
+    warn_truncated(&pipe.tokenizer, &negative, "negative prompt");
 
     let id = timed("detect + ArcFace", || {
         identity(&args.model, &face, face_path, &args.identity, &device)
     })?;
-    let regions = timed("parse", || Ok(pipe.parse_regions(&face)))?;
+    let regions = timed("parse", || Ok(pipe.parse_regions(&face)?))?;
     let prepared = timed("encode", || {
         Ok(pipe.prepare_with_regions(&face, &regions, id, &prompt, Some(negative.as_str()))?)
     })?;
@@ -65,46 +71,40 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         prepared.prompt.prompt_face
     );
 
-    let seed = args.seed.unwrap_or_else(random_seed);
+    let seed = request.seed.unwrap_or_else(random_seed);
     println!("seed: {seed}");
     let spec = DenoiseLoop {
-        scheduler: args.scheduler,
-        steps: args.steps,
-        guidance_scale: guidance,
+        scheduler: request.scheduler,
+        steps: request.num_inference_steps,
+        guidance_scale: request.guidance_scale,
     };
-    let terminal = std::io::stderr().is_terminal();
-    for k in 0..args.num_images {
+    let inputs = input_files(args);
+    for k in 0..request.num_outputs {
         let image_seed = seed.wrapping_add(k as u64);
         let mut rng = NoiseRng::new(image_seed);
         let init = rng.tensor(shape, &device);
+        let mut progress = StepProgress::new(format!("image {}/{}", k + 1, request.num_outputs));
         let latents = timed("denoise", || {
-            let latents = pipe.sd.denoise_with(
+            Ok(pipe.sd.denoise_with(
                 &spec,
-                &|i| prepared.conditioning.at_step(i, args.merge_step),
+                &|i| prepared.conditioning.at_step(i, merge_step),
                 init,
                 &mut rng,
-                &mut |i, n| {
-                    if terminal {
-                        eprint!("\r  image {}/{}: step {i}/{n}", k + 1, args.num_images);
-                    }
-                },
-            )?;
-            if terminal {
-                eprintln!();
-            }
-            Ok(latents)
+                &mut |i, n| progress.step(i, n),
+            )?)
         })?;
         let image = timed("decode", || Ok(pipe.sd.decode(latents)))?;
         let parameters = format!(
-            "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {guidance}, Seed: {image_seed}, Size: {width}x{height}, Model: ConsistentID, Face: {}, Merge step: {}, Style: {}",
-            args.steps,
-            sampler_name(args.scheduler),
-            face_path.display(),
-            args.merge_step,
+            "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {image_seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}",
+            request.num_inference_steps,
+            request.scheduler.sampler_name(),
+            request.guidance_scale,
+            request.width,
+            request.height,
+            file_name(face_path),
             style.name
         );
-        let path = args.out.join(format!("{image_seed}-{k}.png"));
-        write_png(&path, image, &parameters)?;
+        let path = save_image(args, &inputs, image_seed, k, image, &parameters)?;
         println!("{}", path.display());
     }
     Ok(())

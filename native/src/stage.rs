@@ -17,6 +17,7 @@ use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::vae::AutoencoderKL;
 
 use crate::device::{DeviceChoice, select};
+use crate::io::output::{ensure_writable_file, write_atomic};
 use crate::source::DirSource;
 
 /// The stages. Each reads a diffusers model folder (`--model DIR`) and writes `--out FILE`.
@@ -136,8 +137,37 @@ pub struct PromptArgs {
     pub out: PathBuf,
 }
 
-/// Runs a stage.
+impl StageCommand {
+    /// The output file and the files read (the output may be none of them).
+    fn files(&self) -> (&Path, Vec<&Path>) {
+        use StageCommand as S;
+        match self {
+            S::Tokenize(a) | S::TextEncoder(a) => (&a.out, vec![a.model.as_path()]),
+            S::VaeDecode(a)
+            | S::VaeEncode(a)
+            | S::Unet(a)
+            | S::IdTokens(a)
+            | S::FacialEncoder(a) => (&a.out, vec![&a.model, &a.input]),
+            S::Txt2img(a) => (&a.tensors.out, vec![&a.tensors.model, &a.tensors.input]),
+            S::Onnx(a) => (&a.out, vec![&a.model, &a.input]),
+            S::Detect(a) => (&a.out, vec![&a.weights, &a.image]),
+            S::Arcface(a) => (&a.out, vec![&a.weights, &a.image]),
+            S::ClipVision(a) => (&a.out, vec![&a.model, &a.image]),
+            S::Bisenet(a) | S::RegionImages(a) => (&a.out, vec![&a.weights, &a.image]),
+            S::FaceRegions(a) => (&a.out, vec![&a.image]),
+            S::ConsistentidPrompt(a) => (&a.out, vec![&a.model, &a.face]),
+            S::Consistentid(a) => (
+                &a.pipeline.out,
+                vec![&a.pipeline.model, &a.pipeline.face, &a.init_latents],
+            ),
+        }
+    }
+}
+
+/// Runs a stage, after checking that its output can be written.
 pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
+    let (out, inputs) = stage.files();
+    ensure_writable_file(out, &inputs)?;
     match stage {
         StageCommand::Tokenize(args) => tokenize(&args),
         StageCommand::TextEncoder(args) => text_encoder(&args, device),
@@ -344,7 +374,7 @@ pub(crate) fn write_with_metadata(
             .collect::<HashMap<_, _>>()
     });
     let bytes = to_safetensors(tensors, metadata)?;
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    write_atomic(path, &bytes)?;
     let summary: Vec<String> = tensors
         .iter()
         .map(|t| format!("{} {:?}", t.name, t.shape))

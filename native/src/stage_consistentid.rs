@@ -15,14 +15,16 @@ use consistentid_core::face::{ChannelOrder, FaceChoice, choose_face};
 use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::DenoiseLoop;
 use consistentid_core::pipeline::consistentid::{ConsistentIdPipeline, Prepared};
+use consistentid_core::pipeline::request::strip_reserved_markers;
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
-use consistentid_core::tensor_io::{NamedTensor, TensorFile};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile, check_finite};
 
 use crate::device::{DeviceChoice, select};
+use crate::io::image::read_image;
 use crate::source::DirSource;
 use crate::stage::{TensorArgs, write};
-use crate::stage_face::{ChannelOrderArg, load_onnx, read_image};
+use crate::stage_face::{ChannelOrderArg, load_onnx};
 
 /// The ConsistentID checkpoint inside the model folder.
 pub const CHECKPOINT: &str = "ConsistentID-v1.bin";
@@ -121,6 +123,33 @@ fn find_onnx(dir: &Path, name: &str) -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
+/// Reads `--id-embedding` (`id_embedding`, [1, 512] or [512], finite), warning when it is not
+/// normalised as ArcFace's `normed_embedding` is.
+pub fn check_id_embedding(path: &Path) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the ID embedding {}", path.display()))?;
+    let shown = path.display().to_string();
+    let file = TensorFile::parse(&shown, &bytes).map_err(|e| {
+        anyhow::anyhow!("{shown} is not a safetensors file with `id_embedding`: {e}")
+    })?;
+    let (values, shape) = file.f32("id_embedding")?;
+    if shape != [1, 512] && shape != [512] {
+        bail!("`id_embedding` in {shown} has shape {shape:?}, expected [1, 512]");
+    }
+    check_finite("id_embedding", &values)?;
+    let norm = values
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    if (norm - 1.0).abs() > 1e-2 {
+        eprintln!(
+            "warning: id_embedding has norm {norm:.3}; ArcFace's normed_embedding has norm 1"
+        );
+    }
+    Ok(values)
+}
+
 /// The `[1, 512]` normalised identity embedding of `face`.
 pub fn identity(
     dir: &Path,
@@ -130,26 +159,7 @@ pub fn identity(
     device: &Device,
 ) -> Result<Tensor<2>> {
     if let Some(path) = &args.id_embedding {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file = TensorFile::parse(&path.display().to_string(), &bytes)?;
-        let (values, shape) = file.f32("id_embedding")?;
-        if shape != [1, 512] && shape != [512] {
-            bail!(
-                "`id_embedding` in {} has shape {shape:?}, expected [1, 512]",
-                path.display()
-            );
-        }
-        let norm = values
-            .iter()
-            .map(|v| f64::from(*v).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        if (norm - 1.0).abs() > 1e-2 {
-            eprintln!(
-                "warning: id_embedding has norm {norm:.3}; ArcFace's normed_embedding has norm 1"
-            );
-        }
+        let values = check_id_embedding(path)?;
         return Ok(Tensor::from_data(TensorData::new(values, [1, 512]), device));
     }
     let (Some(det), Some(rec)) = (
@@ -242,15 +252,33 @@ pub fn load_pipeline(dir: &Path, device: &Device) -> Result<ConsistentIdPipeline
     Ok(pipe)
 }
 
+/// `text` without the reserved markers, with a warning when it had any.
+fn strip_markers(text: &str, flag: &str) -> String {
+    match strip_reserved_markers(text) {
+        Some(clean) => {
+            eprintln!(
+                "warning: {flag}: removed <|image|> / <|facial|>, which are reserved for the pipeline's own markers"
+            );
+            clean
+        }
+        None => text.to_string(),
+    }
+}
+
 fn prepare_stage(
     args: &PipelineArgs,
     device: DeviceChoice,
 ) -> Result<(ConsistentIdPipeline, Prepared, Device)> {
     let face = read_image(&args.face)?;
+    let prompt = strip_markers(&args.prompt, "--prompt");
+    let negative = args
+        .negative_prompt
+        .as_deref()
+        .map(|n| strip_markers(n, "--negative-prompt"));
     let (device, _) = select(device)?;
     let pipe = load_pipeline(&args.model, &device)?;
     let id = identity(&args.model, &face, &args.face, &args.identity, &device)?;
-    let prepared = pipe.prepare(&face, id, &args.prompt, args.negative_prompt.as_deref())?;
+    let prepared = pipe.prepare(&face, id, &prompt, negative.as_deref())?;
     Ok((pipe, prepared, device))
 }
 

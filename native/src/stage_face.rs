@@ -18,11 +18,12 @@ use consistentid_core::face::choose::warnings;
 use consistentid_core::face::mtcnn::Mtcnn;
 use consistentid_core::face::scrfd::Scrfd;
 use consistentid_core::face::{ChannelOrder, Detection, FaceChoice, choose_face};
-use consistentid_core::image::{RgbImage, decode};
+use consistentid_core::image::RgbImage;
 use consistentid_core::onnx::{FloatValue, IntValue, OnnxModel, OnnxSession, Value};
 use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
 use crate::device::{DeviceChoice, select};
+use crate::io::image::read_image;
 use crate::stage::{write, write_with_metadata};
 
 /// Arguments of `stage onnx`.
@@ -167,6 +168,9 @@ pub struct ArcfaceArgs {
     pub out: PathBuf,
 }
 
+/// The largest SCRFD input side accepted (insightface uses 640).
+const MAX_DET_SIDE: usize = 2048;
+
 fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
     let (w, h) = s
         .split_once('x')
@@ -174,11 +178,13 @@ fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
     let parse = |v: &str| {
         v.parse::<usize>()
             .ok()
-            .filter(|&v| v >= 32 && v.is_multiple_of(32))
+            .filter(|&v| (32..=MAX_DET_SIDE).contains(&v) && v.is_multiple_of(32))
     };
     match (parse(w), parse(h)) {
         (Some(w), Some(h)) => Ok((w, h)),
-        _ => Err("sides must be multiples of 32 (at least 32)".into()),
+        _ => Err(format!(
+            "sides must be multiples of 32 from 32 to {MAX_DET_SIDE}"
+        )),
     }
 }
 
@@ -192,13 +198,6 @@ pub fn parse_face_choice(s: &str) -> std::result::Result<FaceChoice, String> {
             .map(FaceChoice::Index)
             .map_err(|_| format!("`{n}`: expected best, largest or a face index")),
     }
-}
-
-/// Reads and decodes an image file.
-pub fn read_image(path: &Path) -> Result<RgbImage> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    Ok(decode(&bytes, &path.display().to_string())?)
 }
 
 /// MTCNN from a folder (or any of its three files).

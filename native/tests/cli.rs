@@ -1,59 +1,12 @@
 //! The `consistentid` binary end to end: help, stage outputs, and one-line errors with a
 //! non-zero exit code (never a panic) for bad model folders.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::*;
 use consistentid_core::tensor_io::TensorFile;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_consistentid"))
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-/// A copy of a fixture model folder that a test may damage.
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture(name), tmp.path());
-    tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Runs a stage that must fail; returns its single stderr line.
-fn expect_error(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "exit code for {args:?}; stderr: {stderr}"
-    );
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
 
 /// Runs `stage text-encoder` on a (damaged) model folder; returns its one-line error.
 fn text_encoder_error(model: &Path) -> String {
@@ -393,7 +346,7 @@ fn generate_writes_pngs_with_parameters_and_seed() {
             "--width".into(),
             "16".into(),
             "--height".into(),
-            "12".into(),
+            "24".into(),
             "--num-images".into(),
             "2".into(),
             "--scheduler".into(),
@@ -416,27 +369,13 @@ fn generate_writes_pngs_with_parameters_and_seed() {
     // Same seed, same image; the second image uses seed + 1 and differs.
     assert_eq!(first, std::fs::read(b.join("7-0.png")).unwrap());
     assert_ne!(first, std::fs::read(a.join("8-1.png")).unwrap());
-    let decoder = png::Decoder::new(std::io::Cursor::new(first));
-    let reader = decoder.read_info().unwrap();
-    let info = reader.info();
-    assert_eq!((info.width, info.height), (16, 12));
-    let params = info
-        .uncompressed_latin1_text
-        .iter()
-        .find(|t| t.keyword == "parameters")
-        .unwrap();
+    let (size, params) = png_parameters(&a.join("7-0.png"));
+    assert_eq!(size, (16, 24));
     assert!(
-        params
-            .text
-            .starts_with("a photo of a cat\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a"),
-        "{}",
-        params.text
+        params.starts_with("a photo of a cat\nNegative prompt: blurry\nSteps: 3, Sampler: Euler a"),
+        "{params}"
     );
-    assert!(
-        params.text.contains("Seed: 7, Size: 16x12"),
-        "{}",
-        params.text
-    );
+    assert!(params.contains("Seed: 7, Size: 16x24"), "{params}");
 }
 
 #[test]
@@ -453,7 +392,7 @@ fn generate_rejects_bad_sizes_in_one_line() {
         "--out",
         "/tmp/x",
     ]);
-    assert!(err.contains("multiples of 2"), "{err}");
+    assert!(err.contains("--width must be a multiple of 8"), "{err}");
 }
 
 #[test]
@@ -537,22 +476,6 @@ fn single_file_checkpoints_need_a_tokenizer_and_sd15_weights() {
         "/tmp/x",
     ]);
     assert!(err.contains("do not match"), "{err}");
-}
-
-/// The real-data cache (tests/scripts/fetch_real_data.sh).
-fn real_data(rel: &str) -> PathBuf {
-    let root = std::env::var_os("CONSISTENTID_REAL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/consistentid/real-data")
-        });
-    let path = root.join(rel);
-    assert!(
-        path.exists(),
-        "{} missing: run tests/scripts/fetch_real_data.sh",
-        path.display()
-    );
-    path
 }
 
 fn read_out(path: &Path) -> Vec<u8> {
@@ -989,23 +912,6 @@ fn consistentid_module_stages_match_the_reference() {
 }
 
 /// sd_tiny + the ConsistentID parts of the tiny pipeline replica, as one model folder.
-fn consistentid_folder() -> tempfile::TempDir {
-    let tmp = copy_fixture("sd_tiny");
-    copy_dir(
-        &fixture("consistentid_pipeline/image_encoder"),
-        &tmp.path().join("image_encoder"),
-    );
-    for (from, to) in [
-        (
-            "consistentid_pipeline/ConsistentID-v1.bin",
-            "ConsistentID-v1.bin",
-        ),
-        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
-    ] {
-        std::fs::copy(fixture(from), tmp.path().join(to)).unwrap();
-    }
-    tmp
-}
 
 #[test]
 fn consistentid_stages_match_the_pipeline_replica() {
@@ -1125,28 +1031,21 @@ fn generate_with_a_face_writes_consistentid_pngs() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("seed: 7"), "{stdout}");
     for name in ["7-0.png", "8-1.png"] {
-        let file = std::fs::File::open(out.join(name)).unwrap();
-        let reader = png::Decoder::new(std::io::BufReader::new(file))
-            .read_info()
-            .unwrap();
-        let info = reader.info();
-        assert_eq!((info.width, info.height), (48, 64));
-        let text = info
-            .uncompressed_latin1_text
-            .iter()
-            .find(|t| t.keyword == "parameters")
-            .unwrap();
+        let (size, text) = png_parameters(&out.join(name));
+        assert_eq!(size, (48, 64));
         // The default style wraps the prompt as the official infer.py.
         assert!(
-            text.text
-                .starts_with("cinematic photo,an astronaut, 50mm photograph"),
-            "{}",
-            text.text
+            text.starts_with("cinematic photo,an astronaut, 50mm photograph"),
+            "{text}"
         );
         assert!(
-            text.text.contains("Merge step: 0") && text.text.contains("CFG scale: 5"),
-            "{}",
-            text.text
+            text.contains("Merge step: 0") && text.contains("CFG scale: 5"),
+            "{text}"
+        );
+        // The face's file name, never its local path.
+        assert!(
+            text.contains("Face: astronaut.png,") && !text.contains("/astronaut.png"),
+            "{text}"
         );
     }
     let err = expect_error(&[&base[..], &["--style", "nope"][..]].concat());
@@ -1154,207 +1053,4 @@ fn generate_with_a_face_writes_consistentid_pngs() {
         err.contains("unknown style `nope`") && err.contains("Film Noir"),
         "{err}"
     );
-}
-
-/// A stand-in for the Hugging Face Hub: resolve URLs answer with the commit, etag and size and
-/// redirect "LFS" files (weights) to a storage path, as the Hub does. `corrupt` serves wrong
-/// bytes for ConsistentID-v1.bin.
-fn mock_hub(corrupt: bool) -> (String, std::thread::JoinHandle<()>) {
-    use sha2::{Digest, Sha256};
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", listener.local_addr().unwrap());
-    let handle = std::thread::spawn(move || {
-        let content = |path: &str| -> Vec<u8> {
-            if path.ends_with("model_index.json") {
-                br#"{"_class_name": "StableDiffusionPipeline"}"#.to_vec()
-            } else {
-                path.repeat(3).into_bytes()
-            }
-        };
-        let lfs = |path: &str| {
-            [".safetensors", ".bin", ".pth"]
-                .iter()
-                .any(|e| path.ends_with(e))
-        };
-        let mut blobs = std::collections::HashMap::new();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let mut parts = line.split_whitespace();
-            let (method, target) = (
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or("").to_string(),
-            );
-            if target == "/quit" {
-                break;
-            }
-            let (status, headers, body) = if let Some(sha) = target.strip_prefix("/cdn/") {
-                let body: Vec<u8> = blobs.get(sha).cloned().unwrap_or_default();
-                ("200 OK", String::new(), body)
-            } else if let Some((_, path)) = target.split_once("/resolve/main/") {
-                let body = content(path);
-                let sha = format!("{:x}", Sha256::digest(&body));
-                let served = if corrupt && path.ends_with("ConsistentID-v1.bin") {
-                    b"tampered".to_vec()
-                } else {
-                    body.clone()
-                };
-                if lfs(path) {
-                    blobs.insert(sha.clone(), served);
-                    let h = format!(
-                        "X-Repo-Commit: c0ffee\r\nX-Linked-Etag: \"{sha}\"\r\nX-Linked-Size: {}\r\nLocation: /cdn/{sha}\r\n",
-                        body.len()
-                    );
-                    ("302 Found", h, Vec::new())
-                } else {
-                    (
-                        "200 OK",
-                        format!("X-Repo-Commit: c0ffee\r\nETag: \"e-{}\"\r\n", body.len()),
-                        body,
-                    )
-                }
-            } else {
-                ("404 Not Found", String::new(), Vec::new())
-            };
-            let payload = if method == "HEAD" {
-                Vec::new()
-            } else {
-                body.clone()
-            };
-            let length = if method == "HEAD" && status.starts_with("200") {
-                body.len()
-            } else {
-                payload.len()
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\n{headers}Content-Length: {length}\r\nConnection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(&payload);
-        }
-    });
-    (addr, handle)
-}
-
-fn stop_hub(addr: &str, handle: std::thread::JoinHandle<()>) {
-    let host = addr.trim_start_matches("http://");
-    if let Ok(mut s) = std::net::TcpStream::connect(host) {
-        use std::io::Write;
-        let _ = s.write_all(b"GET /quit HTTP/1.1\r\n\r\n");
-    }
-    let _ = handle.join();
-}
-
-#[test]
-fn fetch_fills_the_hf_cache_and_assembles_the_model_folder() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("hub");
-    let model = tmp.path().join("model");
-    let (addr, handle) = mock_hub(false);
-    let args = |model: &Path, extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "fetch",
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--model-dir",
-            model.to_str().unwrap(),
-            "--endpoint",
-            &addr,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
-    let run_s = |v: Vec<String>| run(&v.iter().map(String::as_str).collect::<Vec<_>>());
-
-    let o = run_s(args(&model, &["--dry-run"]));
-    let listing = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success());
-    assert!(
-        listing.contains("JackAILab/ConsistentID/ConsistentID-v1.bin ->")
-            && listing.contains("to download"),
-        "{listing}"
-    );
-    assert!(
-        listing.contains("image_encoder/model.safetensors") && listing.contains("buffalo_l"),
-        "{listing}"
-    );
-    assert_eq!(listing.matches(" -> ").count(), 16, "{listing}");
-
-    let o = run_s(args(&model, &[]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let read = |p: &str| std::fs::read(model.join(p)).unwrap();
-    assert_eq!(
-        read("ConsistentID-v1.bin"),
-        b"ConsistentID-v1.binConsistentID-v1.binConsistentID-v1.bin"
-    );
-    assert_eq!(
-        read("image_encoder/model.safetensors"),
-        "model.safetensors".repeat(3).as_bytes()
-    );
-    let index: serde_json::Value = serde_json::from_slice(&read("model_index.json")).unwrap();
-    assert_eq!(index["image_encoder"][1], "CLIPVisionModelWithProjection");
-    let repo = cache.join("models--JackAILab--ConsistentID");
-    assert_eq!(
-        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
-        "c0ffee"
-    );
-    assert!(repo.join("snapshots/c0ffee/face_parsing.pth").exists());
-    stop_hub(&addr, handle);
-
-    // Offline: the warm cache is enough; a cold one is a clear error.
-    let model2 = tmp.path().join("model2");
-    let o = run_s(args(&model2, &["--offline"]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        model2
-            .join("unet/diffusion_pytorch_model.fp16.safetensors")
-            .exists()
-    );
-    let cold = tmp.path().join("cold");
-    let err = expect_error(&[
-        "fetch",
-        "--offline",
-        "--cache-dir",
-        cold.to_str().unwrap(),
-        "--model-dir",
-        model2.to_str().unwrap(),
-    ]);
-    assert!(
-        err.contains("--offline") && err.contains("consistentid fetch"),
-        "{err}"
-    );
-}
-
-#[test]
-fn fetch_rejects_a_file_whose_hash_does_not_match() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (addr, handle) = mock_hub(true);
-    let err = expect_error(&[
-        "fetch",
-        "--cache-dir",
-        tmp.path().join("hub").to_str().unwrap(),
-        "--model-dir",
-        tmp.path().join("m").to_str().unwrap(),
-        "--endpoint",
-        &addr,
-    ]);
-    assert!(
-        err.contains("ConsistentID-v1.bin") && (err.contains("sha256") || err.contains("bytes")),
-        "{err}"
-    );
-    stop_hub(&addr, handle);
 }

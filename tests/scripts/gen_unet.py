@@ -5,7 +5,7 @@ Tiny random-weight UNets in the diffusers layout under tests/fixtures/unet_tiny_
 inputs and the reference output in expected.safetensors:
   sample [B,C,h,w], timestep [B] (float), encoder_hidden_states [B,L,D] -> out [B,C,h,w]
 Shapes cover non-square and odd latents, odd head counts, linear and conv projections, 77 and
-81 (ConsistentID) context tokens. Environment: see gen_clip_text.py.
+81 (ConsistentID) context tokens, and widths that are not multiples of their head counts. Environment: see gen_clip_text.py.
 
     venv/bin/python tests/scripts/gen_unet.py
 """
@@ -71,7 +71,16 @@ def main():
               attention_head_dim=[2, 4, 3], norm_num_groups=4, cross_attention_dim=20, use_linear_projection=True,
               in_channels=4, out_channels=4, sample_size=8),
          2, (9, 7), 81, [13.5, 500.0], torch.float16, "fp16", 2)
-    print("wrote 2 UNet fixtures")
+    # Widths that are not multiples of their head counts: diffusers builds heads × (width // heads)
+    # attention dims (16 → 3 × 5 = 15, 40 → 3 × 13 = 39), conv projections.
+    make("unet_tiny_c",
+         dict(block_out_channels=[16, 40],
+              down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+              up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"], layers_per_block=1,
+              attention_head_dim=3, norm_num_groups=8, cross_attention_dim=24,
+              in_channels=4, out_channels=4, sample_size=8),
+         1, (8, 6), 77, [421.0], torch.float32, None, 3)
+    print("wrote 3 UNet fixtures")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,12 @@
 //! (tests/scripts/gen_consistentid_pipeline.py), stage by stage, with a provided ID embedding.
 
 use burn::tensor::Device;
-use consistentid_core::image::decode;
 use consistentid_core::pipeline::DenoiseLoop;
 use consistentid_core::pipeline::consistentid::ConsistentIdPipeline;
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
 use consistentid_core::tensor_io::TensorFile;
+use consistentid_native::io::image::decode;
 use consistentid_native::source::DirSource;
 use consistentid_tests::{assert_close, fixture, real_data, rel_l2};
 

@@ -5,18 +5,17 @@ use burn::tensor::Device;
 use consistentid_core::face::arcface::ArcFace;
 use consistentid_core::face::scrfd::{Scrfd, letterbox};
 use consistentid_core::face::{ChannelOrder, Detection, align};
-use consistentid_core::image::{RgbImage, decode};
+use consistentid_core::image::RgbImage;
 use consistentid_core::onnx::OnnxModel;
 use consistentid_core::tensor_io::TensorFile;
+use consistentid_native::io::image::decode;
 use consistentid_tests::{assert_close, fixture, real_data};
 
-/// Photo, file, and the decoding tolerance: PNG decodes exactly; for baseline JPEG with 4:2:0
-/// chroma our decoder (zune-jpeg) and libjpeg-turbo (Pillow, OpenCV) differ by up to 4 grey
-/// levels on 12% of the values (measured on grace_hopper.jpg), which bounds every comparison
-/// downstream. Detection parity is therefore checked on the PNG.
-const PHOTOS: [(&str, &str, u8); 2] = [
-    ("astronaut", "images/astronaut.png", 0),
-    ("grace_hopper", "images/grace_hopper.jpg", 4),
+/// The real photos. PNG decodes exactly everywhere, and JPEG (libjpeg-turbo) exactly as Pillow
+/// and OpenCV decode it, so both are held to the same tolerances.
+const PHOTOS: [(&str, &str); 2] = [
+    ("astronaut", "images/astronaut.png"),
+    ("grace_hopper", "images/grace_hopper.jpg"),
 ];
 
 fn photo(rel: &str) -> RgbImage {
@@ -60,16 +59,14 @@ fn decoding_matches_pillow() {
     let sum = |img: &RgbImage| img.data.iter().map(|&v| u64::from(v)).sum::<u64>();
     let hopper = photo("images/grace_hopper.jpg");
     assert_eq!((hopper.width, hopper.height), (512, 600));
-    // Pillow's sum is 74,139,337; the JPEG decoders round chroma differently (see PHOTOS).
-    let rel = (sum(&hopper) as f64 - 74_139_337.0).abs() / 74_139_337.0;
-    assert!(rel < 2e-3, "{rel}");
+    assert_eq!(sum(&hopper), 74_139_337);
     let astronaut = photo("images/astronaut.png");
     assert_eq!((astronaut.width, astronaut.height), (512, 512));
 }
 
 #[test]
 fn norm_crop_matches_opencv_at_reference_landmarks() {
-    for (name, rel, tol) in PHOTOS {
+    for (name, rel) in PHOTOS {
         let img = photo(rel);
         let bytes = std::fs::read(fixture(&format!("face/{name}_refcrop.safetensors"))).unwrap();
         let file = TensorFile::parse(name, &bytes).unwrap();
@@ -78,7 +75,7 @@ fn norm_crop_matches_opencv_at_reference_landmarks() {
         let ours = align::norm_crop(&img, &lmk, 112);
         let (worst, count) = image_diff(&ours, &u8_image(&file, "aligned"));
         assert!(
-            worst <= 1.max(tol),
+            worst <= 1,
             "{name}: warp differs by {worst} grey levels ({count} values)"
         );
     }
@@ -87,7 +84,7 @@ fn norm_crop_matches_opencv_at_reference_landmarks() {
 #[test]
 fn scrfd_and_arcface_match_insightface() {
     let device = Device::flex();
-    for (name, rel, _) in PHOTOS.iter().filter(|p| p.2 == 0) {
+    for (name, rel) in PHOTOS {
         let img = photo(rel);
         for (order, tag) in [
             (ChannelOrder::Official, "official"),
@@ -212,7 +209,7 @@ mod blazeface {
             ("back", "face_detection_back_256x256_barracuda.onnx"),
         ] {
             let det = load(file);
-            for (name, rel, tol) in PHOTOS {
+            for (name, rel) in PHOTOS {
                 let img = photo(rel);
                 let case = format!("blazeface_{model}_{name}");
                 let bytes = std::fs::read(fixture(&format!("face/{case}.safetensors"))).unwrap();
@@ -240,8 +237,7 @@ mod blazeface {
                 assert_eq!(found.len(), scores.len(), "{case}: number of faces");
                 assert_eq!(found.len(), 1, "{case}: one face in the photo");
                 let f = &found[0];
-                // JPEG decoding differs from libjpeg-turbo by a few grey levels (see PHOTOS).
-                let (score_tol, px_tol) = if tol == 0 { (1e-4, 0.05) } else { (0.02, 1.0) };
+                let (score_tol, px_tol) = (1e-4, 0.05);
                 assert!(
                     (f.score - scores[0]).abs() < score_tol,
                     "{case}: score {} vs {}",
@@ -331,7 +327,7 @@ mod mtcnn {
                 ],
             ),
         ];
-        for ((name, rel, tol), (_, points)) in PHOTOS.iter().zip(reference) {
+        for ((name, rel), (_, points)) in PHOTOS.iter().zip(reference) {
             let found = det.detect(&photo(rel)).unwrap();
             let bytes = std::fs::read(fixture(&format!("face/mtcnn_{name}.safetensors"))).unwrap();
             let want = TensorFile::parse(name, &bytes).unwrap();
@@ -340,8 +336,8 @@ mod mtcnn {
             let (lmks, _) = want.f32("landmarks").unwrap();
             assert_eq!(found.len(), scores.len(), "{name}: number of faces");
             let f = &found[0];
-            // PNG: float noise only; JPEG: the decoders differ by a few grey levels (PHOTOS).
-            let px = if *tol == 0 { 0.05 } else { 1.0 };
+            // Float noise only: both photos decode exactly as in the reference.
+            let px = 0.05;
             assert!((f.score - scores[0]).abs() < 1e-3, "{name}: score");
             for k in 0..4 {
                 assert!(

@@ -1,6 +1,7 @@
 //! UNet2DConditionModel against diffusers 0.23 on tiny random-weight UNets (fixtures from
 //! `tests/scripts/gen_unet.py`): non-square and odd latents, odd head counts, conv and linear
-//! projections, 77 and 81 context tokens, batch 2, f32 and fp16-variant weights; relative L2
+//! projections, 77 and 81 context tokens, batch 2, f32 and fp16-variant weights, widths that are
+//! not multiples of their head counts; relative L2
 //! error ≤ 1e-4.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -36,4 +37,10 @@ fn tiny_two_levels_conv_projection() {
 #[test]
 fn tiny_odd_latent_linear_projection_81_tokens_fp16() {
     check("unet_tiny_b");
+}
+
+#[test]
+fn tiny_widths_not_multiples_of_their_head_counts() {
+    // diffusers floors the head width: 40 channels with 3 heads attend in 39 dims.
+    check("unet_tiny_c");
 }

@@ -347,6 +347,46 @@ impl ClipTokenizer {
         ids
     }
 
+    /// The words that `encode_padded(text, model_max_length)` cuts off, decoded back to text as
+    /// diffusers logs them; `None` when the whole text fits.
+    pub fn truncated_text(&self, text: &str) -> Option<String> {
+        let ids = self.tokenize_ids(text);
+        let keep = self.model_max_length.saturating_sub(2);
+        (ids.len() > keep).then(|| self.decode(&ids[keep..]))
+    }
+
+    /// Token ids back to text (transformers' `CLIPTokenizer.decode`: byte-level pieces joined,
+    /// `</w>` word ends as spaces).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let wanted: std::collections::HashSet<u32> = ids.iter().copied().collect();
+        let names: HashMap<u32, &str> = self
+            .token_to_id
+            .iter()
+            .filter(|(_, id)| wanted.contains(id))
+            .map(|(t, &id)| (id, t.as_str()))
+            .collect();
+        let byte_of: HashMap<char, u8> = self
+            .byte_encoder
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+        let mut bytes = Vec::new();
+        for id in ids {
+            let piece = names.get(id).copied().unwrap_or("");
+            // Added tokens (`<|facial|>`) are not byte-encoded.
+            if piece.chars().all(|c| byte_of.contains_key(&c)) {
+                bytes.extend(piece.chars().map(|c| byte_of[&c]));
+            } else {
+                bytes.extend_from_slice(piece.as_bytes());
+            }
+        }
+        String::from_utf8_lossy(&bytes)
+            .replace("</w>", " ")
+            .trim()
+            .to_string()
+    }
+
     /// The earliest special/added token in `text` (longest at that position):
     /// `(byte start, byte length, id)`.
     fn find_no_split(&self, text: &str) -> Option<(usize, usize, u32)> {

@@ -107,7 +107,7 @@ impl ClipVisionModelWithProjection {
             ClipVisionConfig::from_json,
             |config| Self::new(config, device),
             &LoadSpec {
-                remap: &[],
+                remap: keymap::CLIP_VISION_REMAP,
                 ignore_unused: keymap::CLIP_VISION_IGNORE,
                 dtype,
             },

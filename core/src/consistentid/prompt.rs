@@ -10,6 +10,7 @@
 use regex::Regex;
 
 use crate::clip::ClipTokenizer;
+use crate::clip::tokenizer::{FACIAL_TOKEN, IMAGE_TOKEN};
 use crate::{Error, Result};
 
 /// The caption the SD1.5 pipeline uses instead of running LLaVA (since 2024-08-04).
@@ -145,6 +146,16 @@ pub struct ConsistentIdPrompt {
     pub kept_regions: Vec<String>,
 }
 
+/// `text` without ConsistentID's reserved markers, or `None` when it has none. Typed by a
+/// user they would be taken for the pipeline's own positions (the official code then indexes
+/// past its buffers).
+pub fn strip_reserved_markers(text: &str) -> Option<String> {
+    if !text.contains(IMAGE_TOKEN) && !text.contains(FACIAL_TOKEN) {
+        return None;
+    }
+    Some(text.replace(IMAGE_TOKEN, "").replace(FACIAL_TOKEN, ""))
+}
+
 /// Assembles the prompt as the official pipeline. `tokenizer` must know `<|facial|>`.
 pub fn build_prompt(
     prompt: &str,
@@ -156,6 +167,13 @@ pub fn build_prompt(
     let facial_id = tokenizer
         .token_id("<|facial|>")
         .ok_or_else(|| Error::InvalidRequest("the tokenizer lacks the <|facial|> token".into()))?;
+    if strip_reserved_markers(prompt).is_some() {
+        // Typed markers would add facial positions past the regions (upstream indexes out
+        // of bounds); requests remove them before they get here.
+        return Err(Error::InvalidRequest(
+            "the prompt contains <|image|> or <|facial|>, which are reserved for the pipeline's own markers".into(),
+        ));
+    }
     let (facial_text, kept) = process_text_with_markers(caption, mask_keys);
     let max_len = tokenizer.model_max_length();
     let mut prompt_face = format!("{prompt}Detail:{facial_text}");

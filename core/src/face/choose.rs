@@ -3,6 +3,9 @@
 use super::Detection;
 use crate::{Error, Result};
 
+/// The "several faces" warning lists at most this many.
+pub const MAX_LISTED: usize = 5;
+
 /// Faces smaller than this (shorter box side, pixels) embed poorly: callers warn.
 pub const SMALL_FACE_PX: f32 = 40.0;
 
@@ -52,8 +55,10 @@ pub fn choose_face<'a>(
 pub fn warnings(detections: &[Detection], chosen: &Detection) -> Vec<String> {
     let mut out = Vec::new();
     if detections.len() > 1 {
-        let list: Vec<String> = detections
+        // A crowd photo can hold dozens: name the first few.
+        let mut list: Vec<String> = detections
             .iter()
+            .take(MAX_LISTED)
             .enumerate()
             .map(|(i, d)| {
                 format!(
@@ -62,6 +67,9 @@ pub fn warnings(detections: &[Detection], chosen: &Detection) -> Vec<String> {
                 )
             })
             .collect();
+        if detections.len() > MAX_LISTED {
+            list.push(format!("and {} more", detections.len() - MAX_LISTED));
+        }
         out.push(format!(
             "{} faces found, using the one at ({:.0},{:.0}); pick another with --face-index: {}",
             detections.len(),
@@ -77,4 +85,32 @@ pub fn warnings(detections: &[Detection], chosen: &Detection) -> Vec<String> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(score: f32, x: f32) -> Detection {
+        Detection {
+            bbox: [x, 0.0, x + 50.0, 60.0],
+            score,
+            landmarks: vec![[0.0; 2]; 5],
+        }
+    }
+
+    #[test]
+    fn a_crowd_lists_five_faces_and_counts_the_rest() {
+        let crowd: Vec<Detection> = (0..12)
+            .map(|i| face(0.9 - i as f32 * 0.01, i as f32))
+            .collect();
+        let w = warnings(&crowd, &crowd[0]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].matches(" score ").count(), 5, "{}", w[0]);
+        assert!(
+            w[0].starts_with("12 faces found") && w[0].ends_with("and 7 more"),
+            "{}",
+            w[0]
+        );
+    }
 }

@@ -70,37 +70,110 @@ impl RgbImage {
 
 /// Decodes PNG / JPEG / WebP bytes to RGB, applying the EXIF orientation as Pillow's
 /// `ImageOps.exif_transpose` (what diffusers' `load_image` does). `name` labels errors.
+///
+/// This is the pure-Rust path (the browser's); native builds decode JPEG with libjpeg-turbo
+/// instead, as Pillow does, and use [`check_header`] and [`orient`] around it.
 pub fn decode(bytes: &[u8], name: &str) -> Result<RgbImage> {
-    use image::ImageDecoder;
-    let bad = |reason: String| Error::Input {
+    let header = check_header(bytes, name)?;
+    let decoder = header_decoder(bytes, name)?;
+    let img = image::DynamicImage::from_decoder(decoder)
+        .map_err(|e| bad(name, format!("corrupt image data: {e}")))?;
+    Ok(orient(to_rgb(img), header.orientation))
+}
+
+/// Decoded pixels beyond this are refused before decoding (a decompression-bomb guard: 50 MP
+/// is a large phone photo).
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// The longer side may be at most this many times the shorter (the resizes that follow cost
+/// memory in proportion to the longer side).
+pub const MAX_ASPECT: u32 = 20;
+
+/// What the header of an image file says, read without decoding its pixels.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageHeader {
+    pub format: image::ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// The EXIF orientation to apply after decoding.
+    pub orientation: image::metadata::Orientation,
+}
+
+fn bad(name: &str, reason: String) -> Error {
+    Error::Image {
         name: name.to_string(),
         reason,
-    };
+    }
+}
+
+fn header_decoder<'a>(bytes: &'a [u8], name: &str) -> Result<impl image::ImageDecoder + 'a> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| bad(format!("cannot read: {e}")))?;
+        .map_err(|e| bad(name, format!("cannot read: {e}")))?;
     if reader.format().is_none() {
-        return Err(bad("not a PNG, JPEG or WebP image".into()));
+        return Err(bad(name, "not a PNG, JPEG or WebP image".into()));
     }
-    let mut decoder = reader
+    reader
         .into_decoder()
-        .map_err(|e| bad(format!("not a readable image: {e}")))?;
+        .map_err(|e| bad(name, format!("not a readable image: {e}")))
+}
+
+/// Reads the format, size and orientation, and refuses empty, huge (over [`MAX_SIDE`] a side
+/// or [`MAX_PIXELS`]) and extremely elongated images, all before any pixel is decoded.
+pub fn check_header(bytes: &[u8], name: &str) -> Result<ImageHeader> {
+    use image::ImageDecoder;
+    let format = image::guess_format(bytes)
+        .map_err(|_| bad(name, "not a PNG, JPEG or WebP image".into()))?;
+    let mut decoder = header_decoder(bytes, name)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(bad(format!(
-            "{w}x{h} pixels: sides must be between 1 and {MAX_SIDE}"
-        )));
+        return Err(bad(
+            name,
+            format!("{w}x{h} pixels: sides must be between 1 and {MAX_SIDE}"),
+        ));
+    }
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(bad(
+            name,
+            format!(
+                "{w}x{h} pixels is more than {} megapixels",
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
+    }
+    if w.max(h) > MAX_ASPECT * w.min(h) {
+        return Err(bad(
+            name,
+            format!("{w}x{h} pixels: the sides differ by more than {MAX_ASPECT}:1"),
+        ));
     }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder)
-        .map_err(|e| bad(format!("corrupt image data: {e}")))?;
-    img.apply_orientation(orientation);
+    Ok(ImageHeader {
+        format,
+        width: w,
+        height: h,
+        orientation,
+    })
+}
+
+fn to_rgb(img: image::DynamicImage) -> RgbImage {
     let rgb = img.to_rgb8();
-    Ok(RgbImage {
+    RgbImage {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
         data: rgb.into_raw(),
-    })
+    }
+}
+
+/// `img` turned upright by an EXIF orientation (rotations and flips are exact).
+pub fn orient(img: RgbImage, orientation: image::metadata::Orientation) -> RgbImage {
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return img;
+    }
+    let buffer = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.data)
+        .expect("RgbImage holds width * height * 3 bytes");
+    let mut dynamic = image::DynamicImage::ImageRgb8(buffer);
+    dynamic.apply_orientation(orientation);
+    to_rgb(dynamic)
 }

@@ -128,12 +128,12 @@ impl ConsistentIdPipeline {
         prompt: &str,
         negative_prompt: Option<&str>,
     ) -> Result<Prepared> {
-        let regions = self.parse_regions(face);
+        let regions = self.parse_regions(face)?;
         self.prepare_with_regions(face, &regions, id_embedding, prompt, negative_prompt)
     }
 
     /// Face parsing and the official region selection: (official name, mask) in mask order.
-    pub fn parse_regions(&self, face: &RgbImage) -> Vec<(String, Mask)> {
+    pub fn parse_regions(&self, face: &RgbImage) -> Result<Vec<(String, Mask)>> {
         let device = self.device();
         let s = parsing::SIZE;
         let x: Tensor<4> = Tensor::from_data(
@@ -147,14 +147,14 @@ impl ConsistentIdPipeline {
             .into_data()
             .convert::<i64>()
             .try_to_vec::<i64>()
-            .unwrap_or_default()
+            .map_err(|e| Error::Readback(format!("{e:?}")))?
             .into_iter()
             .map(|v| v as u8)
             .collect();
-        facial_regions(&labels, s, s)
+        Ok(facial_regions(&labels, s, s)
             .into_iter()
             .map(|(_, l, m)| (official_name(l).to_string(), m))
-            .collect()
+            .collect())
     }
 
     /// [`Self::prepare`] after [`Self::parse_regions`].

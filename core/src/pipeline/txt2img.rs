@@ -4,6 +4,7 @@
 
 use burn::tensor::{DType, Device, Tensor};
 
+use super::request::MAX_SIDE;
 use crate::clip::{ClipTextConfig, ClipTextModel, ClipTokenizer};
 use crate::rng::NoiseRng;
 use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
@@ -140,6 +141,24 @@ impl StableDiffusion {
         Ok([1, channels, height / f, width / f])
     }
 
+    /// Initial latents must be one `[1, C, h, w]` sample with the UNet's channels and a size
+    /// that decodes to at most [`MAX_SIDE`] pixels a side.
+    pub fn check_latents(&self, dims: &[usize; 4]) -> Result<()> {
+        let f = 1usize << (self.vae.decoder.up_blocks.len() - 1);
+        let channels = self.unet.conv_in.weight.dims()[1];
+        let [b, c, h, w] = *dims;
+        let max = MAX_SIDE / f;
+        if b != 1 || c != channels || !(1..=max).contains(&h) || !(1..=max).contains(&w) {
+            return Err(Error::Input {
+                name: "init_latents".into(),
+                reason: format!(
+                    "shape {dims:?}: expected [1, {channels}, h, w] with h and w from 1 to {max}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// `[negative; positive]` text embeddings, `[2, 77, hidden]`.
     pub fn encode_prompt(&self, prompt: &str, negative: Option<&str>) -> Result<Tensor<3>> {
         let len = self.tokenizer.model_max_length();
@@ -212,6 +231,7 @@ impl StableDiffusion {
         on_step: &mut dyn FnMut(usize, usize),
     ) -> Result<Tensor<4>> {
         let request = spec;
+        self.check_latents(&init_latents.dims())?;
         let mut scheduler =
             Scheduler::new(request.scheduler, &self.scheduler_config, request.steps)?;
         let mut latents = init_latents * scheduler.init_noise_sigma();

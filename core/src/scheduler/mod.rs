@@ -17,16 +17,20 @@ use schedule::{alphas_cumprod, betas, f32r, interp, karras, sigma_to_t, train_si
 
 use crate::{Error, Result};
 
-/// The scheduler algorithms, by their CLI names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The scheduler algorithms, by their CLI (and API) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SchedulerKind {
     /// `EulerDiscreteScheduler` (`euler`).
+    #[serde(rename = "euler")]
     Euler,
     /// `EulerAncestralDiscreteScheduler` (`euler-a`).
+    #[serde(rename = "euler-a")]
     EulerAncestral,
     /// `DDIMScheduler` with eta = 0 (`ddim`).
+    #[serde(rename = "ddim")]
     Ddim,
     /// `DPMSolverMultistepScheduler`, dpmsolver++ order 2 with Karras sigmas (`dpmpp-2m-karras`).
+    #[serde(rename = "dpmpp-2m-karras")]
     DpmSolverMultistepKarras,
 }
 
@@ -39,6 +43,19 @@ impl SchedulerKind {
             "ddim" => Some(Self::Ddim),
             "dpmpp-2m-karras" => Some(Self::DpmSolverMultistepKarras),
             _ => None,
+        }
+    }
+
+    /// Every CLI name.
+    pub const NAMES: [&'static str; 4] = ["euler", "euler-a", "ddim", "dpmpp-2m-karras"];
+
+    /// The A1111 sampler name written into PNG parameters.
+    pub fn sampler_name(self) -> &'static str {
+        match self {
+            Self::Euler => "Euler",
+            Self::EulerAncestral => "Euler a",
+            Self::Ddim => "DDIM",
+            Self::DpmSolverMultistepKarras => "DPM++ 2M Karras",
         }
     }
 

@@ -3,10 +3,15 @@
 //! Field names of our modules equal the upstream key segments, so most tables only strip
 //! prefixes and list the upstream tensors we deliberately do not load.
 
-/// transformers `CLIPTextModel` (`text_encoder/model.safetensors`): keys already match.
+/// transformers `CLIPTextModel` (`text_encoder/model.safetensors`): transformers 4 keys match.
 pub const CLIP_TEXT_REMAP: &[(&str, &str)] = &[
     // Single-file SD1.5 checkpoints nest the encoder as `cond_stage_model.transformer.*`.
     (r"^cond_stage_model\.transformer\.", ""),
+    // transformers 5 saves `CLIPTextModel` without its `text_model.` prefix.
+    (
+        r"^(embeddings|encoder|final_layer_norm)\.",
+        "text_model.$1.",
+    ),
 ];
 
 /// Tensors of a CLIP text checkpoint that the encoder does not use.
@@ -15,6 +20,16 @@ pub const CLIP_TEXT_IGNORE: &[&str] = &[
     r"^text_model\.embeddings\.position_ids$",
     // `CLIPTextModelWithProjection` head: the pooled projection is not part of this model.
     r"^text_projection\.",
+];
+
+/// transformers `CLIPVisionModelWithProjection` (`image_encoder/model.safetensors`).
+pub const CLIP_VISION_REMAP: &[(&str, &str)] = &[
+    // A vision tower saved without its `vision_model.` prefix (as transformers 5 does for the
+    // text tower) is detected by its keys.
+    (
+        r"^(embeddings|encoder|pre_layrnorm|post_layernorm)\.",
+        "vision_model.$1.",
+    ),
 ];
 
 /// Tensors of a CLIP vision checkpoint that `CLIPVisionModelWithProjection` does not use.

@@ -1,0 +1,108 @@
+//! Helpers shared by the CLI tests: the binary, fixtures, the real-data cache, and the
+//! one-line error check.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_consistentid"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// A copy of a fixture model folder that a test may damage.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(name), tmp.path());
+    tmp
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs a stage that must fail; returns its single stderr line.
+pub fn expect_error(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code for {args:?}; stderr: {stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// The real-data cache (tests/scripts/fetch_real_data.sh).
+pub fn real_data(rel: &str) -> PathBuf {
+    let root = std::env::var_os("CONSISTENTID_REAL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/consistentid/real-data")
+        });
+    let path = root.join(rel);
+    assert!(
+        path.exists(),
+        "{} missing: run tests/scripts/fetch_real_data.sh",
+        path.display()
+    );
+    path
+}
+
+/// A model folder for `generate --face`: sd_tiny plus the tiny pipeline replica's image
+/// encoder, ConsistentID checkpoint and BiSeNet.
+pub fn consistentid_folder() -> tempfile::TempDir {
+    let tmp = copy_fixture("sd_tiny");
+    copy_dir(
+        &fixture("consistentid_pipeline/image_encoder"),
+        &tmp.path().join("image_encoder"),
+    );
+    for (from, to) in [
+        (
+            "consistentid_pipeline/ConsistentID-v1.bin",
+            "ConsistentID-v1.bin",
+        ),
+        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
+    ] {
+        std::fs::copy(fixture(from), tmp.path().join(to)).unwrap();
+    }
+    tmp
+}
+
+/// A PNG's size and its `parameters` text (iTXt, UTF-8).
+pub fn png_parameters(path: &Path) -> ((u32, u32), String) {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let info = reader.info();
+    let text = info
+        .utf8_text
+        .iter()
+        .find(|t| t.keyword == "parameters")
+        .unwrap_or_else(|| panic!("{}: no parameters iTXt chunk", path.display()))
+        .get_text()
+        .unwrap();
+    ((info.width, info.height), text)
+}

@@ -1,0 +1,83 @@
+//! Stage inputs that cannot be right are one-line errors, never an internal failure: empty
+//! tensors, a batch the loop cannot run, NaN values, an output that would replace an input.
+
+mod common;
+
+use common::*;
+use consistentid_core::tensor_io::{NamedTensor, to_safetensors};
+
+fn write_input(dir: &std::path::Path, name: &str, shape: Vec<usize>, value: f32) -> String {
+    let n = shape.iter().product();
+    let path = dir.join(format!("{name}-{}.safetensors", shape.len()));
+    let t = NamedTensor::from_f32(name, shape, &vec![value; n]);
+    std::fs::write(&path, to_safetensors(&[t], None).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_stage_inputs_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = fixture("sd_tiny");
+    let model = model.to_str().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+    let txt2img = |input: &str| {
+        expect_error(&[
+            "stage",
+            "txt2img",
+            "--model",
+            model,
+            "--input",
+            input,
+            "--prompt",
+            "x",
+            "--steps",
+            "1",
+            "--guidance",
+            "5",
+            "--scheduler",
+            "euler",
+            "--out",
+            out,
+        ])
+    };
+    let empty = write_input(tmp.path(), "init_latents", vec![1, 4, 0, 0], 0.0);
+    let err = txt2img(&empty);
+    assert!(err.contains("empty tensor of shape [1, 4, 0, 0]"), "{err}");
+
+    let sub = tmp.path().join("b3");
+    std::fs::create_dir_all(&sub).unwrap();
+    let batch3 = write_input(&sub, "init_latents", vec![3, 4, 2, 2], 0.5);
+    let err = txt2img(&batch3);
+    assert!(err.contains("shape [3, 4, 2, 2]: expected [1, "), "{err}");
+
+    let sub = tmp.path().join("nan");
+    std::fs::create_dir_all(&sub).unwrap();
+    let nan = write_input(&sub, "init_latents", vec![1, 4, 2, 2], f32::NAN);
+    let err = txt2img(&nan);
+    assert!(
+        err.contains("NaN or infinite values are not allowed"),
+        "{err}"
+    );
+
+    // The output may not replace the input.
+    let err = expect_error(&[
+        "stage",
+        "txt2img",
+        "--model",
+        model,
+        "--input",
+        &nan,
+        "--prompt",
+        "x",
+        "--steps",
+        "1",
+        "--guidance",
+        "5",
+        "--scheduler",
+        "euler",
+        "--out",
+        &nan,
+    ]);
+    assert!(err.contains("is one of the input files"), "{err}");
+}
