@@ -89,6 +89,18 @@ impl<'a> TensorFile<'a> {
         })
     }
 
+    /// [`Self::parse`] for a file the user gives as input: its errors say "input", not
+    /// "weight file".
+    pub fn parse_input(path: &str, bytes: &'a [u8]) -> Result<Self> {
+        Self::parse(path, bytes).map_err(|e| match e {
+            Error::WeightFile { path, reason } => Error::Input {
+                name: path,
+                reason: format!("not a readable safetensors file ({reason})"),
+            },
+            other => other,
+        })
+    }
+
     /// Names of all tensors.
     pub fn names(&self) -> Vec<String> {
         self.file.names().into_iter().map(str::to_string).collect()

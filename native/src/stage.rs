@@ -254,7 +254,7 @@ fn open_tensor_stage(
 fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
     let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
-    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let latents = input.tensor::<4>("latents", &device)?;
     check_channels(
         "latents",
@@ -268,7 +268,7 @@ fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
 fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
     let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
-    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let image = input.tensor::<4>("image", &device)?;
     check_channels(
         "image",
@@ -289,7 +289,7 @@ fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
 fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
     let unet = UNet2DConditionModel::load(&source, "unet", None, DType::F32, &device)?;
-    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let sample = input.tensor::<4>("sample", &device)?;
     let context = input.tensor::<3>("encoder_hidden_states", &device)?;
     // Timesteps may be saved as integers (diffusers' DDIM/DPM) or floats (Euler).
@@ -322,7 +322,7 @@ fn txt2img(args: &Txt2ImgArgs, device: DeviceChoice) -> Result<()> {
     let t = &args.tensors;
     let (source, device, bytes) = open_tensor_stage(t, device)?;
     let sd = StableDiffusion::load(&source, None, &device)?;
-    let input = TensorFile::parse(&t.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&t.input.display().to_string(), &bytes)?;
     let init = input.tensor::<4>("init_latents", &device)?;
     check_channels(
         "init_latents",

@@ -60,7 +60,7 @@ fn open(args: &ModuleArgs, device: DeviceChoice) -> Result<(ConsistentIdModules,
 /// `stage id-tokens`.
 pub fn id_tokens(args: &ModuleArgs, device: DeviceChoice) -> Result<()> {
     let (modules, device, bytes) = open(args, device)?;
-    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let id = input.tensor::<2>("id_embedding", &device)?;
     let clip = input.tensor::<3>("clip_penultimate", &device)?;
     let tokens = modules.image_proj.forward(id, clip)?;
@@ -70,7 +70,7 @@ pub fn id_tokens(args: &ModuleArgs, device: DeviceChoice) -> Result<()> {
 /// `stage facial-encoder`.
 pub fn facial_encoder(args: &ModuleArgs, device: DeviceChoice) -> Result<()> {
     let (modules, device, bytes) = open(args, device)?;
-    let input = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let prompt = input.tensor::<3>("prompt_embeds", &device)?;
     let (regions, shape) = input.f32("region_hidden_states")?;
     if shape.len() != 4 || shape[0] != 1 {
@@ -129,7 +129,7 @@ pub fn check_id_embedding(path: &Path) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the ID embedding {}", path.display()))?;
     let shown = path.display().to_string();
-    let file = TensorFile::parse(&shown, &bytes).map_err(|e| {
+    let file = TensorFile::parse_input(&shown, &bytes).map_err(|e| {
         anyhow::anyhow!("{shown} is not a safetensors file with `id_embedding`: {e}")
     })?;
     let (values, shape) = file.f32("id_embedding")?;
@@ -327,7 +327,7 @@ pub fn consistentid(args: &DenoiseArgs, device: DeviceChoice) -> Result<()> {
     let (pipe, prepared, device) = prepare_stage(&args.pipeline, device)?;
     let bytes = std::fs::read(&args.init_latents)
         .with_context(|| format!("cannot read {}", args.init_latents.display()))?;
-    let init = TensorFile::parse(&args.init_latents.display().to_string(), &bytes)?
+    let init = TensorFile::parse_input(&args.init_latents.display().to_string(), &bytes)?
         .tensor::<4>("init_latents", &device)?;
     let spec = DenoiseLoop {
         scheduler: SchedulerKind::Euler,

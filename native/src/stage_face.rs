@@ -52,7 +52,7 @@ pub fn onnx(args: &OnnxArgs, device: DeviceChoice) -> Result<()> {
     let (device, _) = select(device)?;
     let bytes = std::fs::read(&args.input)
         .with_context(|| format!("cannot read input {}", args.input.display()))?;
-    let file = TensorFile::parse(&args.input.display().to_string(), &bytes)?;
+    let file = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let session = OnnxSession::new(model, &device)?;
     let mut inputs = Vec::new();
     for name in session.input_names() {
