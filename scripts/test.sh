@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh
 bash tests/scripts/fetch_real_data.sh
+# The official replicate client for the host's client test (a pinned venv, made once).
+CONSISTENTID_CLIENT_PYTHON=$(bash scripts/client-venv.sh)
+export CONSISTENTID_CLIENT_PYTHON
 trunk build
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -58,11 +58,16 @@ pub enum Error {
     /// Request values out of range or malformed, one entry per field; nothing was computed.
     #[error("{}", FieldError::join(.0))]
     InvalidFields(Vec<FieldError>),
+
+    /// The caller asked to stop (checked between denoising steps).
+    #[error("canceled")]
+    Canceled,
 }
 
 /// What is wrong with one field of a request (`field` is the request's field name, e.g.
 /// `width`; front ends map it to their own spelling).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -76,7 +81,7 @@ impl FieldError {
         }
     }
 
-    fn join(errors: &[FieldError]) -> String {
+    pub fn join(errors: &[FieldError]) -> String {
         errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))

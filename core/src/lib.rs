@@ -4,6 +4,7 @@
 //! I/O (callers hand it bytes through [`weights::WeightSource`]) and never picks a backend: the
 //! binaries and tests choose the [`burn::tensor::Device`].
 
+pub mod api;
 pub mod bisenet;
 pub mod clip;
 pub mod consistentid;

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::stage::StageCommand;
 use crate::device::DeviceChoice;
-use crate::stage::StageCommand;
 
 /// ConsistentID: identity-preserving portraits from one reference face photo.
 #[derive(Debug, Parser)]
@@ -28,10 +28,13 @@ pub enum Command {
     Stage(StageCommand),
     /// Generate images from a text prompt with an SD1.x model folder; writes PNGs with their
     /// parameters (prompt, seed, sampler, ...) in the PNG `parameters` text chunk.
-    Generate(crate::generate::GenerateArgs),
+    Generate(crate::commands::generate::GenerateArgs),
+    /// Run the host: the web app and a Replicate-compatible API on one origin, with progress
+    /// streams, persistence and share links (`consistentid serve`, then open the printed URL).
+    Serve(crate::commands::serve::ServeArgs),
     /// Download the official weights from the Hugging Face Hub into the HF cache and assemble the
     /// model folder (`--dry-run` lists the files and where they go; `--offline` uses the cache).
-    Fetch(crate::fetch::FetchArgs),
+    Fetch(crate::commands::fetch::FetchArgs),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -66,12 +69,16 @@ pub fn run_guarded(cli: Cli) -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Stage(stage) => crate::stage::run(stage, cli.device),
+        Command::Stage(stage) => crate::commands::stage::run(stage, cli.device),
         Command::Generate(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
-            crate::generate::run(&args, cli.device)
+            crate::commands::generate::run(&args, cli.device)
         }
-        Command::Fetch(args) => crate::fetch::run(&args),
+        Command::Fetch(args) => crate::commands::fetch::run(&args),
+        Command::Serve(mut args) => {
+            args.model = crate::hf_cache::resolve_model(&args.model)?;
+            crate::commands::serve::run(args, cli.device)
+        }
     }
 }
 

@@ -2,14 +2,10 @@
 //! Everything model-specific lives in `consistentid-core`.
 
 pub mod cli;
+pub mod commands;
 pub mod device;
-pub mod fetch;
-pub mod generate;
-pub mod generate_face;
 pub mod hf_cache;
 pub mod io;
 pub mod progress;
+pub mod server;
 pub mod source;
-pub mod stage;
-pub mod stage_consistentid;
-pub mod stage_face;

@@ -3,7 +3,8 @@
 //! processors.
 
 use burn::tensor::{DType, Device};
-use consistentid_core::consistentid::conditioning::{Conditioning, generate};
+use consistentid_core::consistentid::conditioning::Conditioning;
+use consistentid_core::pipeline::consistentid::generate;
 use consistentid_core::pipeline::{DenoiseLoop, StableDiffusion};
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;

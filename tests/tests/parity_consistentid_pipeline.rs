@@ -110,16 +110,16 @@ fn pipeline_matches_the_replica_stage_by_stage() {
         guidance_scale: 5.0,
     };
     let init = want.tensor::<4>("init_latents", &device).unwrap();
-    let image = pipe
-        .generate(
-            &prepared,
-            &spec,
-            2,
-            init,
-            &mut NoiseRng::new(0),
-            &mut |_, _| {},
-        )
-        .unwrap();
+    let image = consistentid_core::pipeline::consistentid::generate(
+        &pipe.sd,
+        &prepared.conditioning,
+        &spec,
+        2,
+        init,
+        &mut NoiseRng::new(0),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let err = rel_l2(
         &image.into_data().try_to_vec::<f32>().unwrap(),
         &want.f32("image").unwrap().0,

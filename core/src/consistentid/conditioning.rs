@@ -1,9 +1,8 @@
-//! The three conditionings of the official pipeline and the merge-step schedule.
+//! The three conditionings of the official pipeline and the merge-step schedule (the loop
+//! that uses them is `pipeline::consistentid::generate`).
 
 use burn::tensor::Tensor;
 
-use crate::pipeline::{DenoiseLoop, StableDiffusion};
-use crate::rng::NoiseRng;
 use crate::{Error, Result};
 
 /// Each `[1, 77 + 4, D]`: prompt tokens followed by the 4 ID tokens.
@@ -29,7 +28,8 @@ impl Conditioning {
         Tensor::cat(vec![self.null.clone(), cond], 0)
     }
 
-    fn check(&self) -> Result<()> {
+    /// The three must share one `[1, L, D]` shape.
+    pub fn check(&self) -> Result<()> {
         let dims = self.null.dims();
         if dims[0] != 1 || self.augmented.dims() != dims || self.text_only.dims() != dims {
             return Err(Error::InvalidRequest(format!(
@@ -40,26 +40,4 @@ impl Conditioning {
         }
         Ok(())
     }
-}
-
-/// The official denoising loop: CFG always on, context switched at `merge_step`, then decoded
-/// to an image in [0, 1].
-pub fn generate(
-    sd: &StableDiffusion,
-    conditioning: &Conditioning,
-    spec: &DenoiseLoop,
-    merge_step: usize,
-    init_latents: Tensor<4>,
-    rng: &mut NoiseRng,
-    on_step: &mut dyn FnMut(usize, usize),
-) -> Result<Tensor<4>> {
-    conditioning.check()?;
-    let latents = sd.denoise_with(
-        spec,
-        &|i| conditioning.at_step(i, merge_step),
-        init_latents,
-        rng,
-        on_step,
-    )?;
-    Ok(sd.decode(latents))
 }

@@ -5,6 +5,7 @@
 //! [`align`] warps a face onto the ArcFace template; [`arcface`] embeds it.
 
 pub mod align;
+pub mod analysis;
 pub mod arcface;
 pub mod blazeface;
 pub mod choose;

@@ -9,13 +9,13 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::{DenoiseLoop, StableDiffusion};
 use crate::bisenet::BiSeNet;
-use crate::bisenet::labels::official_name;
+use crate::bisenet::labels::{CLASSES, official_name};
 use crate::bisenet::preprocess as parsing;
 use crate::bisenet::regions::{Mask, facial_regions, region_image};
 use crate::clip::image_processor;
 use crate::clip::{ClipTokenizer, ClipVisionModelWithProjection};
 use crate::consistentid::ConsistentIdModules;
-use crate::consistentid::conditioning::{Conditioning, generate};
+use crate::consistentid::conditioning::Conditioning;
 use crate::consistentid::prompt::{ConsistentIdPrompt, FACIAL_CAPTION, build_prompt};
 use crate::image::RgbImage;
 use crate::rng::NoiseRng;
@@ -151,7 +151,29 @@ impl ConsistentIdPipeline {
             .into_iter()
             .map(|v| v as u8)
             .collect();
-        Ok(facial_regions(&labels, s, s)
+        Self::regions_from_labels(&labels)
+    }
+
+    /// The official region selection from a `512 × 512` BiSeNet label map (values 0–18),
+    /// e.g. one computed in the browser: (official name, mask) in mask order.
+    pub fn regions_from_labels(labels: &[u8]) -> Result<Vec<(String, Mask)>> {
+        let s = parsing::SIZE;
+        if labels.len() != s * s {
+            return Err(Error::Input {
+                name: "face_parsing".into(),
+                reason: format!("expected a {s}×{s} label map, got {} labels", labels.len()),
+            });
+        }
+        if let Some(bad) = labels.iter().find(|&&l| usize::from(l) >= CLASSES.len()) {
+            return Err(Error::Input {
+                name: "face_parsing".into(),
+                reason: format!(
+                    "label {bad} is not a BiSeNet class (0 to {})",
+                    CLASSES.len() - 1
+                ),
+            });
+        }
+        Ok(facial_regions(labels, s, s)
             .into_iter()
             .map(|(_, l, m)| (official_name(l).to_string(), m))
             .collect())
@@ -223,25 +245,26 @@ impl ConsistentIdPipeline {
             conditioning,
         })
     }
+}
 
-    /// Denoises from standard-normal `init_latents` and decodes to `[1, 3, H, W]` in [0, 1].
-    pub fn generate(
-        &self,
-        prepared: &Prepared,
-        spec: &DenoiseLoop,
-        merge_step: usize,
-        init_latents: Tensor<4>,
-        rng: &mut NoiseRng,
-        on_step: &mut dyn FnMut(usize, usize),
-    ) -> Result<Tensor<4>> {
-        generate(
-            &self.sd,
-            &prepared.conditioning,
-            spec,
-            merge_step,
-            init_latents,
-            rng,
-            on_step,
-        )
-    }
+/// The official denoising loop: CFG always on, context switched at `merge_step`, then decoded
+/// to an image in [0, 1].
+pub fn generate(
+    sd: &StableDiffusion,
+    conditioning: &Conditioning,
+    spec: &DenoiseLoop,
+    merge_step: usize,
+    init_latents: Tensor<4>,
+    rng: &mut NoiseRng,
+    on_step: &mut dyn FnMut(usize, usize),
+) -> Result<Tensor<4>> {
+    conditioning.check()?;
+    let latents = sd.denoise_with(
+        spec,
+        &|i| conditioning.at_step(i, merge_step),
+        init_latents,
+        rng,
+        on_step,
+    )?;
+    Ok(sd.decode(latents))
 }

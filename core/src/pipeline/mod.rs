@@ -1,8 +1,12 @@
 //! Pipelines: the only place where models are wired together.
 
 pub mod consistentid;
+pub mod engine;
+pub mod events;
 pub mod request;
 pub mod txt2img;
 
+pub use engine::{Engine, FaceJob, IdentitySource};
+pub use events::{GeneratedImage, Phase, Sink};
 pub use request::GenerationRequest;
-pub use txt2img::{DenoiseLoop, SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
+pub use txt2img::{DenoiseLoop, SingleFileConfigs, StableDiffusion, StepObserver, Txt2ImgRequest};

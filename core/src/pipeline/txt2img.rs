@@ -66,6 +66,20 @@ pub struct Txt2ImgRequest {
     pub scheduler: SchedulerKind,
 }
 
+/// Watches a denoising loop (progress, previews, cancellation).
+pub trait StepObserver {
+    /// Called after step `step` (1-based) of `total`; `false` stops the loop.
+    fn after_step(&mut self, step: usize, total: usize) -> bool;
+    /// Whether step `step` should hand its predicted x0 to [`Self::x0`].
+    fn wants_x0(&mut self, _step: usize, _total: usize) -> bool {
+        false
+    }
+    /// The scheduler's predicted clean latents at step `step` (model space, `[1, C, h, w]`).
+    fn x0(&mut self, _step: usize, _total: usize, _x0: Tensor<4>) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// The sampler settings of a denoising loop.
 #[derive(Clone, Copy, Debug)]
 pub struct DenoiseLoop {
@@ -230,13 +244,32 @@ impl StableDiffusion {
         rng: &mut NoiseRng,
         on_step: &mut dyn FnMut(usize, usize),
     ) -> Result<Tensor<4>> {
-        let request = spec;
+        struct Steps<'a>(&'a mut dyn FnMut(usize, usize));
+        impl StepObserver for Steps<'_> {
+            fn after_step(&mut self, step: usize, total: usize) -> bool {
+                (self.0)(step, total);
+                true
+            }
+        }
+        self.denoise_observed(spec, context_at, init_latents, rng, &mut Steps(on_step))
+    }
+
+    /// [`Self::denoise_with`] reporting to an observer: it may ask for the predicted x0 of a
+    /// step (for previews) and stop the loop between steps ([`Error::Canceled`]).
+    pub fn denoise_observed(
+        &self,
+        spec: &DenoiseLoop,
+        context_at: &dyn Fn(usize) -> Tensor<3>,
+        init_latents: Tensor<4>,
+        rng: &mut NoiseRng,
+        observer: &mut dyn StepObserver,
+    ) -> Result<Tensor<4>> {
         self.check_latents(&init_latents.dims())?;
-        let mut scheduler =
-            Scheduler::new(request.scheduler, &self.scheduler_config, request.steps)?;
+        let mut scheduler = Scheduler::new(spec.scheduler, &self.scheduler_config, spec.steps)?;
         let mut latents = init_latents * scheduler.init_noise_sigma();
         let shape = latents.dims();
         let timesteps = scheduler.timesteps().to_vec();
+        let total = timesteps.len();
         for (i, &t) in timesteps.iter().enumerate() {
             let input = scheduler
                 .scale_model_input(Tensor::cat(vec![latents.clone(), latents.clone()], 0), i);
@@ -245,13 +278,19 @@ impl StableDiffusion {
             let [_, c, h, w] = pred.dims();
             let uncond = pred.clone().slice([0..1, 0..c, 0..h, 0..w]);
             let cond = pred.slice([1..2, 0..c, 0..h, 0..w]);
-            let guided = uncond.clone() + (cond - uncond) * request.guidance_scale;
-            let noise = request
+            let guided = uncond.clone() + (cond - uncond) * spec.guidance_scale;
+            if observer.wants_x0(i + 1, total) {
+                let x0 = scheduler.predicted_x0(guided.clone(), i, latents.clone());
+                observer.x0(i + 1, total, x0)?;
+            }
+            let noise = spec
                 .scheduler
                 .needs_noise()
                 .then(|| rng.tensor(shape, &self.device));
             latents = scheduler.step(guided, i, latents, noise);
-            on_step(i + 1, timesteps.len());
+            if !observer.after_step(i + 1, total) {
+                return Err(Error::Canceled);
+            }
         }
         Ok(latents)
     }

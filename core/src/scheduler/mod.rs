@@ -19,6 +19,7 @@ use crate::{Error, Result};
 
 /// The scheduler algorithms, by their CLI (and API) names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SchedulerKind {
     /// `EulerDiscreteScheduler` (`euler`).
     #[serde(rename = "euler")]
@@ -203,6 +204,37 @@ impl Scheduler {
             }
             SchedulerKind::Ddim => self.ddim(model_output, i, sample),
             SchedulerKind::DpmSolverMultistepKarras => self.dpm_solver(model_output, i, sample),
+        }
+    }
+
+    /// The scheduler's estimate of the clean latents x0 at step `i` (model-space latents),
+    /// computed as its step would; used for live previews.
+    ///
+    /// # Shapes
+    /// - `model_output`, `sample`: `[batch, channels, height, width]`
+    pub fn predicted_x0(&self, model_output: Tensor<4>, i: usize, sample: Tensor<4>) -> Tensor<4> {
+        match self.kind {
+            SchedulerKind::Euler | SchedulerKind::EulerAncestral => {
+                self.x0_from_sigma(model_output, sample, self.sigmas[i])
+            }
+            SchedulerKind::Ddim => {
+                let a_t = self.alphas_cumprod[self.timesteps[i] as usize];
+                let b_t = 1.0 - a_t;
+                match self.config.prediction_type {
+                    PredictionType::Epsilon => (sample - model_output * b_t.sqrt()) / a_t.sqrt(),
+                    PredictionType::Sample => model_output,
+                    PredictionType::VPrediction => sample * a_t.sqrt() - model_output * b_t.sqrt(),
+                }
+            }
+            SchedulerKind::DpmSolverMultistepKarras => {
+                let s = self.sigmas[i];
+                let (alpha, sigma) = (1.0 / (s * s + 1.0).sqrt(), s / (s * s + 1.0).sqrt());
+                match self.config.prediction_type {
+                    PredictionType::Epsilon => (sample - model_output * sigma) / alpha,
+                    PredictionType::Sample => model_output,
+                    PredictionType::VPrediction => sample * alpha - model_output * sigma,
+                }
+            }
         }
     }
 

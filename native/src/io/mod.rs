@@ -4,3 +4,4 @@
 pub mod image;
 pub mod output;
 pub mod png;
+pub mod tensors;

@@ -2,6 +2,9 @@
 //! one-line error check.
 #![allow(dead_code)]
 
+pub mod host;
+pub mod openapi;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -6,19 +6,25 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use burn::tensor::Tensor;
 use clap::Args;
 use consistentid_core::Error;
 use consistentid_core::clip::ClipTokenizer;
+use consistentid_core::face::ChannelOrder;
+use consistentid_core::pipeline::consistentid::CHECKPOINT;
+use consistentid_core::pipeline::engine::run_txt2img;
 use consistentid_core::pipeline::{
-    GenerationRequest, SingleFileConfigs, StableDiffusion, Txt2ImgRequest,
+    Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase, SingleFileConfigs,
+    Sink, StableDiffusion,
 };
-use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
 
+use crate::commands::args::{IdentityArgs, parse_scheduler};
+use crate::commands::stage::consistentid::require_face_analysis;
 use crate::device::{DeviceChoice, select};
+use crate::io::image::read_image;
 use crate::io::output::{Collision, ensure_writable_dir, write_new};
-use crate::io::png::encode_png;
+use crate::io::png::encode_rgb;
+use crate::io::tensors::{file_name, read_id_embedding};
 use crate::progress::StepProgress;
 use crate::source::DirSource;
 
@@ -72,7 +78,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "IMG")]
     pub face: Option<PathBuf>,
     #[command(flatten)]
-    pub identity: crate::stage_consistentid::IdentityArgs,
+    pub identity: IdentityArgs,
     /// ConsistentID: prompt style. Default `consistentid` (infer.py's wrapping and negative
     /// prompt); also the official presets by name (`Photographic (Default)`, `Cinematic`, …,
     /// `(No style)`).
@@ -85,16 +91,6 @@ pub struct GenerateArgs {
     /// files are never replaced).
     #[arg(long)]
     pub overwrite: bool,
-}
-
-/// Parses a `--scheduler` name.
-pub fn parse_scheduler(name: &str) -> Result<SchedulerKind, String> {
-    SchedulerKind::from_name(name).ok_or_else(|| {
-        format!(
-            "unknown scheduler `{name}` ({})",
-            SchedulerKind::NAMES.join(", ")
-        )
-    })
 }
 
 /// The command line as a request (defaults: `generate --face` follows infer.py, plain
@@ -162,11 +158,12 @@ fn flag_names(text: &str) -> String {
         .fold(text.to_string(), |t, f| t.replacen(f, flag(f), 1))
 }
 
-/// Runs `generate`: every check first (request, inputs, output folder), then the models.
+/// Runs `generate`: every check first (request, inputs, output folder), then the models, then
+/// the engine with a terminal sink.
 pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
-    let request = validate(request(args))?;
+    let mut request = validate(request(args))?;
     if args.face.is_some() {
-        return crate::generate_face::run(args, request, device);
+        return run_face(args, request, device);
     }
     if args.identity.id_embedding.is_some() {
         bail!("--id-embedding needs --face (ConsistentID generation)");
@@ -181,66 +178,197 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice) -> Result<()> {
         args.variant.as_deref(),
         &device,
     )?;
-    let shape = sd.latent_shape(request.width, request.height)?;
+    sd.latent_shape(request.width, request.height)?;
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         args.model.display(),
         started.elapsed().as_secs_f64()
     );
-    warn_truncated(&sd.tokenizer, &request.prompt, "prompt");
-    if let Some(n) = &request.negative_prompt {
-        warn_truncated(&sd.tokenizer, n, "negative prompt");
-    }
-    let seed = request.seed.unwrap_or_else(random_seed);
+    let seed = *request.seed.get_or_insert_with(random_seed);
     println!("seed: {seed}");
-    let txt = Txt2ImgRequest {
-        prompt: request.prompt.clone(),
-        negative_prompt: request.negative_prompt.clone(),
-        steps: request.num_inference_steps,
-        guidance_scale: request.guidance_scale,
-        scheduler: request.scheduler,
-    };
-    let context = sd.encode_prompt(&txt.prompt, txt.negative_prompt.as_deref())?;
-    let model_name = file_name(&args.model);
-    let inputs = input_files(args);
-    for k in 0..request.num_outputs {
-        let image_seed = seed.wrapping_add(k as u64);
-        let mut rng = NoiseRng::new(image_seed);
-        let init = rng.tensor(shape, &device);
-        let t0 = Instant::now();
-        let mut progress = StepProgress::new(format!("image {}/{}", k + 1, request.num_outputs));
-        let latents = sd.denoise(&txt, context.clone(), init, &mut rng, &mut |i, n| {
-            progress.step(i, n)
-        })?;
-        let image = sd.decode(latents);
-        let parameters = format!(
-            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, Model: {}",
-            request.prompt,
-            request.negative_prompt.as_deref().unwrap_or(""),
-            request.num_inference_steps,
-            request.scheduler.sampler_name(),
-            request.guidance_scale,
-            image_seed,
-            request.width,
-            request.height,
-            model_name
-        );
-        let path = save_image(args, &inputs, image_seed, k, image, &parameters)?;
-        println!("{} ({:.1}s)", path.display(), t0.elapsed().as_secs_f64());
-    }
-    Ok(())
+    let mut sink = TerminalSink::new(args, false);
+    let result = run_txt2img(&sd, &request, &file_name(&args.model), &mut sink);
+    sink.finish(result)
 }
 
-/// Writes image `k` as `{seed}-{k}.png` (or a free variant of the name) in `--out`.
+/// `generate --face`: inputs and the output folder are checked first, the models loaded once,
+/// then every image from its own seed.
+fn run_face(
+    args: &GenerateArgs,
+    mut request: GenerationRequest,
+    device: DeviceChoice,
+) -> Result<()> {
+    let face_path = args.face.as_ref().context("--face is required")?;
+    if !args.model.is_dir() {
+        bail!(
+            "--face needs a model folder (SD1.5 diffusers layout + image_encoder/, ConsistentID-v1.bin, face_parsing.pth)"
+        );
+    }
+    let face = read_image(face_path)?;
+    ensure_writable_dir(&args.out)?;
+    let identity = match &args.identity.id_embedding {
+        Some(path) => IdentitySource::Embedding(read_id_embedding(path)?),
+        None => {
+            require_face_analysis(&DirSource::open(&args.model)?)?;
+            IdentitySource::Detect {
+                choice: args.identity.face_index,
+                allow_no_face: args.identity.allow_no_face,
+            }
+        }
+    };
+    let (device, backend) = select(device)?;
+
+    let started = Instant::now();
+    let engine = load_engine(&args.model, args.identity.channel_order.into(), &device)?;
+    eprintln!(
+        "loaded {} on {backend} in {:.1}s",
+        args.model.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let seed = *request.seed.get_or_insert_with(random_seed);
+    let job = FaceJob {
+        request,
+        face,
+        face_name: file_name(face_path),
+        identity,
+        face_parsing: None,
+    };
+    engine.check(&job)?;
+    let mut sink = TerminalSink::new(args, true);
+    sink.seed = Some(seed);
+    let result = engine.run(&job, &mut sink);
+    sink.finish(result)
+}
+
+/// Loads the engine of a ConsistentID folder, with `fetch`'s hint when a file is missing.
+pub fn load_engine(dir: &Path, order: ChannelOrder, device: &Device) -> Result<Engine> {
+    let source = DirSource::open(dir)?;
+    let engine = Engine::load(&source, order, device).map_err(|e| {
+        let hint = if matches!(e, Error::MissingFile { .. }) {
+            " (`consistentid fetch` assembles the model folder)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })?;
+    if engine.pipe.lora_up_all_zero {
+        eprintln!(
+            "note: every LoRA `up` weight in {CHECKPOINT} is zero: the LoRA branches do nothing"
+        );
+    }
+    Ok(engine)
+}
+
+/// Prints phases with their times, per-step progress on a terminal, warnings, and the path
+/// of each image it writes.
+struct TerminalSink<'a> {
+    args: &'a GenerateArgs,
+    inputs: Vec<&'a Path>,
+    /// `generate --face` prints the seed after the encoders, as before the engine.
+    seed: Option<u64>,
+    face: bool,
+    started: Option<Instant>,
+    image_started: Instant,
+    progress: Option<StepProgress>,
+    /// Why the last image could not be written (the engine only sees that it failed).
+    write_error: Option<anyhow::Error>,
+}
+
+impl<'a> TerminalSink<'a> {
+    fn new(args: &'a GenerateArgs, face: bool) -> Self {
+        Self {
+            inputs: input_files(args),
+            args,
+            seed: None,
+            face,
+            started: None,
+            image_started: Instant::now(),
+            progress: None,
+            write_error: None,
+        }
+    }
+
+    fn finish(mut self, result: consistentid_core::Result<Vec<GeneratedImage>>) -> Result<()> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.write_error.take().unwrap_or_else(|| e.into())),
+        }
+    }
+}
+
+impl Sink for TerminalSink<'_> {
+    fn phase_started(&mut self, phase: Phase, image: Option<usize>) {
+        self.started = Some(Instant::now());
+        if phase == Phase::Denoise {
+            if let Some(seed) = self.seed.take() {
+                println!("seed: {seed}");
+            }
+            let k = image.unwrap_or_default();
+            self.image_started = Instant::now();
+            self.progress = Some(StepProgress::new(format!(
+                "image {}/{}",
+                k + 1,
+                self.args.num_images
+            )));
+        }
+    }
+
+    fn phase_finished(&mut self, phase: Phase, _image: Option<usize>) {
+        // Plain txt2img keeps its terse output: one line per image.
+        if let (true, Some(t)) = (self.face, self.started.take()) {
+            eprintln!("  {}: {:.2}s", phase.label(), t.elapsed().as_secs_f64());
+        }
+    }
+
+    fn step(&mut self, _image: usize, step: usize, total: usize) {
+        if let Some(p) = &mut self.progress {
+            p.step(step, total);
+        }
+    }
+
+    fn warning(&mut self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+
+    fn info(&mut self, text: &str) {
+        eprintln!("  {text}");
+    }
+
+    fn image(&mut self, image: &GeneratedImage) -> consistentid_core::Result<()> {
+        match save_image(self.args, &self.inputs, image) {
+            Ok(path) if self.face => {
+                println!("{}", path.display());
+                Ok(())
+            }
+            Ok(path) => {
+                println!(
+                    "{} ({:.1}s)",
+                    path.display(),
+                    self.image_started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                self.write_error = Some(e);
+                Err(Error::InvalidRequest(message))
+            }
+        }
+    }
+}
+
+/// Writes an image as `{seed}-{k}.png` (or a free variant of the name) in `--out`.
 pub fn save_image(
     args: &GenerateArgs,
     inputs: &[&Path],
-    seed: u64,
-    k: usize,
-    image: Tensor<4>,
-    parameters: &str,
+    image: &GeneratedImage,
 ) -> Result<PathBuf> {
-    let png = encode_png(image, parameters)?;
+    let png = encode_rgb(
+        &image.image.data,
+        image.image.width as u32,
+        image.image.height as u32,
+        &image.parameters,
+    )?;
     let collision = if args.overwrite {
         Collision::Overwrite
     } else {
@@ -248,7 +376,7 @@ pub fn save_image(
     };
     write_new(
         &args.out,
-        &format!("{seed}-{k}"),
+        &format!("{}-{}", image.seed, image.index),
         "png",
         &png,
         collision,
@@ -267,22 +395,6 @@ pub fn input_files(args: &GenerateArgs) -> Vec<&Path> {
     .into_iter()
     .flatten()
     .collect()
-}
-
-/// A file's name without its folder (kept in PNG metadata instead of a local path).
-pub fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().to_string())
-}
-
-/// Warns with the words CLIP will not see, as diffusers does.
-pub fn warn_truncated(tokenizer: &ClipTokenizer, text: &str, what: &str) {
-    if let Some(cut) = tokenizer.truncated_text(text) {
-        eprintln!(
-            "warning: the {what} is longer than CLIP's {} tokens; this part is cut: \"{cut}\"",
-            tokenizer.model_max_length()
-        );
-    }
 }
 
 /// `--model` must be a folder or a `.safetensors` checkpoint; anything else gets a message

@@ -22,9 +22,10 @@ use consistentid_core::image::RgbImage;
 use consistentid_core::onnx::{FloatValue, IntValue, OnnxModel, OnnxSession, Value};
 use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
+use crate::commands::args::{ChannelOrderArg, parse_face_choice};
 use crate::device::{DeviceChoice, select};
 use crate::io::image::read_image;
-use crate::stage::{write, write_with_metadata};
+use crate::io::tensors::{write, write_with_metadata};
 
 /// Arguments of `stage onnx`.
 #[derive(Debug, Args)]
@@ -99,24 +100,6 @@ pub enum DetectorKind {
     Blazeface,
 }
 
-/// The channel order fed to SCRFD / ArcFace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ChannelOrderArg {
-    /// As the official SD1.5 pipeline (RGB handed to insightface, so the networks see BGR).
-    Official,
-    /// As insightface intends (networks see RGB).
-    Corrected,
-}
-
-impl From<ChannelOrderArg> for ChannelOrder {
-    fn from(v: ChannelOrderArg) -> Self {
-        match v {
-            ChannelOrderArg::Official => ChannelOrder::Official,
-            ChannelOrderArg::Corrected => ChannelOrder::Corrected,
-        }
-    }
-}
-
 /// Arguments of `stage detect`.
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -185,18 +168,6 @@ fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
         _ => Err(format!(
             "sides must be multiples of 32 from 32 to {MAX_DET_SIDE}"
         )),
-    }
-}
-
-/// `best`, `largest` or a 0-based index.
-pub fn parse_face_choice(s: &str) -> std::result::Result<FaceChoice, String> {
-    match s {
-        "best" => Ok(FaceChoice::BestScore),
-        "largest" => Ok(FaceChoice::Largest),
-        n => n
-            .parse()
-            .map(FaceChoice::Index)
-            .map_err(|_| format!("`{n}`: expected best, largest or a face index")),
     }
 }
 

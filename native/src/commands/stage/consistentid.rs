@@ -8,23 +8,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 use consistentid_core::consistentid::ConsistentIdModules;
-use consistentid_core::face::arcface::ArcFace;
-use consistentid_core::face::choose::warnings;
-use consistentid_core::face::scrfd::Scrfd;
-use consistentid_core::face::{ChannelOrder, FaceChoice, choose_face};
+use consistentid_core::face::analysis::{DETECTOR, FaceAnalysis, RECOGNISER};
 use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::DenoiseLoop;
-use consistentid_core::pipeline::consistentid::{ConsistentIdPipeline, Prepared};
+use consistentid_core::pipeline::consistentid::{ConsistentIdPipeline, Prepared, generate};
 use consistentid_core::pipeline::request::strip_reserved_markers;
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
-use consistentid_core::tensor_io::{NamedTensor, TensorFile, check_finite};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 
+use crate::commands::args::{IdentityArgs, TensorArgs};
 use crate::device::{DeviceChoice, select};
 use crate::io::image::read_image;
+use crate::io::tensors::{file_name, read_id_embedding, write};
 use crate::source::DirSource;
-use crate::stage::{TensorArgs, write};
-use crate::stage_face::{ChannelOrderArg, load_onnx};
 
 /// The ConsistentID checkpoint inside the model folder.
 pub const CHECKPOINT: &str = "ConsistentID-v1.bin";
@@ -92,65 +89,8 @@ pub fn facial_encoder(args: &ModuleArgs, device: DeviceChoice) -> Result<()> {
     write(&args.out, &[NamedTensor::f32("prompt_embeds", out)], "")
 }
 
-/// How the identity is obtained: a stored embedding, or detection + ArcFace on the face photo
-/// with the buffalo_l ONNX files of the model folder.
-#[derive(Debug, Clone, clap::Args)]
-pub struct IdentityArgs {
-    /// A stored identity: safetensors with `id_embedding` [1,512] (L2-normalised); replaces
-    /// detection and ArcFace.
-    #[arg(long, value_name = "F.safetensors")]
-    pub id_embedding: Option<PathBuf>,
-    /// Which detected face: `best` (highest score, the official rule), `largest`, or an index.
-    #[arg(long, default_value = "best", value_parser = crate::stage_face::parse_face_choice)]
-    pub face_index: FaceChoice,
-    /// Channel order fed to insightface's networks (`official` reproduces the SD1.5 pipeline).
-    #[arg(long, value_enum, default_value_t = ChannelOrderArg::Official)]
-    pub channel_order: ChannelOrderArg,
-    /// With no face found, use a zero embedding (what the official code silently does) instead
-    /// of stopping with an error.
-    #[arg(long)]
-    pub allow_no_face: bool,
-}
-
-/// Where buffalo_l's files may sit inside the model folder.
-fn find_onnx(dir: &Path, name: &str) -> Option<PathBuf> {
-    [
-        dir.join(name),
-        dir.join("buffalo_l").join(name),
-        dir.join("models/buffalo_l").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
-
-/// Reads `--id-embedding` (`id_embedding`, [1, 512] or [512], finite), warning when it is not
-/// normalised as ArcFace's `normed_embedding` is.
-pub fn check_id_embedding(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the ID embedding {}", path.display()))?;
-    let shown = path.display().to_string();
-    let file = TensorFile::parse_input(&shown, &bytes).map_err(|e| {
-        anyhow::anyhow!("{shown} is not a safetensors file with `id_embedding`: {e}")
-    })?;
-    let (values, shape) = file.f32("id_embedding")?;
-    if shape != [1, 512] && shape != [512] {
-        bail!("`id_embedding` in {shown} has shape {shape:?}, expected [1, 512]");
-    }
-    check_finite("id_embedding", &values)?;
-    let norm = values
-        .iter()
-        .map(|v| f64::from(*v).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    if (norm - 1.0).abs() > 1e-2 {
-        eprintln!(
-            "warning: id_embedding has norm {norm:.3}; ArcFace's normed_embedding has norm 1"
-        );
-    }
-    Ok(values)
-}
-
-/// The `[1, 512]` normalised identity embedding of `face`.
+/// The `[1, 512]` normalised identity embedding of `face`: the stored one, or SCRFD + ArcFace
+/// with the folder's buffalo_l files.
 pub fn identity(
     dir: &Path,
     face: &RgbImage,
@@ -158,40 +98,37 @@ pub fn identity(
     args: &IdentityArgs,
     device: &Device,
 ) -> Result<Tensor<2>> {
-    if let Some(path) = &args.id_embedding {
-        let values = check_id_embedding(path)?;
-        return Ok(Tensor::from_data(TensorData::new(values, [1, 512]), device));
-    }
-    let (Some(det), Some(rec)) = (
-        find_onnx(dir, "det_10g.onnx"),
-        find_onnx(dir, "w600k_r50.onnx"),
-    ) else {
-        bail!(
-            "no --id-embedding and no insightface buffalo_l files (det_10g.onnx, w600k_r50.onnx) in {} or its buffalo_l/: add them or pass --id-embedding",
-            dir.display()
-        );
+    let values = match &args.id_embedding {
+        Some(path) => read_id_embedding(path)?,
+        None => {
+            let source = DirSource::open(dir)?;
+            require_face_analysis(&source)?;
+            let faces = FaceAnalysis::load(&source, args.channel_order.into(), device)?
+                .context("buffalo_l files")?;
+            let found = faces.identify(
+                face,
+                &file_name(face_path),
+                args.face_index,
+                args.allow_no_face,
+            )?;
+            for w in found.warnings {
+                eprintln!("warning: {w}");
+            }
+            found.embedding
+        }
     };
-    let order: ChannelOrder = args.channel_order.into();
-    let mut detector = Scrfd::new(load_onnx(&det)?, device)?;
-    detector.channel_order = order;
-    let found = detector.detect(face)?;
-    let shown = face_path.display().to_string();
-    if found.is_empty() && args.allow_no_face {
-        eprintln!("warning: no face found in {shown}: using a zero identity (--allow-no-face)");
-        return Ok(Tensor::zeros([1, 512], device));
+    Ok(Tensor::from_data(TensorData::new(values, [1, 512]), device))
+}
+
+/// The folder must have buffalo_l's files when no `--id-embedding` is given.
+pub fn require_face_analysis(source: &DirSource) -> Result<()> {
+    if FaceAnalysis::find(source).is_none() {
+        bail!(
+            "no --id-embedding and no insightface buffalo_l files ({DETECTOR}, {RECOGNISER}) in {} or its buffalo_l/: add them or pass --id-embedding",
+            source.root().display()
+        );
     }
-    let chosen = choose_face(&found, args.face_index, &shown)?;
-    for w in warnings(&found, chosen) {
-        eprintln!("warning: {w}");
-    }
-    let mut arcface = ArcFace::new(load_onnx(&rec)?, device)?;
-    arcface.channel_order = order;
-    let emb = arcface.embed(&arcface.align(face, &chosen.landmarks)?)?;
-    let d = emb.normed.len();
-    Ok(Tensor::from_data(
-        TensorData::new(emb.normed, [1, d]),
-        device,
-    ))
+    Ok(())
 }
 
 /// Arguments of `stage consistentid-prompt` and `stage consistentid`.
@@ -334,8 +271,9 @@ pub fn consistentid(args: &DenoiseArgs, device: DeviceChoice) -> Result<()> {
         steps: args.steps,
         guidance_scale: args.guidance,
     };
-    let image = pipe.generate(
-        &prepared,
+    let image = generate(
+        &pipe.sd,
+        &prepared.conditioning,
         &spec,
         args.merge_step,
         init.clone(),

@@ -259,3 +259,18 @@ fn place(file: &std::path::Path, e: &Entry, args: &FetchArgs) -> Result<()> {
     println!("{} -> {}", e.path, dest.display());
     Ok(())
 }
+
+/// `fetch` with its defaults into `dir` (`serve` calls it when the model folder is missing).
+pub fn fetch_into(dir: &std::path::Path) -> Result<()> {
+    #[derive(clap::Parser)]
+    struct Only {
+        #[command(flatten)]
+        args: FetchArgs,
+    }
+    let only = <Only as clap::Parser>::try_parse_from([
+        std::ffi::OsStr::new("fetch"),
+        std::ffi::OsStr::new("--model-dir"),
+        dir.as_os_str(),
+    ])?;
+    run(&only.args)
+}

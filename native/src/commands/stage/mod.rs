@@ -2,7 +2,6 @@
 //! outputs as safetensors with fixed tensor names, so each can be compared against the
 //! reference Python implementation.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -12,13 +11,18 @@ use consistentid_core::clip::{ClipTextModel, ClipTokenizer};
 use consistentid_core::pipeline::{StableDiffusion, Txt2ImgRequest};
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
-use consistentid_core::tensor_io::{NamedTensor, TensorFile, to_safetensors};
+use consistentid_core::tensor_io::{NamedTensor, TensorFile};
 use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::vae::AutoencoderKL;
 
+use crate::commands::args::TensorArgs;
 use crate::device::{DeviceChoice, select};
-use crate::io::output::{ensure_writable_file, write_atomic};
+use crate::io::output::ensure_writable_file;
+use crate::io::tensors::write;
 use crate::source::DirSource;
+
+pub mod consistentid;
+pub mod face;
 
 /// The stages. Each reads a diffusers model folder (`--model DIR`) and writes `--out FILE`.
 #[derive(Debug, Subcommand)]
@@ -48,25 +52,25 @@ pub enum StageCommand {
     Txt2img(Txt2ImgArgs),
     /// Runs any ONNX graph whose ops the built-in executor supports (the op set of insightface's
     /// SCRFD / ArcFace models and BlazeFace): inputs and outputs keep their graph names.
-    Onnx(crate::stage_face::OnnxArgs),
+    Onnx(face::OnnxArgs),
     /// Face detection with SCRFD, MTCNN or BlazeFace → `boxes`, `scores`, `landmarks`.
-    Detect(crate::stage_face::DetectArgs),
+    Detect(face::DetectArgs),
     /// Alignment (insightface `norm_crop`) and ArcFace → `aligned`, `embedding`,
     /// `normed_embedding`.
-    Arcface(crate::stage_face::ArcfaceArgs),
+    Arcface(face::ArcfaceArgs),
     /// CLIPImageProcessor (Pillow-exact) and the CLIP vision tower (`image_encoder/`) →
     /// `pixel_values`, `penultimate_hidden_state`, `image_embeds`.
-    ClipVision(crate::stage_face::ClipVisionArgs),
+    ClipVision(face::ClipVisionArgs),
     /// BiSeNet face parsing (Pillow 512×512 bilinear input) → `pixel_values`, `logits`
     /// [1,19,512,512], `labels` (i64 [512,512]).
-    Bisenet(crate::stage_face::BisenetArgs),
+    Bisenet(face::BisenetArgs),
     /// The official facial regions (Face, Eye, Ear, Nose, Mouth) from the BiSeNet label map →
     /// `masks` [5,512,512] (holes filled, zero-padded), `region_valid` (i64 [5]), and
     /// `region_names` in the metadata.
-    FaceRegions(crate::stage_face::FaceRegionsArgs),
+    FaceRegions(face::FaceRegionsArgs),
     /// The region images (photo composited over black with each region mask) through
     /// CLIPImageProcessor → `region_pixel_values` [5,3,224,224] (absent regions zero).
-    RegionImages(crate::stage_face::BisenetArgs),
+    RegionImages(face::BisenetArgs),
     /// ConsistentID's ID projection (`ConsistentID-v1.bin` in the model folder): inputs
     /// `id_embedding` [1,512] and `clip_penultimate` [1,257,C] → `id_tokens` [1,4,D].
     IdTokens(TensorArgs),
@@ -78,10 +82,10 @@ pub enum StageCommand {
     /// --prompt P --negative-prompt N`; prompts verbatim) → `input_ids` (markers removed),
     /// `facial_token_mask`, `facial_token_idx`, `facial_token_idx_mask` (i64) and the
     /// conditionings `null`, `augmented`, `text_only` [1,81,D].
-    ConsistentidPrompt(crate::stage_consistentid::PipelineArgs),
+    ConsistentidPrompt(consistentid::PipelineArgs),
     /// The whole ConsistentID pipeline from `--init-latents` (Euler) → `image` [1,3,H,W] in
     /// [0, 1].
-    Consistentid(crate::stage_consistentid::DenoiseArgs),
+    Consistentid(consistentid::DenoiseArgs),
 }
 
 /// Arguments of `stage txt2img`.
@@ -102,25 +106,11 @@ pub struct Txt2ImgArgs {
     #[arg(long)]
     pub guidance: f64,
     /// euler, euler-a, ddim or dpmpp-2m-karras.
-    #[arg(long, value_parser = crate::generate::parse_scheduler)]
+    #[arg(long, value_parser = crate::commands::args::parse_scheduler)]
     pub scheduler: SchedulerKind,
     /// Seed of the ancestral noise (euler-a only).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-}
-
-/// Arguments of the stages that read tensors.
-#[derive(Debug, Args)]
-pub struct TensorArgs {
-    /// Model folder in the diffusers layout.
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
-    /// Input safetensors file with the tensors the stage names.
-    #[arg(long, value_name = "FILE")]
-    pub input: PathBuf,
-    /// Output safetensors file.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
 }
 
 /// Arguments shared by the text stages.
@@ -175,21 +165,17 @@ pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
         StageCommand::VaeEncode(args) => vae_encode(&args, device),
         StageCommand::Unet(args) => unet(&args, device),
         StageCommand::Txt2img(args) => txt2img(&args, device),
-        StageCommand::Onnx(args) => crate::stage_face::onnx(&args, device),
-        StageCommand::Detect(args) => crate::stage_face::detect(&args, device),
-        StageCommand::Arcface(args) => crate::stage_face::arcface(&args, device),
-        StageCommand::ClipVision(args) => crate::stage_face::clip_vision(&args, device),
-        StageCommand::Bisenet(args) => crate::stage_face::bisenet(&args, device),
-        StageCommand::FaceRegions(args) => crate::stage_face::face_regions(&args, device),
-        StageCommand::RegionImages(args) => crate::stage_face::region_images(&args, device),
-        StageCommand::IdTokens(args) => crate::stage_consistentid::id_tokens(&args, device),
-        StageCommand::FacialEncoder(args) => {
-            crate::stage_consistentid::facial_encoder(&args, device)
-        }
-        StageCommand::ConsistentidPrompt(args) => {
-            crate::stage_consistentid::consistentid_prompt(&args, device)
-        }
-        StageCommand::Consistentid(args) => crate::stage_consistentid::consistentid(&args, device),
+        StageCommand::Onnx(args) => face::onnx(&args, device),
+        StageCommand::Detect(args) => face::detect(&args, device),
+        StageCommand::Arcface(args) => face::arcface(&args, device),
+        StageCommand::ClipVision(args) => face::clip_vision(&args, device),
+        StageCommand::Bisenet(args) => face::bisenet(&args, device),
+        StageCommand::FaceRegions(args) => face::face_regions(&args, device),
+        StageCommand::RegionImages(args) => face::region_images(&args, device),
+        StageCommand::IdTokens(args) => consistentid::id_tokens(&args, device),
+        StageCommand::FacialEncoder(args) => consistentid::facial_encoder(&args, device),
+        StageCommand::ConsistentidPrompt(args) => consistentid::consistentid_prompt(&args, device),
+        StageCommand::Consistentid(args) => consistentid::consistentid(&args, device),
     }
 }
 
@@ -349,36 +335,5 @@ fn check_channels(name: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
         bail!("input `{name}` has {got} channels, the model expects {want}");
     }
-    Ok(())
-}
-
-pub(crate) fn write(path: &Path, tensors: &[NamedTensor], prompt: &str) -> Result<()> {
-    let metadata = if prompt.is_empty() {
-        vec![]
-    } else {
-        vec![("prompt", prompt.to_string())]
-    };
-    write_with_metadata(path, tensors, &metadata)
-}
-
-/// [`write`] with arbitrary string metadata.
-pub(crate) fn write_with_metadata(
-    path: &Path,
-    tensors: &[NamedTensor],
-    metadata: &[(&str, String)],
-) -> Result<()> {
-    let metadata = (!metadata.is_empty()).then(|| {
-        metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<HashMap<_, _>>()
-    });
-    let bytes = to_safetensors(tensors, metadata)?;
-    write_atomic(path, &bytes)?;
-    let summary: Vec<String> = tensors
-        .iter()
-        .map(|t| format!("{} {:?}", t.name, t.shape))
-        .collect();
-    eprintln!("wrote {}: {}", path.display(), summary.join(", "));
     Ok(())
 }

@@ -1,0 +1,14 @@
+//! The host's API types, shared by `consistentid serve` and the web app so the two cannot
+//! drift apart. Shapes follow Replicate's HTTP API (predictions, statuses, cursor pages,
+//! server-sent events), plus fal's `queue_position` and ComfyUI-style previews.
+
+pub mod input;
+pub mod prediction;
+pub mod stream;
+
+pub use input::PredictionInput;
+pub use prediction::{
+    FileObject, Health, Metrics, Prediction, PredictionPage, PredictionUrls, Problem, Share,
+    ShareView, Status,
+};
+pub use stream::{OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEvent};

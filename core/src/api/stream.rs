@@ -1,0 +1,89 @@
+//! Server-sent events of a prediction (`urls.stream`). The SSE `event:` names are
+//! [`StreamEvent::name`]; each `data:` is the JSON of the payload.
+
+use serde::{Deserialize, Serialize};
+
+use super::prediction::{Prediction, Status};
+use crate::pipeline::events::Phase;
+
+/// `status`: the prediction's status changed (or its place in the queue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatusEvent {
+    pub status: Status,
+    pub queue_position: Option<usize>,
+}
+
+/// `progress`: a phase began, or a denoising step finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProgressEvent {
+    pub phase: Phase,
+    /// 0-based image index for the per-image phases.
+    pub image: Option<usize>,
+    /// Steps done of `total` (denoise), else 0 of 0.
+    pub step: usize,
+    pub total: usize,
+}
+
+/// `preview`: a small PNG data URI of the predicted final image (one pixel per latent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviewEvent {
+    pub image: usize,
+    pub step: usize,
+    pub data_uri: String,
+}
+
+/// `output`: image `index` is ready at `url`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutputEvent {
+    pub index: usize,
+    pub url: String,
+}
+
+/// One event of the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    Status(StatusEvent),
+    Progress(ProgressEvent),
+    Preview(PreviewEvent),
+    Output(OutputEvent),
+    Log(String),
+    /// The final prediction (succeeded, failed or canceled); the stream ends after it.
+    Completed(Box<Prediction>),
+    /// A failure, with the problem's detail; `completed` follows.
+    Error(String),
+}
+
+impl StreamEvent {
+    /// The SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StreamEvent::Status(_) => "status",
+            StreamEvent::Progress(_) => "progress",
+            StreamEvent::Preview(_) => "preview",
+            StreamEvent::Output(_) => "output",
+            StreamEvent::Log(_) => "log",
+            StreamEvent::Completed(_) => "completed",
+            StreamEvent::Error(_) => "error",
+        }
+    }
+
+    /// The SSE `data:` (JSON).
+    pub fn data(&self) -> String {
+        let json = match self {
+            StreamEvent::Status(e) => serde_json::to_string(e),
+            StreamEvent::Progress(e) => serde_json::to_string(e),
+            StreamEvent::Preview(e) => serde_json::to_string(e),
+            StreamEvent::Output(e) => serde_json::to_string(e),
+            StreamEvent::Log(text) => serde_json::to_string(&serde_json::json!({ "text": text })),
+            StreamEvent::Completed(p) => serde_json::to_string(p),
+            StreamEvent::Error(detail) => {
+                serde_json::to_string(&serde_json::json!({ "detail": detail }))
+            }
+        };
+        json.unwrap_or_else(|_| "{}".into())
+    }
+}

@@ -1,0 +1,311 @@
+//! The generation engine: one entry point for the CLI, the host and the tests. It holds the
+//! models of a ConsistentID folder (loaded once) and runs a validated request while reporting
+//! to a [`Sink`]. Tested through `native/tests/cli.rs` (images equal the stage-by-stage
+//! parity path) and `native/tests/serve_*.rs` (the host's images equal the CLI's).
+
+use burn::tensor::{Tensor, TensorData};
+
+use super::consistentid::{ConsistentIdPipeline, Prepared};
+use super::events::{GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
+use super::request::GenerationRequest;
+use super::txt2img::{DenoiseLoop, StableDiffusion, StepObserver};
+use crate::bisenet::preprocess::SIZE as PARSING_SIZE;
+use crate::bisenet::regions::Mask;
+use crate::consistentid::styles;
+use crate::face::analysis::{FaceAnalysis, Identity};
+use crate::face::{ChannelOrder, FaceChoice};
+use crate::image::RgbImage;
+use crate::rng::NoiseRng;
+use crate::tensor_io::check_finite;
+use crate::weights::WeightSource;
+use crate::{Error, Result};
+
+/// Length of an ArcFace identity embedding.
+pub const ID_DIM: usize = 512;
+
+/// Where the identity comes from.
+#[derive(Clone, Debug)]
+pub enum IdentitySource {
+    /// A stored embedding (`[512]`, finite), replacing detection.
+    Embedding(Vec<f32>),
+    /// SCRFD + ArcFace on the face photo.
+    Detect {
+        choice: FaceChoice,
+        allow_no_face: bool,
+    },
+}
+
+/// One ConsistentID job: a validated request with its seed resolved, and the face.
+#[derive(Clone, Debug)]
+pub struct FaceJob {
+    pub request: GenerationRequest,
+    pub face: RgbImage,
+    /// How the face is named in messages and PNG metadata (a file name, never a path).
+    pub face_name: String,
+    pub identity: IdentitySource,
+    /// A `512 × 512` BiSeNet label map of `face` computed by the client (replaces parsing).
+    pub face_parsing: Option<Vec<u8>>,
+}
+
+/// The loaded models of a ConsistentID folder.
+pub struct Engine {
+    pub pipe: ConsistentIdPipeline,
+    /// buffalo_l's networks, when the folder has them.
+    pub faces: Option<FaceAnalysis>,
+}
+
+impl Engine {
+    /// Loads every model of the folder once.
+    pub fn load(
+        source: &dyn WeightSource,
+        order: ChannelOrder,
+        device: &burn::tensor::Device,
+    ) -> Result<Self> {
+        Ok(Self {
+            pipe: ConsistentIdPipeline::load(source, device)?,
+            faces: FaceAnalysis::load(source, order, device)?,
+        })
+    }
+
+    /// Everything about a job that can be checked without computing: the size, the identity
+    /// source, the client's label map.
+    pub fn check(&self, job: &FaceJob) -> Result<()> {
+        let r = &job.request;
+        self.pipe.sd.latent_shape(r.width, r.height)?;
+        if r.seed.is_none() || r.start_merge_step.is_none() {
+            return Err(Error::InvalidRequest(
+                "a face job needs a resolved seed and a merge step".into(),
+            ));
+        }
+        match &job.identity {
+            IdentitySource::Embedding(values) => {
+                if values.len() != ID_DIM {
+                    return Err(Error::Input {
+                        name: "id_embedding".into(),
+                        reason: format!("expected {ID_DIM} numbers, got {}", values.len()),
+                    });
+                }
+                check_finite("id_embedding", values)?;
+            }
+            IdentitySource::Detect { .. } if self.faces.is_none() => {
+                return Err(Error::InvalidRequest(format!(
+                    "no identity embedding given and no insightface buffalo_l files ({}, {}) in the model folder or its buffalo_l/",
+                    crate::face::analysis::DETECTOR,
+                    crate::face::analysis::RECOGNISER
+                )));
+            }
+            IdentitySource::Detect { .. } => {}
+        }
+        if let Some(labels) = &job.face_parsing {
+            ConsistentIdPipeline::regions_from_labels(labels)?;
+            if job.face.width == 0 || job.face.height == 0 {
+                return Err(Error::Image {
+                    name: job.face_name.clone(),
+                    reason: "empty image".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a job: analysis, parsing, encoding, then each image from its own seed.
+    pub fn run(&self, job: &FaceJob, sink: &mut dyn Sink) -> Result<Vec<GeneratedImage>> {
+        self.check(job)?;
+        let r = &job.request;
+        let merge_step = r.start_merge_step.unwrap_or_default();
+        let style = match r.style.as_deref() {
+            Some(name) => styles::find(name)
+                .ok_or_else(|| Error::InvalidRequest(format!("unknown style `{name}`")))?,
+            None => styles::DEFAULT,
+        };
+        let (prompt, negative) = style.apply(&r.prompt, r.negative_prompt.as_deref());
+        warn_truncated(&self.pipe.sd, &prompt, "prompt", sink);
+        warn_truncated(&self.pipe.sd, &negative, "negative prompt", sink);
+
+        let id = phase(sink, Phase::Analyse, None, |sink| self.identity(job, sink))?;
+        let regions = phase(sink, Phase::Parse, None, |_| self.regions(job))?;
+        let prepared: Prepared = phase(sink, Phase::Encode, None, |_| {
+            let id = Tensor::from_data(TensorData::new(id, [1, ID_DIM]), &self.pipe.sd.device);
+            self.pipe
+                .prepare_with_regions(&job.face, &regions, id, &prompt, Some(&negative))
+        })?;
+        sink.info(&format!(
+            "regions: {}; prompt: {}",
+            prepared.regions.join(", "),
+            prepared.prompt.prompt_face
+        ));
+        prepared.conditioning.check()?;
+        let parameters = |seed: u64| {
+            format!(
+                "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}",
+                r.num_inference_steps,
+                r.scheduler.sampler_name(),
+                r.guidance_scale,
+                r.width,
+                r.height,
+                job.face_name,
+                style.name
+            )
+        };
+        let conditioning = &prepared.conditioning;
+        render(
+            &self.pipe.sd,
+            r,
+            &|i| conditioning.at_step(i, merge_step),
+            &parameters,
+            sink,
+        )
+    }
+
+    fn identity(&self, job: &FaceJob, sink: &mut dyn Sink) -> Result<Vec<f32>> {
+        match &job.identity {
+            IdentitySource::Embedding(values) => Ok(values.clone()),
+            IdentitySource::Detect {
+                choice,
+                allow_no_face,
+            } => {
+                let faces = self.faces.as_ref().ok_or_else(|| {
+                    Error::InvalidRequest("no face analysis models loaded".into())
+                })?;
+                let Identity {
+                    embedding,
+                    warnings,
+                    ..
+                } = faces.identify(&job.face, &job.face_name, *choice, *allow_no_face)?;
+                for w in warnings {
+                    sink.warning(&w);
+                }
+                Ok(embedding)
+            }
+        }
+    }
+
+    fn regions(&self, job: &FaceJob) -> Result<Vec<(String, Mask)>> {
+        match &job.face_parsing {
+            Some(labels) => {
+                // The client parsed the face at BiSeNet's input size; the masks are in
+                // those coordinates, as the official pipeline's.
+                debug_assert_eq!(labels.len(), PARSING_SIZE * PARSING_SIZE);
+                ConsistentIdPipeline::regions_from_labels(labels)
+            }
+            None => self.pipe.parse_regions(&job.face),
+        }
+    }
+}
+
+/// Plain text-to-image with an SD1.x model through the same per-image loop; `model_name`
+/// goes into the PNG parameters.
+pub fn run_txt2img(
+    sd: &StableDiffusion,
+    request: &GenerationRequest,
+    model_name: &str,
+    sink: &mut dyn Sink,
+) -> Result<Vec<GeneratedImage>> {
+    warn_truncated(sd, &request.prompt, "prompt", sink);
+    if let Some(n) = &request.negative_prompt {
+        warn_truncated(sd, n, "negative prompt", sink);
+    }
+    let context = phase(sink, Phase::Encode, None, |_| {
+        sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())
+    })?;
+    let parameters = |seed: u64| {
+        format!(
+            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: {model_name}",
+            request.prompt,
+            request.negative_prompt.as_deref().unwrap_or(""),
+            request.num_inference_steps,
+            request.scheduler.sampler_name(),
+            request.guidance_scale,
+            request.width,
+            request.height,
+        )
+    };
+    render(sd, request, &|_| context.clone(), &parameters, sink)
+}
+
+/// The per-image loop: image k starts from the noise of seed + k, is denoised with
+/// `context_at(step)`, decoded and handed to the sink.
+fn render(
+    sd: &StableDiffusion,
+    r: &GenerationRequest,
+    context_at: &dyn Fn(usize) -> Tensor<3>,
+    parameters: &dyn Fn(u64) -> String,
+    sink: &mut dyn Sink,
+) -> Result<Vec<GeneratedImage>> {
+    let seed = r
+        .seed
+        .ok_or_else(|| Error::InvalidRequest("the seed must be resolved before running".into()))?;
+    let shape = sd.latent_shape(r.width, r.height)?;
+    let spec = DenoiseLoop {
+        scheduler: r.scheduler,
+        steps: r.num_inference_steps,
+        guidance_scale: r.guidance_scale,
+    };
+    let mut images = Vec::with_capacity(r.num_outputs);
+    for index in 0..r.num_outputs {
+        let image_seed = seed.wrapping_add(index as u64);
+        let mut rng = NoiseRng::new(image_seed);
+        let init = rng.tensor(shape, &sd.device);
+        let latents = phase(sink, Phase::Denoise, Some(index), |sink| {
+            let mut observer = Observer { sink, index };
+            sd.denoise_observed(&spec, context_at, init, &mut rng, &mut observer)
+        })?;
+        let image = phase(sink, Phase::Decode, Some(index), |_| {
+            to_rgb8(sd.decode(latents))
+        })?;
+        let generated = GeneratedImage {
+            index,
+            seed: image_seed,
+            image,
+            parameters: parameters(image_seed),
+        };
+        sink.image(&generated)?;
+        images.push(generated);
+    }
+    Ok(images)
+}
+
+/// Runs `f` between the sink's phase start and end.
+fn phase<T>(
+    sink: &mut dyn Sink,
+    phase: Phase,
+    image: Option<usize>,
+    f: impl FnOnce(&mut dyn Sink) -> Result<T>,
+) -> Result<T> {
+    sink.phase_started(phase, image);
+    let out = f(sink)?;
+    sink.phase_finished(phase, image);
+    Ok(out)
+}
+
+/// Adapts a [`Sink`] to the denoising loop of one image.
+struct Observer<'a> {
+    sink: &'a mut dyn Sink,
+    index: usize,
+}
+
+impl StepObserver for Observer<'_> {
+    fn after_step(&mut self, step: usize, total: usize) -> bool {
+        self.sink.step(self.index, step, total);
+        !self.sink.cancelled()
+    }
+
+    fn wants_x0(&mut self, step: usize, total: usize) -> bool {
+        self.sink.wants_preview(self.index, step, total)
+    }
+
+    fn x0(&mut self, step: usize, _total: usize, x0: Tensor<4>) -> Result<()> {
+        self.sink.preview(self.index, step, latent_preview(x0)?);
+        Ok(())
+    }
+}
+
+/// Warns with the words CLIP will not see, as diffusers does.
+fn warn_truncated(sd: &StableDiffusion, text: &str, what: &str, sink: &mut dyn Sink) {
+    if let Some(cut) = sd.tokenizer.truncated_text(text) {
+        sink.warning(&format!(
+            "the {what} is longer than CLIP's {} tokens; this part is cut: \"{cut}\"",
+            sd.tokenizer.model_max_length()
+        ));
+    }
+}

@@ -1,0 +1,10 @@
+//! `consistentid serve`: the host (API, event stream, persistence, share links, the web app).
+//! The host itself lives in `crate::server`.
+
+pub use crate::server::ServeArgs;
+
+use crate::device::DeviceChoice;
+
+pub fn run(args: ServeArgs, device: DeviceChoice) -> anyhow::Result<()> {
+    crate::server::run(args, device)
+}

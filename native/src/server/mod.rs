@@ -1,0 +1,317 @@
+//! `consistentid serve`: the host the web app talks to. A Replicate-compatible prediction API
+//! with server-sent progress, SQLite persistence, share links and the web app on one origin.
+//! One worker thread owns the engine; HTTP runs on tokio.
+
+pub mod hub;
+pub mod ids;
+pub mod jobs;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod security;
+pub mod store;
+pub mod views;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use consistentid_core::api::Health;
+
+use crate::device::DeviceChoice;
+use hub::Hub;
+use security::RateLimiter;
+use store::Store;
+
+/// `serve` options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The ConsistentID model folder; fetched first when it does not exist.
+    #[arg(long, value_name = "DIR", default_value = "consistentid-model")]
+    pub model: PathBuf,
+    /// Where predictions, uploads and images are kept (default: the platform's data folder).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Address to listen on (127.0.0.1: this machine only).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, default_value_t = 7860)]
+    pub port: u16,
+    /// The web app (trunk's dist/ folder); default: ./dist, then the one next to the sources.
+    #[arg(long, value_name = "DIR")]
+    pub web: Option<PathBuf>,
+    /// The URL people reach this host at (behind a proxy); default http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Only these bearer tokens may create predictions (repeatable; hosted mode).
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_keys: Vec<String>,
+    /// Origins allowed to call the API from another site (CORS; repeatable). Default: none.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Jobs that may wait; more are refused with 429.
+    #[arg(long, default_value_t = 32)]
+    pub queue_size: usize,
+    /// POST requests per minute per client address.
+    #[arg(long, default_value_t = 120)]
+    pub rate_limit: u32,
+    /// Largest upload or request body, in MB.
+    #[arg(long, default_value_t = 10)]
+    pub max_upload_mb: usize,
+    /// Delete unshared results this long after they finish (e.g. 1h, 7d; hosted mode).
+    #[arg(long, value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// Do not download the model folder when it is missing.
+    #[arg(long)]
+    pub no_fetch: bool,
+}
+
+/// `90s`, `30m`, `24h`, `7d`.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number and s, m, h or d (e.g. 24h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// What `/v1/health` reports.
+#[derive(Clone, Debug)]
+pub struct HealthState {
+    pub status: &'static str,
+    pub detail: String,
+    pub device: String,
+}
+
+/// Wakes the worker when a job is queued or canceled.
+#[derive(Default)]
+pub struct Wake {
+    count: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.cond.notify_all();
+    }
+
+    /// Waits up to `timeout` for a notification.
+    pub fn wait(&self, timeout: Duration) {
+        let guard = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = *guard;
+        let _ = self.cond.wait_timeout_while(guard, timeout, |c| *c == seen);
+    }
+}
+
+/// Everything the handlers and the worker share.
+pub struct AppState {
+    pub store: Store,
+    pub hub: Hub,
+    pub args: ServeArgs,
+    /// Absolute base of every URL we hand out (no trailing slash).
+    pub base: String,
+    /// SHA-256 of the `--api-key`s.
+    pub api_keys: HashSet<String>,
+    pub health: Mutex<HealthState>,
+    pub wake: Wake,
+    /// Running jobs whose owner asked to cancel.
+    pub cancel: Mutex<HashSet<String>>,
+    /// Set by SIGTERM: no new jobs; the running one stops at its next step and is re-queued.
+    pub draining: AtomicBool,
+    /// Set with `draining`: open event streams end so the server can stop.
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub limiter: RateLimiter,
+    /// The web app's folder, if built.
+    pub web: Option<PathBuf>,
+    /// The Content-Security-Policy (with hashes of the app's inline scripts).
+    pub csp: String,
+}
+
+impl AppState {
+    pub fn health(&self) -> Health {
+        let h = self
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Health {
+            status: h.status.to_string(),
+            detail: h.detail,
+            device: h.device,
+            queue_length: self.store.count_queued().unwrap_or_default(),
+            queue_capacity: self.args.queue_size,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    pub fn set_health(&self, status: &'static str, detail: impl Into<String>) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.status = status;
+        h.detail = detail.into();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The platform's data folder for the host.
+fn default_data_dir() -> PathBuf {
+    let home = || PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    if cfg!(target_os = "macos") {
+        return home().join("Library/Application Support/consistentid");
+    }
+    if cfg!(windows)
+        && let Some(appdata) = std::env::var_os("APPDATA")
+    {
+        return PathBuf::from(appdata).join("consistentid");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".local/share"))
+        .join("consistentid")
+}
+
+/// The web app's folder: `--web`, ./dist, or the workspace's dist/ (a source checkout).
+fn web_dir(args: &ServeArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.web {
+        return Some(dir.clone());
+    }
+    [
+        PathBuf::from("dist"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist"),
+    ]
+    .into_iter()
+    .find(|d| d.join("index.html").is_file())
+}
+
+/// Runs the host until SIGTERM / Ctrl-C.
+pub fn run(args: ServeArgs, device: DeviceChoice) -> Result<()> {
+    if args.queue_size == 0 {
+        anyhow::bail!("--queue-size must be at least 1");
+    }
+    let data = args.data.clone().unwrap_or_else(default_data_dir);
+    let store = Store::open(&data)?;
+    let (requeued, failed) = store.recover()?;
+    if !requeued.is_empty() || !failed.is_empty() {
+        eprintln!(
+            "recovered after a stop: {} job(s) queued again, {} marked failed",
+            requeued.len(),
+            failed.len()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| {
+            format!("cannot listen on {addr} (is another server using the port? try --port)")
+        })?;
+    let local = listener.local_addr()?;
+    let shown_host = if args.host.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if local.is_ipv6() {
+        format!("[{}]", local.ip())
+    } else {
+        local.ip().to_string()
+    };
+    let base = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{shown_host}:{}", local.port()))
+        .trim_end_matches('/')
+        .to_string();
+    let web = web_dir(&args);
+    let csp = security::content_security_policy(web.as_deref());
+    let state = Arc::new(AppState {
+        store,
+        hub: Hub::default(),
+        api_keys: args.api_keys.iter().map(|k| ids::owner_of(k)).collect(),
+        limiter: RateLimiter::new(args.rate_limit),
+        args: args.clone(),
+        base: base.clone(),
+        health: Mutex::new(HealthState {
+            status: "loading",
+            detail: "starting".into(),
+            device: String::new(),
+        }),
+        wake: Wake::default(),
+        cancel: Mutex::new(HashSet::new()),
+        draining: AtomicBool::new(false),
+        stop: tokio::sync::watch::channel(false).0,
+        web,
+        csp,
+    });
+    if state.web.is_none() {
+        eprintln!(
+            "note: the web app is not built (run `trunk build` or scripts/build.sh); the API works without it"
+        );
+    }
+    let worker = worker::spawn(state.clone(), args.model.clone(), device);
+    let app = routes::router(state.clone());
+    println!("ConsistentID is listening on {base}/ (API: {base}/v1, OpenAPI: {base}/openapi.json)");
+    let shutdown_state = state.clone();
+    let janitor_state = state.clone();
+    let served = runtime.block_on(async move {
+        let janitor = tokio::spawn(worker::janitor(janitor_state));
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("stopping: no new jobs; the running one is finished or queued again");
+            shutdown_state.draining.store(true, Ordering::SeqCst);
+            shutdown_state.stop.send_replace(true);
+            shutdown_state.wake.notify();
+        })
+        .await;
+        janitor.abort();
+        result
+    });
+    state.draining.store(true, Ordering::SeqCst);
+    state.wake.notify();
+    let _ = worker.join();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    served.context("the HTTP server stopped")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,143 @@
+//! `POST /v1/files` (multipart, as Replicate's files API: the `content` part) and
+//! `GET /v1/files/{id}`. Uploads must be PNG, JPEG or WebP images within the size and pixel
+//! limits; they are readable only by their owner. Output images are readable by anyone
+//! holding their URL (128-bit ids), so share pages and clients can show them.
+
+use std::sync::Arc;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use consistentid_core::api::{FileObject, Problem};
+
+use super::{body_problem, json, maybe_owner, owner};
+use crate::server::AppState;
+use crate::server::ids::is_id;
+use crate::server::jobs::{check_image, image_type};
+use crate::server::problem::ApiError;
+use crate::server::views;
+
+/// A display name for an uploaded file: its last path component, printable, at most 100
+/// characters (never used as a path).
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(100).collect();
+    if clean.trim().is_empty() {
+        "upload".into()
+    } else {
+        clean
+    }
+}
+
+#[utoipa::path(post, path = "/v1/files",
+    request_body(content_type = "multipart/form-data", description = "the image in a part named `content`"),
+    responses((status = 201, body = FileObject),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let owner = owner(&headers)?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("send the file as multipart/form-data in a part named `content` ({e})"),
+        )
+    })?;
+    let limit = state.args.max_upload_mb * 1024 * 1024;
+    let mut found = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Ok(body_problem(e.status(), e.body_text())),
+        };
+        if field.name() != Some("content") {
+            continue;
+        }
+        let name = clean_name(field.file_name().unwrap_or("upload"));
+        let bytes = match field.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(body_problem(e.status(), e.body_text())),
+        };
+        found = Some((name, bytes));
+        break;
+    }
+    let Some((name, bytes)) = found else {
+        return Err(ApiError::field(
+            "content",
+            "no part named `content` in the upload",
+        ));
+    };
+    if bytes.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the file is {} bytes; at most {limit}", bytes.len()),
+        ));
+    }
+    let Some(content_type) = image_type(&bytes) else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "only PNG, JPEG and WebP images can be uploaded",
+        ));
+    };
+    let bytes = Arc::new(bytes.to_vec());
+    check_image(bytes.clone(), "content").await?;
+    let file = state
+        .store
+        .add_file(&bytes, &owner, &name, content_type, "upload", None)?;
+    Ok(json(StatusCode::CREATED, &views::file(&state, &file)))
+}
+
+#[utoipa::path(get, path = "/v1/files/{id}", params(("id" = String, Path)),
+    responses((status = 200, description = "The file (images: PNG with its `parameters`)", content_type = "image/png"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_id(&id) {
+        return Err(ApiError::not_found("file"));
+    }
+    let file = state
+        .store
+        .file(&id)?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let visible = file.kind == "output"
+        || maybe_owner(&headers).is_some_and(|o| o == file.owner)
+        || state.store.face_shared(&file.id)?;
+    if !visible {
+        return Err(ApiError::not_found("file"));
+    }
+    let bytes = state.store.read_blob(&file)?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&file.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    let ascii: String = file
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{ascii}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(response)
+}

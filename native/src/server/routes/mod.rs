@@ -1,0 +1,159 @@
+//! The HTTP routes: the API under /v1, the OpenAPI document, and the web app's pages on the
+//! same origin.
+
+pub mod events;
+pub mod files;
+pub mod pages;
+pub mod predictions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::AppState;
+use super::ids::owner_of;
+use super::problem::{ApiError, problem_response};
+
+/// The whole application.
+pub fn router(state: Arc<AppState>) -> Router {
+    // Room for a data-URI face (base64: 4/3 of the bytes) and a label map in one JSON body.
+    let limit = state.args.max_upload_mb * 1024 * 1024;
+    let json_limit = limit * 4 / 3 + 1024 * 1024;
+    let api = Router::new()
+        .route(
+            "/v1/predictions",
+            post(predictions::create).get(predictions::list),
+        )
+        .route(
+            "/v1/models/{owner}/{name}/predictions",
+            post(predictions::create_for_model),
+        )
+        .route(
+            "/v1/predictions/{id}",
+            get(predictions::get_one).delete(predictions::delete),
+        )
+        .route("/v1/predictions/{id}/cancel", post(predictions::cancel))
+        .route(
+            "/v1/predictions/{id}/share",
+            post(predictions::share).delete(predictions::unshare),
+        )
+        .route("/v1/predictions/{id}/events", get(events::stream))
+        .route("/v1/shares/{share_id}", get(pages::share_json))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .route(
+            "/v1/files",
+            post(files::upload).layer(DefaultBodyLimit::max(limit + 64 * 1024)),
+        )
+        .route("/v1/files/{id}", get(files::download))
+        .route("/v1/health", get(pages::health))
+        .route("/openapi.json", get(pages::openapi))
+        .route("/s/{share_id}", get(pages::share_page))
+        .route("/p/{id}", get(pages::app_page))
+        .route("/", get(pages::app_page_root))
+        .fallback(pages::static_file);
+    let mut app = api
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::security::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::security::headers,
+        ));
+    if !state.args.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .args
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::HeaderName::from_static("prefer"),
+                ]),
+        );
+    }
+    app.with_state(state)
+}
+
+/// The bearer token, if any (`Authorization: Bearer …`, or `Token …` as older clients send).
+pub fn token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    let ok = (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        && !token.is_empty()
+        && token.len() <= 512
+        && token.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| token.to_string())
+}
+
+/// The caller's owner id (hashed token), required.
+pub fn owner(headers: &HeaderMap) -> Result<String, ApiError> {
+    token(headers)
+        .map(|t| owner_of(&t))
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// The caller's owner id, if they sent a token.
+pub fn maybe_owner(headers: &HeaderMap) -> Option<String> {
+    token(headers).map(|t| owner_of(&t))
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// Requires `Content-Type: application/json` (415 otherwise).
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with `Content-Type: application/json`",
+        ))
+    }
+}
+
+/// A body-reading failure (too large, cut off) as a problem.
+pub fn body_problem(status: StatusCode, text: String) -> Response {
+    let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is too large".to_string()
+    } else {
+        text
+    };
+    problem_response(status, detail, Vec::new(), None)
+}

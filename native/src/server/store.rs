@@ -1,0 +1,527 @@
+//! The host's persistence: one SQLite database (WAL, versioned migrations) under `--data`,
+//! owning all SQL, plus the content-addressed files next to it. Nothing else in the host
+//! writes SQL, so a Postgres-backed store for several hosts can replace this module.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use consistentid_core::api::{Metrics, PredictionInput, Status};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+
+use super::ids::{hex, new_id, now};
+
+/// Each entry upgrades the schema by one version (`PRAGMA user_version`).
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE predictions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    face_file TEXT,
+    keep_face INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    logs TEXT NOT NULL DEFAULT '',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX predictions_owner ON predictions (owner, seq);
+CREATE INDEX predictions_status ON predictions (status, seq);
+CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    prediction TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX files_sha ON files (sha256);
+CREATE INDEX files_prediction ON files (prediction);
+CREATE TABLE shares (
+    share_id TEXT PRIMARY KEY,
+    prediction TEXT NOT NULL,
+    include_face INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX shares_prediction ON shares (prediction);
+"#];
+
+/// A prediction as stored.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub seq: i64,
+    pub id: String,
+    pub owner: String,
+    pub model: String,
+    pub version: String,
+    pub status: Status,
+    pub input: PredictionInput,
+    /// The uploaded face's file id (deleted when the job ends unless kept).
+    pub face_file: Option<String>,
+    pub keep_face: bool,
+    /// Output file ids, in order.
+    pub outputs: Vec<String>,
+    pub error: Option<String>,
+    pub logs: String,
+    pub metrics: Metrics,
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub completed_at: Option<f64>,
+    pub attempts: u32,
+}
+
+/// A stored file (an upload or an output image).
+#[derive(Clone, Debug)]
+pub struct FileRecord {
+    pub id: String,
+    pub sha256: String,
+    pub owner: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// `upload` or `output`.
+    pub kind: String,
+    pub prediction: Option<String>,
+    pub created_at: f64,
+}
+
+/// The database and the file folder.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Mutex<Connection>>,
+    files: PathBuf,
+}
+
+fn record(row: &Row) -> rusqlite::Result<Record> {
+    let json = |i: usize| -> rusqlite::Result<String> { row.get(i) };
+    Ok(Record {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        owner: row.get(2)?,
+        model: row.get(3)?,
+        version: row.get(4)?,
+        status: Status::parse(&row.get::<_, String>(5)?).unwrap_or(Status::Failed),
+        input: serde_json::from_str(&json(6)?).unwrap_or_default(),
+        face_file: row.get(7)?,
+        keep_face: row.get::<_, i64>(8)? != 0,
+        outputs: serde_json::from_str(&json(9)?).unwrap_or_default(),
+        error: row.get(10)?,
+        logs: row.get(11)?,
+        metrics: serde_json::from_str(&json(12)?).unwrap_or_default(),
+        created_at: row.get(13)?,
+        started_at: row.get(14)?,
+        completed_at: row.get(15)?,
+        attempts: row.get(16)?,
+    })
+}
+
+const COLUMNS: &str = "seq, id, owner, model, version, status, input, face_file, keep_face, outputs, error, logs, metrics, created_at, started_at, completed_at, attempts";
+
+fn file_record(row: &Row) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        id: row.get(0)?,
+        sha256: row.get(1)?,
+        owner: row.get(2)?,
+        name: row.get(3)?,
+        content_type: row.get(4)?,
+        size: row.get::<_, i64>(5)? as u64,
+        kind: row.get(6)?,
+        prediction: row.get(7)?,
+        created_at: row.get(8)?,
+    })
+}
+
+const FILE_COLUMNS: &str =
+    "id, sha256, owner, name, content_type, size, kind, prediction, created_at";
+
+impl Store {
+    /// Opens (creating) `dir/consistentid.sqlite3` and `dir/files/`, migrating the schema.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir.join("files"))
+            .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+        let path = dir.join("consistentid.sqlite3");
+        let db = Connection::open(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version = db.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        if version > MIGRATIONS.len() {
+            anyhow::bail!(
+                "the database {} was written by a newer consistentid (schema {version})",
+                path.display()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = db.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            db: Arc::new(Mutex::new(db)),
+            files: dir.join("files"),
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, r: &Record) -> Result<i64> {
+        let db = self.db();
+        db.execute(
+            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                r.id,
+                r.owner,
+                r.model,
+                r.version,
+                r.status.as_str(),
+                serde_json::to_string(&r.input)?,
+                r.face_file,
+                r.keep_face,
+                r.created_at
+            ],
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        Ok(self
+            .db()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM predictions WHERE id = ?1"),
+                [id],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// The owner's predictions, newest first, before `before` (a `seq` cursor).
+    pub fn list(&self, owner: &str, before: Option<i64>, limit: usize) -> Result<Vec<Record>> {
+        let db = self.db();
+        let mut stmt = db.prepare(&format!(
+            "SELECT {COLUMNS} FROM predictions WHERE owner = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(
+            params![owner, before.unwrap_or(i64::MAX), limit as i64],
+            record,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether the owner has predictions newer than `seq` (for the `previous` cursor).
+    pub fn has_newer(&self, owner: &str, seq: i64) -> Result<bool> {
+        Ok(self.db().query_row(
+            "SELECT EXISTS (SELECT 1 FROM predictions WHERE owner = ?1 AND seq > ?2)",
+            params![owner, seq],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Queued (`starting`) ids in queue order.
+    pub fn queued(&self) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT id FROM predictions WHERE status = 'starting' ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Jobs queued ahead of `seq`.
+    pub fn queue_position(&self, seq: i64) -> Result<usize> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND seq < ?1",
+            [seq],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    /// The oldest queued job, marked `processing` (one more attempt).
+    pub fn start_next(&self) -> Result<Option<Record>> {
+        let db = self.db();
+        let next: Option<String> = db
+            .query_row(
+                "SELECT id FROM predictions WHERE status = 'starting' ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = next else { return Ok(None) };
+        db.execute(
+            "UPDATE predictions SET status = 'processing', started_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(db
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM predictions WHERE id = ?1"),
+                [&id],
+                record,
+            )
+            .optional()?)
+    }
+
+    /// Ends a prediction.
+    pub fn finish(
+        &self,
+        id: &str,
+        status: Status,
+        error: Option<&str>,
+        logs: &str,
+        metrics: &Metrics,
+    ) -> Result<()> {
+        self.db().execute(
+            "UPDATE predictions SET status = ?2, error = ?3, logs = ?4, metrics = ?5, completed_at = ?6 WHERE id = ?1",
+            params![id, status.as_str(), error, logs, serde_json::to_string(metrics)?, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Cancels a queued job; `false` when it is no longer queued.
+    pub fn cancel_queued(&self, id: &str) -> Result<bool> {
+        Ok(self.db().execute(
+            "UPDATE predictions SET status = 'canceled', completed_at = ?2 WHERE id = ?1 AND status = 'starting'",
+            params![id, now()],
+        )? == 1)
+    }
+
+    /// Puts a running job back in the queue (shutdown), keeping its attempt count.
+    pub fn requeue(&self, id: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE predictions SET status = 'starting', started_at = NULL, attempts = MAX(attempts - 1, 0), outputs = '[]' WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_progress(&self, id: &str, outputs: &[String], logs: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE predictions SET outputs = ?2, logs = ?3 WHERE id = ?1",
+            params![id, serde_json::to_string(outputs)?, logs],
+        )?;
+        Ok(())
+    }
+
+    /// After a restart: jobs that were running are queued again once; a job that was already
+    /// re-run fails with a reason. Returns (re-queued, failed).
+    pub fn recover(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare("SELECT id, attempts FROM predictions WHERE status = 'processing'")?;
+        let running: Vec<(String, u32)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        let (mut again, mut failed) = (Vec::new(), Vec::new());
+        for (id, attempts) in running {
+            if attempts < 2 {
+                db.execute(
+                    "UPDATE predictions SET status = 'starting', started_at = NULL, outputs = '[]' WHERE id = ?1",
+                    [&id],
+                )?;
+                again.push(id);
+            } else {
+                db.execute(
+                    "UPDATE predictions SET status = 'failed', error = ?2, completed_at = ?3 WHERE id = ?1",
+                    params![
+                        id,
+                        "the host stopped twice while this prediction ran; it was not retried again",
+                        now()
+                    ],
+                )?;
+                failed.push(id);
+            }
+        }
+        Ok((again, failed))
+    }
+
+    /// Deletes a prediction and its shares; returns its file ids (outputs and face).
+    pub fn delete(&self, id: &str) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut stmt = db.prepare("SELECT id FROM files WHERE prediction = ?1")?;
+        let files: Vec<String> = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        db.execute("DELETE FROM shares WHERE prediction = ?1", [id])?;
+        db.execute("DELETE FROM predictions WHERE id = ?1", [id])?;
+        Ok(files)
+    }
+
+    /// Finished, unshared predictions completed before `before` (retention).
+    pub fn expired(&self, before: f64) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id FROM predictions WHERE completed_at IS NOT NULL AND completed_at < ?1 AND id NOT IN (SELECT prediction FROM shares)",
+        )?;
+        let rows = stmt.query_map([before], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Uploads not attached to any job, older than `before`.
+    pub fn stale_uploads(&self, before: f64) -> Result<Vec<String>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id FROM files WHERE kind = 'upload' AND prediction IS NULL AND created_at < ?1",
+        )?;
+        let rows = stmt.query_map([before], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn count_queued(&self) -> Result<usize> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM predictions WHERE status = 'starting'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
+    // Files.
+
+    /// Stores `bytes` (content-addressed on disk) as a new file record.
+    pub fn add_file(
+        &self,
+        bytes: &[u8],
+        owner: &str,
+        name: &str,
+        content_type: &str,
+        kind: &str,
+        prediction: Option<&str>,
+    ) -> Result<FileRecord> {
+        let sha = hex(&Sha256::digest(bytes));
+        let path = self.blob_path(&sha);
+        if !path.exists() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            crate::io::output::write_atomic(&path, bytes)?;
+        }
+        let file = FileRecord {
+            id: new_id(),
+            sha256: sha,
+            owner: owner.to_string(),
+            name: name.to_string(),
+            content_type: content_type.to_string(),
+            size: bytes.len() as u64,
+            kind: kind.to_string(),
+            prediction: prediction.map(str::to_string),
+            created_at: now(),
+        };
+        self.db().execute(
+            &format!(
+                "INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
+            params![
+                file.id,
+                file.sha256,
+                file.owner,
+                file.name,
+                file.content_type,
+                file.size as i64,
+                file.kind,
+                file.prediction,
+                file.created_at
+            ],
+        )?;
+        Ok(file)
+    }
+
+    pub fn file(&self, id: &str) -> Result<Option<FileRecord>> {
+        Ok(self
+            .db()
+            .query_row(
+                &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?1"),
+                [id],
+                file_record,
+            )
+            .optional()?)
+    }
+
+    /// Ties an upload to the job that uses it.
+    pub fn attach_file(&self, file: &str, prediction: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE files SET prediction = ?2 WHERE id = ?1",
+            params![file, prediction],
+        )?;
+        Ok(())
+    }
+
+    pub fn read_blob(&self, file: &FileRecord) -> Result<Vec<u8>> {
+        std::fs::read(self.blob_path(&file.sha256)).context("cannot read a stored file")
+    }
+
+    /// Deletes a file record, and its content once no record refers to it.
+    pub fn delete_file(&self, id: &str) -> Result<()> {
+        let db = self.db();
+        let sha: Option<String> = db
+            .query_row("SELECT sha256 FROM files WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        let Some(sha) = sha else { return Ok(()) };
+        db.execute("DELETE FROM files WHERE id = ?1", [id])?;
+        let left: i64 = db.query_row(
+            "SELECT COUNT(*) FROM files WHERE sha256 = ?1",
+            [&sha],
+            |r| r.get(0),
+        )?;
+        if left == 0 {
+            let _ = std::fs::remove_file(self.blob_path(&sha));
+        }
+        Ok(())
+    }
+
+    /// Content-addressed: `files/ab/abcdef…` (the name is always our own hex digest).
+    fn blob_path(&self, sha: &str) -> PathBuf {
+        self.files.join(&sha[..2]).join(sha)
+    }
+
+    // Shares.
+
+    pub fn create_share(&self, prediction: &str, include_face: bool) -> Result<String> {
+        let id = new_id();
+        self.db().execute(
+            "INSERT INTO shares (share_id, prediction, include_face, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, prediction, include_face, now()],
+        )?;
+        Ok(id)
+    }
+
+    /// (prediction id, include_face) of a share.
+    pub fn share(&self, share_id: &str) -> Result<Option<(String, bool)>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT prediction, include_face FROM shares WHERE share_id = ?1",
+                [share_id],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
+            )
+            .optional()?)
+    }
+
+    /// Whether an uploaded face is visible through a share whose owner chose to include it.
+    pub fn face_shared(&self, file: &str) -> Result<bool> {
+        Ok(self.db().query_row(
+            "SELECT EXISTS (SELECT 1 FROM shares s JOIN predictions p ON s.prediction = p.id WHERE s.include_face = 1 AND p.face_file = ?1)",
+            [file],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn delete_shares(&self, prediction: &str) -> Result<usize> {
+        Ok(self
+            .db()
+            .execute("DELETE FROM shares WHERE prediction = ?1", [prediction])?)
+    }
+}
