@@ -301,3 +301,86 @@ fn a_prediction_streams_its_events_and_equals_the_cli_image() {
     assert_eq!(get_bytes(url, None).0, 404);
     let _ = Value::Null;
 }
+
+/// A label map sent by the client replaces the host's BiSeNet: the browser's map of the same
+/// pixels (here native `stage bisenet`'s) gives the same image as the host's own parsing.
+#[test]
+fn the_clients_label_map_replaces_parsing() {
+    let model = consistentid_folder();
+    let data = data_dir();
+    let face = real_data("images/astronaut.png");
+    let labels_file = data.path().join("labels.safetensors");
+    let o = run(&[
+        "stage",
+        "bisenet",
+        "--weights",
+        model.path().join("face_parsing.pth").to_str().unwrap(),
+        "--image",
+        face.to_str().unwrap(),
+        "--out",
+        labels_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&labels_file).unwrap();
+    let (labels, shape) = TensorFile::parse("labels", &bytes)
+        .unwrap()
+        .i64("labels")
+        .unwrap();
+    assert_eq!(shape, [512, 512]);
+    let mut map = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut map, 512, 512);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut w = enc.write_header().unwrap();
+        let px: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
+        w.write_image_data(&px).unwrap();
+        w.finish().unwrap();
+    }
+    use base64::Engine as _;
+    let map_uri = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&map)
+    );
+
+    let host = Host::start(model.path(), data.path(), &[]);
+    let run_with = |parsing: Option<&str>| -> Vec<u8> {
+        let mut input = json!({
+            "prompt": "a portrait", "face_image": data_uri(&face, "image/png"),
+            "id_embedding": id_embedding(), "num_inference_steps": 2, "start_merge_step": 0,
+            "width": 32, "height": 48, "seed": 5
+        });
+        if let Some(p) = parsing {
+            input["face_parsing"] = json!(p);
+        }
+        let (code, p) = post_json(
+            &host.url("/v1/predictions"),
+            Some(TOKEN),
+            &json!({ "input": input }),
+            &[("Prefer", "wait")],
+        );
+        assert_eq!(
+            (code, p["status"].as_str()),
+            (201, Some("succeeded")),
+            "{p}"
+        );
+        get_bytes(p["output"][0].as_str().unwrap(), None).2
+    };
+    let own = run_with(None);
+    let client = run_with(Some(&map_uri));
+    assert_eq!(decode_png(&own), decode_png(&client));
+    // A different map changes the regions, hence the image.
+    let mut other = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut other, 512, 512);
+        enc.set_color(png::ColorType::Grayscale);
+        let mut w = enc.write_header().unwrap();
+        w.write_image_data(&vec![0u8; 512 * 512]).unwrap();
+        w.finish().unwrap();
+    }
+    let other_uri = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&other)
+    );
+    assert_ne!(decode_png(&own), decode_png(&run_with(Some(&other_uri))));
+    let _ = Value::Null;
+}

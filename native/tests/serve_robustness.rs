@@ -309,7 +309,33 @@ fn a_full_queue_and_a_fast_client_get_429() {
     assert_eq!(code, 429, "{p}");
     // API keys: only listed tokens may create.
     drop(host);
-    let keyed = Host::start(&missing, data.path(), &["--no-fetch", "--api-key", "k-1"]);
+    let keyed = Host::start(
+        &missing,
+        data.path(),
+        &[
+            "--no-fetch",
+            "--api-key",
+            "k-1",
+            "--cors-origin",
+            "https://app.example",
+        ],
+    );
+    // CORS only for the listed origin.
+    for (origin, allowed) in [
+        ("https://app.example", true),
+        ("https://evil.example", false),
+    ] {
+        let resp = agent()
+            .get(&keyed.url("/v1/health"))
+            .header("Origin", origin)
+            .call()
+            .unwrap();
+        assert_eq!(
+            resp.headers().get("access-control-allow-origin").is_some(),
+            allowed,
+            "{origin}"
+        );
+    }
     let (code, _) = post_json(&keyed.url("/v1/predictions"), Some(TOKEN), &body, &[]);
     assert_eq!(code, 403);
     let (code, p) = post_json(&keyed.url("/v1/predictions"), Some("k-1"), &body, &[]);

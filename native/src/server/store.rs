@@ -525,3 +525,65 @@ impl Store {
             .execute("DELETE FROM shares WHERE prediction = ?1", [prediction])?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, owner: &str) -> Record {
+        Record {
+            seq: 0,
+            id: id.into(),
+            owner: owner.into(),
+            model: "m".into(),
+            version: "v".into(),
+            status: Status::Starting,
+            input: PredictionInput::default(),
+            face_file: None,
+            keep_face: false,
+            outputs: Vec::new(),
+            error: None,
+            logs: String::new(),
+            metrics: Metrics::default(),
+            created_at: now(),
+            started_at: None,
+            completed_at: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn retention_spares_shared_results_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in ["a", "b", "c"] {
+            store.insert(&record(id, "o")).unwrap();
+        }
+        store
+            .finish("a", Status::Succeeded, None, "", &Metrics::default())
+            .unwrap();
+        store
+            .finish("b", Status::Succeeded, None, "", &Metrics::default())
+            .unwrap();
+        store.create_share("b", false).unwrap();
+        assert_eq!(store.expired(now() + 1.0).unwrap(), ["a"]);
+        assert!(store.expired(now() - 3600.0).unwrap().is_empty());
+        // The queue and a second open of the same folder.
+        assert_eq!(store.queued().unwrap(), ["c"]);
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.get("c").unwrap().unwrap().status, Status::Starting);
+        // Content-addressed files: one blob for two records, gone with the last.
+        let f1 = again
+            .add_file(b"same", "o", "x", "image/png", "upload", None)
+            .unwrap();
+        let f2 = again
+            .add_file(b"same", "p", "y", "image/png", "upload", None)
+            .unwrap();
+        assert_eq!(f1.sha256, f2.sha256);
+        again.delete_file(&f1.id).unwrap();
+        assert_eq!(again.read_blob(&f2).unwrap(), b"same");
+        again.delete_file(&f2.id).unwrap();
+        assert!(again.read_blob(&f2).is_err());
+    }
+}
