@@ -314,8 +314,11 @@ def export(module, name, example, dynamic, input_name, output_names):
 
 
 def whole_graphs():
+    # iresnet_tiny_512: the real 512-number embedding (w600k_r50's), for the tiny ConsistentID
+    # folder of the host and browser tests (buffalo_l replica: scrfd_tiny_det + this).
     for name, layers, widths, emb in (("iresnet50_tiny", [3, 4, 14, 3], [4, 8, 8, 16], 64),
-                                      ("iresnet100_tiny", [3, 13, 30, 3], [4, 4, 8, 8], 32)):
+                                      ("iresnet100_tiny", [3, 13, 30, 3], [4, 4, 8, 8], 32),
+                                      ("iresnet_tiny_512", [1, 1, 1, 1], [2, 2, 4, 4], 512)):
         net = IResNet(layers, widths, emb)
         randomize(net, 7)
         x = torch.randn(1, 3, 112, 112, generator=torch.Generator().manual_seed(3))

@@ -1,56 +1,114 @@
-//! The web app end to end in headless Chromium: the page built by `trunk build` (dist/) is
-//! served on loopback, a real face photo (astronaut.png, public domain) is uploaded through the
-//! file input, and the page must show the picture and report its size in the status line.
-//! Needs Debian's `chromium` + `chromium-driver` (installed by scripts/install-tools.sh).
+//! The web app end to end in headless Chromium against `consistentid serve` on the tiny models
+//! (replica SCRFD/ArcFace graphs as buffalo_l, so the host detects and embeds the face): upload
+//! astronaut.png → settings → generate → progress and live previews on the prediction page →
+//! the image shown equals the CLI's `generate --face` for the same request and seed → the share
+//! link, opened in a fresh browser profile, shows the same image and parameters. A screenshot of
+//! each state is saved under the target dir (web-e2e/). Needs Debian's `chromium` +
+//! `chromium-driver` (scripts/install-tools.sh) and the web app built (`trunk build`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use consistentid_tests::real_data;
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 
-/// Serves `root` over HTTP/1.1 on a free loopback port (one thread, one request per connection).
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = respond(stream, &root);
-        }
-    });
-    port
+const STEPS: &str = "120";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
-fn respond(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let path = path
-        .split('?')
-        .next()
-        .unwrap_or("/")
-        .trim_start_matches('/');
-    let file = root.join(if path.is_empty() { "index.html" } else { path });
-    let (status, body) = match std::fs::read(&file) {
-        Ok(body) if !path.contains("..") => ("200 OK", body),
-        _ => ("404 Not Found", Vec::new()),
-    };
-    let mime = match file.extension().and_then(|e| e.to_str()) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript",
-        Some("wasm") => "application/wasm",
-        Some("css") => "text/css",
-        _ => "application/octet-stream",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(&body)
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// sd_tiny + the tiny pipeline replica + BiSeNet + replica buffalo_l graphs.
+fn model_folder(root: &Path) -> PathBuf {
+    let dir = root.join("model");
+    copy_dir(&fixture("sd_tiny"), &dir);
+    copy_dir(
+        &fixture("consistentid_pipeline/image_encoder"),
+        &dir.join("image_encoder"),
+    );
+    for (from, to) in [
+        (
+            "consistentid_pipeline/ConsistentID-v1.bin",
+            "ConsistentID-v1.bin",
+        ),
+        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
+        ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
+        ("onnx/iresnet_tiny_512.onnx", "w600k_r50.onnx"),
+    ] {
+        std::fs::copy(fixture(from), dir.join(to)).unwrap();
+    }
+    dir
+}
+
+/// The `consistentid` binary next to this test's deps folder (built by `cargo test --workspace`).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("consistentid");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// `consistentid serve` on a free port, killed on drop.
+struct Host(Child, String);
+
+impl Host {
+    fn start(model: &Path, data: &Path, dist: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .args(["serve", "--port", "0", "--model"])
+            .arg(model)
+            .arg("--data")
+            .arg(data)
+            .arg("--web")
+            .arg(dist)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut base = String::new();
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                base = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string();
+                break;
+            }
+        }
+        assert!(!base.is_empty(), "the host did not start");
+        Self(child, base)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// chromedriver on a free port, killed on drop.
@@ -87,17 +145,8 @@ impl Drop for Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn uploading_a_face_shows_it_with_its_size() {
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
-    assert!(
-        dist.join("index.html").exists(),
-        "build the web app first: `trunk build` (scripts/test.sh does)"
-    );
-    let photo = real_data("images/astronaut.png");
-    let port = serve(dist);
-    let driver = Driver::start();
-    let profile = tempfile::tempdir().unwrap();
+/// A headless Chromium with its own profile.
+async fn browser(driver: &Driver, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -105,42 +154,224 @@ async fn uploading_a_face_shows_it_with_its_size() {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.path().display())],
+                     "--window-size=1000,1400",
+                     format!("--user-data-dir={}", profile.display())],
         }),
     );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{}", driver.1))
         .await
-        .expect("connect to chromedriver");
-    client
-        .goto(&format!("http://127.0.0.1:{port}/"))
-        .await
-        .unwrap();
+        .expect("connect to chromedriver")
+}
+
+async fn shot(client: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn set(client: &Client, css: &str, value: &str) {
+    let e = client.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
+}
+
+/// Decoded RGB of a PNG.
+fn pixels(png: &[u8]) -> (u32, u32, Vec<u8>) {
+    let img = image::load_from_memory(png).unwrap().to_rgb8();
+    (img.width(), img.height(), img.into_raw())
+}
+
+fn fetch(url: &str) -> Vec<u8> {
+    let mut resp = ureq::get(url).call().unwrap();
+    resp.body_mut().read_to_vec().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_portrait_from_upload_to_share_link() {
+    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    assert!(
+        dist.join("index.html").exists(),
+        "build the web app first: `trunk build` (scripts/test.sh does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_folder(tmp.path());
+    let photo = real_data("images/astronaut.png");
+    let host = Host::start(&model, &tmp.path().join("data"), &dist);
+    let driver = Driver::start();
+    let client = browser(&driver, &tmp.path().join("profile-a")).await;
+
+    client.goto(&format!("{}/", host.1)).await.unwrap();
     let input = client
         .wait()
-        .at_most(Duration::from_secs(30))
+        .at_most(Duration::from_secs(60))
         .for_element(Locator::Css("#face-input"))
         .await
         .expect("the upload input appears once the wasm app mounts");
-    let status = client.find(Locator::Css("#status")).await.unwrap();
-    assert!(status.text().await.unwrap().contains("Choose a photo"));
+    assert!(text(&client, "#status").await.contains("Choose a photo"));
+    shot(&client, "1-create").await;
     input.send_keys(photo.to_str().unwrap()).await.unwrap();
-    let want = "Loaded astronaut.png (512×512 px).";
     let start = Instant::now();
     loop {
-        let text = status.text().await.unwrap();
-        if text == want {
+        let status = text(&client, "#status").await;
+        if status.contains("is ready") && status.contains("512×512 px") {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "status line: {text:?}"
+            start.elapsed() < Duration::from_secs(30),
+            "status: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let preview = client.find(Locator::Css("#face-preview")).await.unwrap();
-    let src = preview.attr("src").await.unwrap().unwrap_or_default();
+    let src = client
+        .find(Locator::Css("#face-preview"))
+        .await
+        .unwrap()
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap_or_default();
     assert!(src.starts_with("blob:"), "{src}");
+
+    set(&client, "#prompt", "a portrait, oil painting").await;
+    client
+        .find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    set(&client, "#steps", STEPS).await;
+    set(&client, "#merge-step", "1").await;
+    set(&client, "#seed", "7").await;
+    client
+        .find(Locator::Css("#size"))
+        .await
+        .unwrap()
+        .select_by_value("custom")
+        .await
+        .unwrap();
+    set(&client, "#width", "32").await;
+    set(&client, "#height", "48").await;
+    shot(&client, "2-settings").await;
+    client
+        .find(Locator::Css("#generate"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The prediction page: progress, previews, then the image.
+    let (mut saw_progress, mut saw_preview) = (false, false);
+    let start = Instant::now();
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.path().starts_with("/p/") {
+            if !saw_progress && text(&client, ".steps").await.starts_with("Step ") {
+                saw_progress = true;
+                shot(&client, "3-progress").await;
+            }
+            if !saw_preview && client.find(Locator::Css("#preview")).await.is_ok() {
+                saw_preview = true;
+                shot(&client, "4-preview").await;
+            }
+            if text(&client, "#pstatus").await == "Done." {
+                break;
+            }
+        }
+        let error = text(&client, "#error").await;
+        assert!(error.is_empty(), "error shown: {error}");
+        assert!(start.elapsed() < Duration::from_secs(240), "never done");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_progress && saw_preview,
+        "progress {saw_progress}, preview {saw_preview}"
+    );
+    let img = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#results img"))
+        .await
+        .unwrap();
+    let shown = img.attr("src").await.unwrap().unwrap();
+    shot(&client, "5-done").await;
+
+    // The CLI's image for the same request and seed.
+    let out = tmp.path().join("cli");
+    let o = Command::new(binary())
+        .args(["generate", "--model"])
+        .arg(&model)
+        .arg("--face")
+        .arg(&photo)
+        .args([
+            "--prompt",
+            "a portrait, oil painting",
+            "--steps",
+            STEPS,
+            "--merge-step",
+            "1",
+        ])
+        .args(["--width", "32", "--height", "48", "--seed", "7", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli = std::fs::read(out.join("7-0.png")).unwrap();
+    let page_png = fetch(&shown);
+    assert_eq!(pixels(&page_png), pixels(&cli));
+
+    // Share, then open the link in a fresh profile.
+    client
+        .find(Locator::Css("#share"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let link = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#share-url"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    shot(&client, "6-shared").await;
     client.close().await.unwrap();
+    let fresh = browser(&driver, &tmp.path().join("profile-b")).await;
+    fresh.goto(&link).await.unwrap();
+    let img = fresh
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#results img"))
+        .await
+        .unwrap();
+    assert_eq!(img.attr("src").await.unwrap().unwrap(), shown);
+    let start = Instant::now();
+    while text(&fresh, "#share-seed").await != "7" {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        text(&fresh, "#share-prompt").await,
+        "a portrait, oil painting"
+    );
+    // Link previews: the host fills in the OpenGraph image.
+    let html = String::from_utf8(fetch(&link)).unwrap();
+    assert!(html.contains("og:image") && html.contains(&shown), "{html}");
+    shot(&fresh, "7-share-page").await;
+    fresh.close().await.unwrap();
 }

@@ -1,7 +1,9 @@
 //! The ConsistentID web app: mounts [`app::App`] on the page body.
 
+mod api;
 mod app;
 mod components;
+mod pages;
 
 fn main() {
     console_error_panic_hook::set_once();

@@ -20,7 +20,7 @@ use crate::tensor_io::check_finite;
 use crate::weights::WeightSource;
 use crate::{Error, Result};
 
-/// Length of an ArcFace identity embedding.
+/// Length of an ArcFace identity embedding (w600k_r50's; the checkpoint's `id_dim` decides).
 pub const ID_DIM: usize = 512;
 
 /// Where the identity comes from.
@@ -79,10 +79,11 @@ impl Engine {
         }
         match &job.identity {
             IdentitySource::Embedding(values) => {
-                if values.len() != ID_DIM {
+                let dim = self.pipe.modules.image_proj.id_dim();
+                if values.len() != dim {
                     return Err(Error::Input {
                         name: "id_embedding".into(),
-                        reason: format!("expected {ID_DIM} numbers, got {}", values.len()),
+                        reason: format!("expected {dim} numbers, got {}", values.len()),
                     });
                 }
                 check_finite("id_embedding", values)?;
@@ -125,7 +126,14 @@ impl Engine {
         let id = phase(sink, Phase::Analyse, None, |sink| self.identity(job, sink))?;
         let regions = phase(sink, Phase::Parse, None, |_| self.regions(job))?;
         let prepared: Prepared = phase(sink, Phase::Encode, None, |_| {
-            let id = Tensor::from_data(TensorData::new(id, [1, ID_DIM]), &self.pipe.sd.device);
+            let dim = self.pipe.modules.image_proj.id_dim();
+            if id.len() != dim {
+                return Err(Error::InvalidRequest(format!(
+                    "the face recognition model gives {} numbers; the ConsistentID checkpoint expects {dim}",
+                    id.len()
+                )));
+            }
+            let id = Tensor::from_data(TensorData::new(id, [1, dim]), &self.pipe.sd.device);
             self.pipe
                 .prepare_with_regions(&job.face, &regions, id, &prompt, Some(&negative))
         })?;

@@ -1,3 +1,5 @@
 //! One component per file.
 
+pub mod gallery;
+pub mod prompt_form;
 pub mod upload;

@@ -1,0 +1,195 @@
+//! The host's API from the browser: the per-browser token, JSON calls that turn problem
+//! details into messages, uploads, and the prediction's event stream. Types come from core,
+//! so the page and the host cannot drift apart.
+
+use consistentid_core::api::{
+    FileObject, Prediction, PredictionInput, PredictionPage, Share, ShareView,
+};
+use leptos::web_sys;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+const TOKEN_KEY: &str = "consistentid-token";
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a browser window")
+}
+
+/// This browser's token: 128 random bits, made once and kept in localStorage.
+pub fn token() -> String {
+    let storage = window().local_storage().ok().flatten();
+    if let Some(t) = storage
+        .as_ref()
+        .and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
+    {
+        return t;
+    }
+    let mut bytes = [0u8; 16];
+    if let Ok(crypto) = window().crypto() {
+        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
+    }
+    let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(s) = storage {
+        let _ = s.set_item(TOKEN_KEY, &t);
+    }
+    t
+}
+
+/// The message of a failed call: the host's problem detail, or what went wrong on the way.
+fn js_message(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| "the host cannot be reached".into())
+}
+
+async fn call(
+    method: &str,
+    path: &str,
+    body: Option<JsValue>,
+    json: bool,
+) -> Result<String, String> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let headers = web_sys::Headers::new().map_err(js_message)?;
+    headers
+        .set("Authorization", &format!("Bearer {}", token()))
+        .map_err(js_message)?;
+    if json {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_message)?;
+    }
+    init.set_headers(&headers);
+    if let Some(b) = &body {
+        init.set_body(b);
+    }
+    let request = web_sys::Request::new_with_str_and_init(path, &init).map_err(js_message)?;
+    let response: web_sys::Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(js_message)?
+        .unchecked_into();
+    let text = JsFuture::from(response.text().map_err(js_message)?)
+        .await
+        .map_err(js_message)?
+        .as_string()
+        .unwrap_or_default();
+    if response.ok() {
+        Ok(text)
+    } else {
+        let detail = serde_json::from_str::<consistentid_core::api::Problem>(&text)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| format!("the host answered {}", response.status()));
+        Err(detail)
+    }
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("unexpected answer from the host: {e}"))
+}
+
+pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    parse(&call("GET", path, None, false).await?)
+}
+
+/// Uploads the face (`POST /v1/files`); returns its URL on this host.
+pub async fn upload(file: &web_sys::File) -> Result<String, String> {
+    let form = web_sys::FormData::new().map_err(js_message)?;
+    form.append_with_blob_and_filename("content", file, &file.name())
+        .map_err(js_message)?;
+    let text = call("POST", "/v1/files", Some(form.into()), false).await?;
+    let file: FileObject = parse(&text)?;
+    file.urls
+        .get("get")
+        .cloned()
+        .ok_or_else(|| "the upload has no URL".to_string())
+}
+
+pub async fn create(input: &PredictionInput) -> Result<Prediction, String> {
+    let body = serde_json::json!({ "input": input }).to_string();
+    parse(
+        &call(
+            "POST",
+            "/v1/predictions",
+            Some(JsValue::from_str(&body)),
+            true,
+        )
+        .await?,
+    )
+}
+
+pub async fn cancel(id: &str) -> Result<Prediction, String> {
+    parse(&call("POST", &format!("/v1/predictions/{id}/cancel"), None, false).await?)
+}
+
+pub async fn share(id: &str) -> Result<Share, String> {
+    parse(&call("POST", &format!("/v1/predictions/{id}/share"), None, false).await?)
+}
+
+pub async fn prediction(id: &str) -> Result<Prediction, String> {
+    get(&format!("/v1/predictions/{id}")).await
+}
+
+pub async fn mine(cursor: Option<&str>) -> Result<PredictionPage, String> {
+    get(cursor.unwrap_or("/v1/predictions")).await
+}
+
+pub async fn shared(share_id: &str) -> Result<ShareView, String> {
+    get(&format!("/v1/shares/{share_id}")).await
+}
+
+/// Opens the prediction's event stream; `on_event(name, json)` gets every event (the
+/// browser reconnects by itself with `Last-Event-ID`). Closed after `completed`.
+pub fn events(id: &str, on_event: impl Fn(&str, serde_json::Value) + 'static) {
+    let Ok(source) = web_sys::EventSource::new(&format!("/v1/predictions/{id}/events")) else {
+        return;
+    };
+    let on_event = std::rc::Rc::new(on_event);
+    for name in [
+        "status",
+        "progress",
+        "preview",
+        "output",
+        "log",
+        "error",
+        "completed",
+    ] {
+        let handler = on_event.clone();
+        let source2 = source.clone();
+        let closure =
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+                let data = e
+                    .data()
+                    .as_string()
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                if name == "completed" {
+                    source2.close();
+                }
+                handler(name, data);
+            });
+        let _ = source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+        // The stream lives as long as the page.
+        closure.forget();
+    }
+}
+
+/// Copies text to the clipboard when the browser allows it.
+pub fn copy(text: &str) {
+    let navigator = window().navigator();
+    if let Ok(clipboard) = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+        && let Ok(write) = js_sys::Reflect::get(&clipboard, &JsValue::from_str("writeText"))
+        && let Some(write) = write.dyn_ref::<js_sys::Function>()
+    {
+        let _ = write.call1(&clipboard, &JsValue::from_str(text));
+    }
+}
+
+/// Goes to another page of the app.
+pub fn go(path: &str) {
+    let _ = window().location().assign(path);
+}
