@@ -62,9 +62,10 @@ fn wait_steps(host: &Host, id: &str) {
 fn a_queued_job_survives_a_restart() {
     let model = consistentid_folder();
     let data = data_dir();
-    let missing = data.path().join("not-yet");
-    let host = Host::start(&missing, data.path(), &["--no-fetch"]);
+    let host = Host::start(model.path(), data.path(), &["--paused"]);
     let id = create(&host, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&host, &id)["status"], "starting");
     assert!(host.terminate().success());
     let host = Host::start(model.path(), data.path(), &[]);
     let done = wait_status(&host, &id, &["succeeded", "failed"]);

@@ -257,22 +257,24 @@ fn bad_input_is_refused_with_problems_and_the_host_keeps_serving() {
 
 #[test]
 fn a_full_queue_and_a_fast_client_get_429() {
-    // No model folder: jobs wait forever, so the queue fills.
+    // A host whose models cannot load refuses new jobs.
     let data = data_dir();
     let missing = data.path().join("no-model");
+    let broken = Host::start(&missing, data.path(), &["--no-fetch"]);
+    let health = broken.wait_health("failed");
+    let detail = health["detail"].as_str().unwrap();
+    assert!(detail.contains("no model folder"), "{health}");
+    let (code, p) = post_json(&broken.url("/v1/predictions"), Some(TOKEN), &json!({}), &[]);
+    assert_eq!(code, 503, "{p}");
+    drop(broken);
+    // Paused: jobs wait, so the queue fills.
+    let model = consistentid_folder();
     let host = Host::start(
-        &missing,
+        model.path(),
         data.path(),
-        &["--no-fetch", "--queue-size", "2", "--rate-limit", "6"],
+        &["--paused", "--queue-size", "2", "--rate-limit", "6"],
     );
-    let health = host.wait_health("failed");
-    assert!(
-        health["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no model folder"),
-        "{health}"
-    );
+    host.wait_health("ready");
     let body =
         json!({ "input": { "prompt": "x", "face_image": face_uri(), "width": 32, "height": 32 } });
     let create = host.url("/v1/predictions");
@@ -310,10 +312,10 @@ fn a_full_queue_and_a_fast_client_get_429() {
     // API keys: only listed tokens may create.
     drop(host);
     let keyed = Host::start(
-        &missing,
+        model.path(),
         data.path(),
         &[
-            "--no-fetch",
+            "--paused",
             "--api-key",
             "k-1",
             "--cors-origin",

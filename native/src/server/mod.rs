@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Do not download the model folder when it is missing.
     #[arg(long)]
     pub no_fetch: bool,
+    /// Maintenance: accept and queue jobs without running them; they run after a restart
+    /// without this flag.
+    #[arg(long)]
+    pub paused: bool,
 }
 
 /// `90s`, `30m`, `24h`, `7d`.

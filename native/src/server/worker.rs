@@ -41,6 +41,14 @@ pub fn spawn(state: Arc<AppState>, model: PathBuf, device: DeviceChoice) -> Join
                     return;
                 }
             };
+            if state.args.paused {
+                state.set_health("ready", "paused: jobs are queued, not run (--paused)");
+                eprintln!("models loaded: paused (--paused), jobs wait for a restart");
+                while !state.is_draining() {
+                    state.wake.wait(Duration::from_secs(1));
+                }
+                return;
+            }
             state.set_health("ready", "ready");
             eprintln!("models loaded: ready");
             work(&state, &engine);

@@ -109,3 +109,12 @@ pub fn png_parameters(path: &Path) -> ((u32, u32), String) {
         .unwrap();
     ((info.width, info.height), text)
 }
+
+pub fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    let diff: f32 = got.iter().zip(want).map(|(a, b)| (a - b).powi(2)).sum();
+    (diff / want.iter().map(|b| b * b).sum::<f32>()).sqrt()
+}
+
+pub fn read_out(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("the stage wrote its output")
+}

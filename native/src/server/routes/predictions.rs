@@ -44,6 +44,7 @@ pub struct CreatePrediction {
         (status = 415, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create(
@@ -103,6 +104,13 @@ async fn create_checked(
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the host is shutting down",
+        ));
+    }
+    let health = state.health();
+    if health.status == "failed" {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the models could not be loaded: {}", health.detail),
         ));
     }
     let owner = owner(headers)?;

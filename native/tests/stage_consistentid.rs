@@ -1,0 +1,129 @@
+//! The ConsistentID stages end to end: the ID projection and FacialEncoder modules, and the whole
+//! pipeline against its tiny replica.
+
+mod common;
+
+use common::*;
+use consistentid_core::tensor_io::TensorFile;
+
+#[test]
+fn consistentid_module_stages_match_the_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o.safetensors");
+    let dir = fixture("consistentid_tiny");
+    let input = dir.join("expected.safetensors");
+    let want_bytes = std::fs::read(&input).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    for (stage, name, reference) in [
+        ("id-tokens", "id_tokens", "id_tokens"),
+        ("facial-encoder", "prompt_embeds", "fused_prompt_embeds"),
+    ] {
+        let o = run(&[
+            "stage",
+            stage,
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = read_out(&out);
+        let got = TensorFile::parse("o", &bytes).unwrap();
+        assert!(
+            rel_err(&got.f32(name).unwrap().0, &want.f32(reference).unwrap().0) < 1e-4,
+            "{stage}"
+        );
+    }
+    // A folder without the checkpoint says which file and how to get it.
+    let err = expect_error(&[
+        "stage",
+        "id-tokens",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("ConsistentID-v1.bin") && err.contains("consistentid fetch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn consistentid_stages_match_the_pipeline_replica() {
+    let dir = consistentid_folder();
+    let out = dir.path().join("o.safetensors");
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let want_bytes = std::fs::read(&expected).unwrap();
+    let want = TensorFile::parse("want", &want_bytes).unwrap();
+    let face = real_data("images/astronaut.png");
+    let common = [
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "a photo of a person as an astronaut, highly detailed",
+        "--negative-prompt",
+        "blurry, lowres",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&[&["stage", "consistentid-prompt"][..], &common[..]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    assert_eq!(
+        got.i64("input_ids").unwrap(),
+        want.i64("input_ids").unwrap()
+    );
+    assert_eq!(
+        got.i64("facial_token_idx_mask").unwrap(),
+        want.i64("facial_token_idx_mask").unwrap()
+    );
+    for name in ["null", "augmented", "text_only"] {
+        assert!(
+            rel_err(&got.f32(name).unwrap().0, &want.f32(name).unwrap().0) < 1e-4,
+            "{name}"
+        );
+    }
+    let o = run(&[
+        &["stage", "consistentid"][..],
+        &common[..],
+        &[
+            "--steps",
+            "5",
+            "--guidance",
+            "5",
+            "--merge-step",
+            "2",
+            "--init-latents",
+            expected.to_str().unwrap(),
+        ][..],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let got = TensorFile::parse("o", &bytes).unwrap();
+    assert!(rel_err(&got.f32("image").unwrap().0, &want.f32("image").unwrap().0) < 1e-3);
+
+    // Without --id-embedding the folder needs buffalo_l's ONNX files.
+    let err = expect_error(
+        &[
+            &["stage", "consistentid-prompt"][..],
+            &common[..4],
+            &common[6..],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("det_10g.onnx") && err.contains("--id-embedding"),
+        "{err}"
+    );
+}
