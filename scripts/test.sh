@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Runs the test suite: installs missing tools, fetches the real test data (cached,
-# sha256-checked), builds the web app (the browser test loads it), then every workspace test on
-# the CPU backend, and prints one closing line with the totals.
+# sha256-checked), builds the web app (the browser test loads it), then every workspace test
+# (CPU backend; the wgpu parity test also on a Vulkan adapter when there is one), and prints one
+# closing line with the totals.
+#
+# The lints run inside these builds: clippy-driver wraps the compiler for the workspace's own
+# crates (as `cargo clippy` does, dependencies untouched) while cargo builds them for real, so one
+# build gives lints, tests and the wasm bundle. Warnings are errors. The binary is built with the
+# cuda and wgpu backends too, so their code is linted and compiled without a second build of burn
+# (CUDA is loaded at run time; no toolkit is needed to build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh
+export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER-$(command -v clippy-driver)}"
+export CLIPPY_ARGS="${CLIPPY_ARGS--D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__}"
 bash tests/scripts/fetch_real_data.sh
 # The official replicate client for the host's client test (a pinned venv, made once).
 CONSISTENTID_CLIENT_PYTHON=$(bash scripts/client-venv.sh)
@@ -12,6 +21,6 @@ export CONSISTENTID_CLIENT_PYTHON
 trunk build
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+cargo test --workspace --locked --features consistentid-native/cuda,consistentid-native/wgpu "$@" 2>&1 | tee "$log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -35,6 +35,10 @@ pub enum Command {
     /// Download the official weights from the Hugging Face Hub into the HF cache and assemble the
     /// model folder (`--dry-run` lists the files and where they go; `--offline` uses the cache).
     Fetch(crate::commands::fetch::FetchArgs),
+    /// Time a ConsistentID folder on this machine: load, each phase of a cold and a warm
+    /// portrait, each step, the big networks alone, and peak memory, as JSON on stdout
+    /// (`scripts/bench.sh` puts it next to PyTorch's figures for the same shapes).
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::commands::generate::run(&args, cli.device)
         }
         Command::Fetch(args) => crate::commands::fetch::run(&args),
+        Command::Bench(args) => crate::commands::bench::run(&args, cli.device),
         Command::Serve(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
             crate::commands::serve::run(args, cli.device)

@@ -1,5 +1,6 @@
 //! Choosing the burn device: CUDA when built with it and a GPU is present, then wgpu when built
-//! with it, else the pure-Rust CPU backend; `--device` overrides.
+//! with it and a hardware adapter is present, else the pure-Rust CPU backend; `--device`
+//! overrides (`--device wgpu` also takes a software adapter such as Mesa's lavapipe).
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
@@ -36,8 +37,9 @@ pub fn select(choice: DeviceChoice) -> Result<(Device, &'static str)> {
                 return cuda();
             }
             #[cfg(feature = "wgpu")]
-            return wgpu();
-            #[allow(unreachable_code)]
+            if hardware_adapter_present() {
+                return wgpu();
+            }
             Ok((Device::flex(), "cpu"))
         }
     }
@@ -51,6 +53,47 @@ fn cuda() -> Result<(Device, &'static str)> {
         bail!(
             "this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
         )
+    }
+}
+
+/// Whether wgpu sees a GPU; a software rasteriser (lavapipe, SwiftShader) is slower than the
+/// CPU backend, so `auto` does not pick it.
+#[cfg(feature = "wgpu")]
+fn hardware_adapter_present() -> bool {
+    use burn_wgpu::wgpu;
+    // On Linux a GPU that Vulkan can drive has a DRM render node. Without one there is nothing
+    // to find, and probing would load every installed Vulkan driver, some of which print
+    // `XDG_RUNTIME_DIR is invalid` lines on headless machines.
+    #[cfg(target_os = "linux")]
+    if !std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    }) {
+        return false;
+    }
+    // Vulkan, Metal, DX12: the backends burn-wgpu runs on (probing GL would only add noise).
+    let backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    let adapters = block_on(instance.enumerate_adapters(backends));
+    adapters
+        .iter()
+        .any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu)
+}
+
+/// Runs a future that native wgpu completes without waiting on anything.
+#[cfg(feature = "wgpu")]
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        std::thread::yield_now();
     }
 }
 

@@ -5,6 +5,8 @@
 //! One model folder: the diffusers SD1.5 layout plus `image_encoder/`, `ConsistentID-v1.bin` and
 //! `face_parsing.pth`. Every dimension comes from the configs and the checkpoint.
 
+use std::sync::OnceLock;
+
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::{DenoiseLoop, StableDiffusion};
@@ -39,6 +41,8 @@ pub struct ConsistentIdPipeline {
     pub bisenet: BiSeNet,
     /// Whether the checkpoint's LoRA `up` weights are all zero (its LoRA then does nothing).
     pub lora_up_all_zero: bool,
+    /// CLIP `hidden_states[-2]` of the all-zero image, `[1, 257, C]`, once computed.
+    zero_features: OnceLock<Tensor<3>>,
 }
 
 /// Everything computed before denoising.
@@ -105,6 +109,7 @@ impl ConsistentIdPipeline {
             image_encoder,
             modules,
             bisenet,
+            zero_features: OnceLock::new(),
         })
     }
 
@@ -117,6 +122,18 @@ impl ConsistentIdPipeline {
         let s = self.image_encoder.image_size();
         let x: Tensor<4> = Tensor::from_data(TensorData::new(pixels, [n, 3, s, s]), &self.device());
         Ok(self.image_encoder.forward(x)?.penultimate())
+    }
+
+    /// `hidden_states[-2]` of the all-zero (normalised) image, `[1, 257, C]`: the unconditional
+    /// input of every job and the padding of the region images. It depends on the weights
+    /// only, so it is computed on first use and kept (upstream computes it 6 times a job).
+    fn zero_image_features(&self) -> Result<Tensor<3>> {
+        if let Some(t) = self.zero_features.get() {
+            return Ok(t.clone());
+        }
+        let s = self.image_encoder.image_size();
+        let t = self.penultimate(vec![0.0; 3 * s * s], 1)?;
+        Ok(self.zero_features.get_or_init(|| t).clone())
     }
 
     /// Runs everything up to the conditionings. `id_embedding` is the L2-normalised ArcFace
@@ -210,23 +227,29 @@ impl ConsistentIdPipeline {
         let pixels = image_processor::preprocess(face, size);
         let plane = pixels.len();
         let h = self.penultimate(pixels, 1)?;
-        let h0 = self.penultimate(vec![0.0; plane], 1)?;
+        let zero = self.zero_image_features()?;
         let proj = &self.modules.image_proj;
         let id_tokens = proj.forward(id_embedding, h.clone())?;
-        let id_tokens0 = proj.forward(Tensor::zeros([1, proj.id_dim()], &device), h0)?;
+        let id_tokens0 = proj.forward(Tensor::zeros([1, proj.id_dim()], &device), zero.clone())?;
 
-        // Region images in mask order, zero-padded to 5, and the zero-image features.
+        // Region images in mask order, padded to 5 with zero images (whose features are the
+        // cached zero-image ones), and the zero-image features of the unconditional side.
         let kept: Vec<&(String, Mask)> = regions
             .iter()
             .filter(|(n, _)| p.kept_regions.contains(n))
+            .take(MAX_FACIALS)
             .collect();
-        let mut region_pixels = vec![0.0f32; MAX_FACIALS * plane];
-        for (k, (_, mask)) in kept.iter().take(MAX_FACIALS).enumerate() {
-            let v = image_processor::preprocess(&region_image(face, mask), size);
-            region_pixels[k * plane..(k + 1) * plane].copy_from_slice(&v);
+        let mut region_pixels = Vec::with_capacity(kept.len() * plane);
+        for (_, mask) in &kept {
+            region_pixels.extend(image_processor::preprocess(&region_image(face, mask), size));
         }
-        let f = self.penultimate(region_pixels, MAX_FACIALS)?;
-        let f0 = self.penultimate(vec![0.0; MAX_FACIALS * plane], MAX_FACIALS)?;
+        let mut rows = Vec::with_capacity(MAX_FACIALS);
+        if !kept.is_empty() {
+            rows.push(self.penultimate(region_pixels, kept.len())?);
+        }
+        rows.extend(std::iter::repeat_n(zero.clone(), MAX_FACIALS - kept.len()));
+        let f = Tensor::cat(rows, 0);
+        let f0 = Tensor::cat(vec![zero; MAX_FACIALS], 0);
         let enc = &self.modules.facial_encoder;
         let p_fac = enc.forward(e_fac, f, &p.facial_token_mask, &p.facial_token_idx_mask)?;
         // Upstream fuses the zero-image features into the negative prompt at the positive

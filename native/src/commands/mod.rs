@@ -1,6 +1,7 @@
 //! One module per command; `args` holds the flags several commands share.
 
 pub mod args;
+pub mod bench;
 pub mod fetch;
 pub mod generate;
 pub mod serve;
