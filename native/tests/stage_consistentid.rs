@@ -60,21 +60,8 @@ fn consistentid_stages_match_the_pipeline_replica() {
     let expected = fixture("consistentid_pipeline/expected.safetensors");
     let want_bytes = std::fs::read(&expected).unwrap();
     let want = TensorFile::parse("want", &want_bytes).unwrap();
-    let face = real_data("images/astronaut.png");
-    let common = [
-        "--model",
-        dir.path().to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "a photo of a person as an astronaut, highly detailed",
-        "--negative-prompt",
-        "blurry, lowres",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let common = replica_args(dir.path(), &out);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let o = run(&[&["stage", "consistentid-prompt"][..], &common[..]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = read_out(&out);
@@ -93,21 +80,9 @@ fn consistentid_stages_match_the_pipeline_replica() {
             "{name}"
         );
     }
-    let o = run(&[
-        &["stage", "consistentid"][..],
-        &common[..],
-        &[
-            "--steps",
-            "5",
-            "--guidance",
-            "5",
-            "--merge-step",
-            "2",
-            "--init-latents",
-            expected.to_str().unwrap(),
-        ][..],
-    ]
-    .concat());
+    let denoise = replica_denoise_args();
+    let denoise: Vec<&str> = denoise.iter().map(String::as_str).collect();
+    let o = run(&[&["stage", "consistentid"][..], &common[..], &denoise[..]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = read_out(&out);
     let got = TensorFile::parse("o", &bytes).unwrap();

@@ -16,34 +16,19 @@ fn the_tiny_consistentid_pipeline_on_wgpu_matches_the_reference() {
     let expected = fixture("consistentid_pipeline/expected.safetensors");
     let want_bytes = std::fs::read(&expected).unwrap();
     let want = TensorFile::parse("want", &want_bytes).unwrap();
-    let face = real_data("images/astronaut.png");
-    let common = [
-        "--device",
-        "wgpu",
-        "stage",
-        "consistentid",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "a photo of a person as an astronaut, highly detailed",
-        "--negative-prompt",
-        "blurry, lowres",
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "5",
-        "--guidance",
-        "5",
-        "--merge-step",
-        "2",
-        "--init-latents",
-        expected.to_str().unwrap(),
-    ];
-    let o = run(&common);
+    let args = [
+        vec![
+            "--device".to_string(),
+            "wgpu".into(),
+            "stage".into(),
+            "consistentid".into(),
+        ],
+        replica_args(dir.path(), &out),
+        replica_denoise_args(),
+    ]
+    .concat();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         o.status.success(),

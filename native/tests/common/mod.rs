@@ -93,6 +93,46 @@ pub fn consistentid_folder() -> tempfile::TempDir {
     tmp
 }
 
+/// The inputs of the tiny pipeline replica (`consistentid_pipeline/`) for its stages: the folder,
+/// the face, the stored ArcFace embedding, its prompts, and `--out`.
+pub fn replica_args(folder: &Path, out: &Path) -> Vec<String> {
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let face = real_data("images/astronaut.png");
+    [
+        "--model",
+        folder.to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "a photo of a person as an astronaut, highly detailed",
+        "--negative-prompt",
+        "blurry, lowres",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The replica's denoising settings and starting latents, for `stage consistentid`.
+pub fn replica_denoise_args() -> Vec<String> {
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    [
+        "--steps",
+        "5",
+        "--guidance",
+        "5",
+        "--merge-step",
+        "2",
+        "--init-latents",
+        expected.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// A PNG's size and its `parameters` text (iTXt, UTF-8).
 pub fn png_parameters(path: &Path) -> ((u32, u32), String) {
     let file = std::fs::File::open(path).unwrap();
