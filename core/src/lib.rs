@@ -13,6 +13,7 @@ pub mod face;
 pub mod image;
 pub mod nn;
 pub mod onnx;
+pub mod parallel;
 pub mod pipeline;
 pub mod rng;
 pub mod scheduler;

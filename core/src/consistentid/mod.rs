@@ -52,11 +52,8 @@ impl ConsistentIdModules {
         let image_proj = ProjPlusModel::load(&mut sd, proj_prefix)?;
         let facial_encoder = FacialEncoder::load(&mut sd, "FacialEncoder")?;
         let adapter_modules: HashMap<String, TorchTensor> = tensors
-            .iter()
-            .filter(|(k, _)| k.starts_with("adapter_modules."))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .extract_if(|k, _| k.starts_with("adapter_modules."))
             .collect();
-        tensors.retain(|k, _| !k.starts_with("adapter_modules."));
         if let Some(extra) = tensors.keys().next() {
             return Err(Error::WeightMismatch {
                 path: path.to_string(),

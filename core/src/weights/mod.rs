@@ -5,23 +5,21 @@
 //! maps one safetensors file onto a module, strictly: a missing tensor, a shape that does not
 //! match the config, or a stray tensor under the module's prefix is an error.
 
+pub mod convert;
 pub mod keymap;
 pub mod pickle;
 pub mod single_file;
 pub mod torch_file;
 
 use burn::module::Module;
-use burn::store::{
-    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
-};
+use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::DType;
 
 use crate::{Error, Result};
 
 /// Files of a model folder, addressed by their path relative to the folder root
-/// (`"text_encoder/config.json"`).
-pub trait WeightSource {
+/// (`"text_encoder/config.json"`). Shared between threads: components load side by side.
+pub trait WeightSource: Sync {
     /// Whether the folder has this file.
     fn exists(&self, path: &str) -> bool;
 
@@ -181,9 +179,7 @@ pub fn load_safetensors_filtered<M: Module + ModuleSnapshot>(
                 reason: format!("bad key rule `{from}`: {e}"),
             })?;
     }
-    let adapter = single_file::ConvToLinearAdapter
-        .chain(PyTorchToBurnAdapter)
-        .chain(FloatCastAdapter::to(spec.dtype));
+    let adapter = convert::TorchLayoutAdapter { dtype: spec.dtype };
     let mut store = source.safetensors(path)?;
     if let Some(pattern) = only {
         store = store.with_regex(pattern);

@@ -6,11 +6,6 @@
 //! are generated from the config, mirroring diffusers 0.23 `convert_ldm_unet_checkpoint` /
 //! `convert_ldm_vae_checkpoint`; the fixtures check them against those functions' output.
 
-use burn::store::bridge::map_data;
-use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::{ModuleAdapter, ModuleContext};
-use burn::tensor::TensorData;
-
 use super::keymap;
 use crate::unet::UNet2DConditionConfig;
 use crate::vae::AutoencoderKLConfig;
@@ -189,31 +184,6 @@ pub fn ldm_text_rules() -> Rules {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
-}
-
-/// Loads 1×1 convolution weights `[out, in, 1, 1]` into linear layers (the LDM VAE's attention
-/// projections are convolutions); runs before the PyTorch adapter transposes linear weights.
-#[derive(Debug, Clone, Copy)]
-pub struct ConvToLinearAdapter;
-
-impl ModuleAdapter for ConvToLinearAdapter {
-    fn adapt(&self, tensor: PackTensor, ctx: ModuleContext<'_>) -> PackTensor {
-        let dims = tensor.shape.to_vec();
-        let is_linear = ctx.module_type() == Some("Struct:Linear");
-        if !is_linear || dims.len() != 4 || dims[2] != 1 || dims[3] != 1 {
-            return tensor;
-        }
-        let (name, dtype) = (tensor.name.clone(), tensor.dtype);
-        let flat = [dims[0], dims[1]];
-        map_data(tensor, name, dtype, flat.into(), move |data: TensorData| {
-            let dtype = data.dtype();
-            TensorData::from_bytes(data.into_bytes(), flat, dtype)
-        })
-    }
-
-    fn clone_box(&self) -> Box<dyn ModuleAdapter> {
-        Box::new(*self)
-    }
 }
 
 /// The top-level prefixes of an LDM checkpoint.

@@ -10,6 +10,9 @@
 
 use std::collections::HashMap;
 
+use burn::tensor::DType;
+
+use super::convert::f32_from_le_bytes;
 use super::pickle::{Pickled, load};
 
 const MAGIC: i64 = 0x1950a86a20f9469cfc6c_i128 as i64;
@@ -39,22 +42,20 @@ fn element_size(storage: &str) -> Option<usize> {
 }
 
 fn decode(storage: &str, bytes: &[u8]) -> Vec<f32> {
+    // Aligned storages (torch aligns zip entries to 64 bytes) take the vectorised paths.
+    let float = match storage {
+        "FloatStorage" => Some(DType::F32),
+        "HalfStorage" => Some(DType::F16),
+        "BFloat16Storage" => Some(DType::BF16),
+        _ => None,
+    };
+    if let Some(values) = float.and_then(|dtype| f32_from_le_bytes(dtype, bytes)) {
+        return values;
+    }
     match storage {
-        "FloatStorage" => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
         "DoubleStorage" => bytes
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
-            .collect(),
-        "HalfStorage" => bytes
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        "BFloat16Storage" => bytes
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
         "LongStorage" => bytes
             .chunks_exact(8)
@@ -343,22 +344,8 @@ fn materialise(
             let storage = storages
                 .get(&t.key)
                 .ok_or_else(|| format!("{name}: storage {} missing", t.key))?;
-            let numel: usize = t.shape.iter().product();
-            let mut data = Vec::with_capacity(numel);
-            for i in 0..numel {
-                let mut rem = i;
-                let mut off = t.offset;
-                for (d, (&dim, &st)) in t.shape.iter().zip(&t.stride).enumerate().rev() {
-                    let _ = d;
-                    off += (rem % dim) * st;
-                    rem /= dim;
-                }
-                data.push(
-                    *storage
-                        .get(off)
-                        .ok_or_else(|| format!("{name}: view outside its storage"))?,
-                );
-            }
+            let data =
+                view(storage, &t).ok_or_else(|| format!("{name}: view outside its storage"))?;
             Ok((
                 name,
                 TorchTensor {
@@ -368,4 +355,65 @@ fn materialise(
             ))
         })
         .collect()
+}
+
+/// The elements of `t`'s view of `storage`, in row-major order; `None` when the view reaches
+/// outside the storage.
+fn view(storage: &[f32], t: &TensorRef) -> Option<Vec<f32>> {
+    let numel: usize = t.shape.iter().product();
+    if numel == 0 {
+        return Some(Vec::new());
+    }
+    // Most views are contiguous (strides of a row-major layout, size-1 dims aside): one copy.
+    let mut expected = 1;
+    let contiguous = t.shape.iter().zip(&t.stride).rev().all(|(&dim, &st)| {
+        let ok = dim == 1 || st == expected;
+        expected *= dim;
+        ok
+    });
+    if contiguous {
+        return storage.get(t.offset..t.offset + numel).map(<[f32]>::to_vec);
+    }
+    let mut data = Vec::with_capacity(numel);
+    for i in 0..numel {
+        let mut rem = i;
+        let mut off = t.offset;
+        for (&dim, &st) in t.shape.iter().zip(&t.stride).rev() {
+            off += (rem % dim) * st;
+            rem /= dim;
+        }
+        data.push(*storage.get(off)?);
+    }
+    Some(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor_ref(offset: usize, shape: &[usize], stride: &[usize]) -> TensorRef {
+        TensorRef {
+            key: "0".into(),
+            offset,
+            shape: shape.to_vec(),
+            stride: stride.to_vec(),
+        }
+    }
+
+    #[test]
+    fn views_copy_contiguous_and_strided_layouts() {
+        let storage: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        // Contiguous with an offset and a size-1 dim of any stride.
+        let t = tensor_ref(2, &[2, 1, 3], &[3, 99, 1]);
+        assert_eq!(view(&storage, &t), Some(vec![2., 3., 4., 5., 6., 7.]));
+        // The transpose of a [3, 4] matrix.
+        let t = tensor_ref(0, &[4, 3], &[1, 4]);
+        assert_eq!(
+            view(&storage, &t),
+            Some(vec![0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.])
+        );
+        // Outside the storage, either way.
+        assert_eq!(view(&storage, &tensor_ref(8, &[5], &[1])), None);
+        assert_eq!(view(&storage, &tensor_ref(0, &[2, 2], &[1, 11])), None);
+    }
 }
