@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::stage::StageCommand;
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DtypeChoice};
 
 /// ConsistentID: identity-preserving portraits from one reference face photo.
 #[derive(Debug, Parser)]
@@ -14,6 +14,12 @@ pub struct Cli {
     /// Compute backend.
     #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+
+    /// Float type of the diffusion networks (text encoder, UNet, VAE, CLIP ViT-H): `auto` is
+    /// f16 on CUDA, as the official pipeline, and f32 elsewhere. Face detection, recognition,
+    /// parsing and the ConsistentID projections always run in f32.
+    #[arg(long, global = true, value_enum, default_value_t = DtypeChoice::Auto)]
+    pub dtype: DtypeChoice,
 
     #[command(subcommand)]
     pub command: Command,
@@ -73,16 +79,16 @@ pub fn run_guarded(cli: Cli) -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Stage(stage) => crate::commands::stage::run(stage, cli.device),
+        Command::Stage(stage) => crate::commands::stage::run(stage, cli.device, cli.dtype),
         Command::Generate(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
-            crate::commands::generate::run(&args, cli.device)
+            crate::commands::generate::run(&args, cli.device, cli.dtype)
         }
         Command::Fetch(args) => crate::commands::fetch::run(&args),
-        Command::Bench(args) => crate::commands::bench::run(&args, cli.device),
+        Command::Bench(args) => crate::commands::bench::run(&args, cli.device, cli.dtype),
         Command::Serve(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
-            crate::commands::serve::run(args, cli.device)
+            crate::commands::serve::run(args, cli.device, cli.dtype)
         }
     }
 }

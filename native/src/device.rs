@@ -3,7 +3,7 @@
 //! overrides (`--device wgpu` also takes a software adapter such as Mesa's lavapipe).
 
 use anyhow::{Result, bail};
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 
 /// The `--device` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,6 +16,41 @@ pub enum DeviceChoice {
     Cuda,
     /// GPU through wgpu: Vulkan, Metal or DX12 (needs `--features wgpu`).
     Wgpu,
+}
+
+/// The `--dtype` choices: the float type the diffusion networks (text encoder, UNet with its
+/// adapters, VAE, CLIP ViT-H) keep their weights in and compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DtypeChoice {
+    /// f16 on CUDA (as the official pipeline runs), f32 elsewhere.
+    Auto,
+    F32,
+    F16,
+    Bf16,
+}
+
+impl DtypeChoice {
+    /// The float type for a device of `backend` (as [`select`] names it).
+    pub fn resolve(self, backend: &str) -> DType {
+        match self {
+            Self::Auto if backend == "cuda" => DType::F16,
+            Self::Auto | Self::F32 => DType::F32,
+            Self::F16 => DType::F16,
+            Self::Bf16 => DType::BF16,
+        }
+    }
+
+    /// The float type for the `stage` commands, which compare against f32 references: f32
+    /// unless asked for otherwise.
+    pub fn stage(self) -> DType {
+        self.resolve("")
+    }
+}
+
+/// How many images share one UNet batch by default: on a GPU a batch keeps the device busy
+/// (up to 4 SD1.5 images fit in a few GB in f16); on the CPU backend it gains nothing.
+pub fn default_batch(backend: &str) -> usize {
+    if backend == "cpu" { 1 } else { 4 }
 }
 
 /// Whether an NVIDIA driver is visible (device nodes on Linux, the driver library elsewhere).

@@ -109,33 +109,21 @@ fn single_file_checkpoints_need_a_tokenizer_and_sd15_weights() {
 fn generate_with_a_face_writes_consistentid_pngs() {
     let dir = consistentid_folder();
     let out = dir.path().join("images");
-    let expected = fixture("consistentid_pipeline/expected.safetensors");
-    let face = real_data("images/astronaut.png");
-    let base = [
-        "generate",
-        "--model",
-        dir.path().to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "an astronaut",
-        "--steps",
-        "2",
-        "--merge-step",
-        "0",
-        "--width",
-        "48",
-        "--height",
-        "64",
-        "--seed",
-        "7",
-        "--num-images",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let args = face_args(
+        dir.path(),
+        &out,
+        &[
+            "--steps",
+            "2",
+            "--merge-step",
+            "0",
+            "--seed",
+            "7",
+            "--num-images",
+            "2",
+        ],
+    );
+    let base: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = run(&base);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
@@ -170,4 +158,78 @@ fn generate_with_a_face_writes_consistentid_pngs() {
         err.contains("unknown style `nope`") && err.contains("Film Noir"),
         "{err}"
     );
+}
+
+/// `--batch-size`: images denoised as one UNet batch come out as they do one at a time (each
+/// from its own seed, with its own ancestral noise: euler-a), in whole batches and a remainder.
+#[test]
+fn batched_images_equal_one_at_a_time() {
+    let dir = consistentid_folder();
+    let images = |batch: &str| -> Vec<Vec<u8>> {
+        let out = dir.path().join(format!("batch-{batch}"));
+        let args = face_args(
+            dir.path(),
+            &out,
+            &[
+                "--steps",
+                "3",
+                "--merge-step",
+                "1",
+                "--scheduler",
+                "euler-a",
+                "--seed",
+                "11",
+                "--num-images",
+                "3",
+                "--batch-size",
+                batch,
+            ],
+        );
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ["11-0.png", "12-1.png", "13-2.png"]
+            .iter()
+            .map(|name| png_pixels(&out.join(name)))
+            .collect()
+    };
+    let one_by_one = images("1");
+    assert_ne!(
+        one_by_one[0], one_by_one[1],
+        "different seeds, different images"
+    );
+    for batch in ["3", "2"] {
+        let batched = images(batch);
+        for (k, (a, b)) in batched.iter().zip(&one_by_one).enumerate() {
+            let worst = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max();
+            assert!(
+                worst <= Some(1),
+                "batch {batch}, image {k}: pixels differ by {worst:?}"
+            );
+        }
+    }
+}
+
+/// `generate --face` on the tiny replica folder with its stored ID embedding, "an astronaut"
+/// at 48×64, into `out`, then `extra`.
+fn face_args(folder: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let face = real_data("images/astronaut.png");
+    let base = [
+        "generate",
+        "--model",
+        folder.to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "an astronaut",
+        "--width",
+        "48",
+        "--height",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
 }

@@ -10,7 +10,7 @@ use common::host::*;
 use common::openapi::check_response;
 use common::*;
 use consistentid_core::tensor_io::TensorFile;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PROMPT: &str = "a woman’s portrait, 日本の庭園 ✨";
 
@@ -299,7 +299,6 @@ fn a_prediction_streams_its_events_and_equals_the_cli_image() {
         404
     );
     assert_eq!(get_bytes(url, None).0, 404);
-    let _ = Value::Null;
 }
 
 /// A label map sent by the client replaces the host's BiSeNet: the browser's map of the same
@@ -382,5 +381,4 @@ fn the_clients_label_map_replaces_parsing() {
         base64::engine::general_purpose::STANDARD.encode(&other)
     );
     assert_ne!(decode_png(&own), decode_png(&run_with(Some(&other_uri))));
-    let _ = Value::Null;
 }

@@ -210,13 +210,37 @@ fn unet_stage_writes_the_reference_tensor() {
     assert!(err.contains("encoder_hidden_states"), "{err}");
 }
 
-#[test]
-fn txt2img_stage_matches_diffusers() {
+/// An sd_tiny txt2img case (tests/scripts/gen_txt2img.py): name, prompt, negative prompt,
+/// steps, guidance, scheduler.
+type Txt2ImgCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const TXT2IMG_CASES: [Txt2ImgCase; 2] = [
+    (
+        "euler",
+        "a photo of a cat, 4k",
+        Some("blurry, lowres"),
+        "4",
+        "7.5",
+        "euler",
+    ),
+    ("ddim", "portrait of a woman", None, "3", "5.0", "ddim"),
+];
+
+/// Runs `stage txt2img` on sd_tiny for one case, with `--dtype dtype`; returns the image.
+fn txt2img_stage(case: usize, dtype: &str) -> (Vec<f32>, Vec<usize>) {
+    let (name, prompt, negative, steps, guidance, scheduler) = TXT2IMG_CASES[case];
     let tmp = tempfile::tempdir().unwrap();
     let model = fixture("sd_tiny");
     let want_bytes = std::fs::read(model.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &want_bytes).unwrap();
-    let (init, shape) = want.f32("euler.init_latents").unwrap();
+    let (init, shape) = want.f32(&format!("{name}.init_latents")).unwrap();
     let input = tmp.path().join("init.safetensors");
     let bytes = consistentid_core::tensor_io::to_safetensors(
         &[consistentid_core::tensor_io::NamedTensor::from_f32(
@@ -229,7 +253,9 @@ fn txt2img_stage_matches_diffusers() {
     .unwrap();
     std::fs::write(&input, bytes).unwrap();
     let out_path = tmp.path().join("image.safetensors");
-    let out = run(&[
+    let mut args = vec![
+        "--dtype",
+        dtype,
         "stage",
         "txt2img",
         "--model",
@@ -237,29 +263,74 @@ fn txt2img_stage_matches_diffusers() {
         "--input",
         input.to_str().unwrap(),
         "--prompt",
-        "a photo of a cat, 4k",
-        "--negative-prompt",
-        "blurry, lowres",
+        prompt,
         "--steps",
-        "4",
+        steps,
         "--guidance",
-        "7.5",
+        guidance,
         "--scheduler",
-        "euler",
+        scheduler,
         "--out",
         out_path.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(negative) = negative {
+        args.extend(["--negative-prompt", negative]);
+    }
+    let out = run(&args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let bytes = std::fs::read(&out_path).unwrap();
-    let (got, gshape) = TensorFile::parse("out", &bytes)
+    TensorFile::parse("out", &bytes)
         .unwrap()
         .f32("image")
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn txt2img_stage_matches_diffusers() {
+    let (got, gshape) = txt2img_stage(0, "f32");
+    let want_bytes = std::fs::read(fixture("sd_tiny").join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &want_bytes).unwrap();
     let (w, wshape) = want.f32("euler.image").unwrap();
     assert_eq!(gshape, wshape);
     assert!(rel_err(&got, &w) <= 1e-3);
+}
+
+/// The loop with every network in f16 / bf16 against diffusers with `torch_dtype=float16` /
+/// `bfloat16` (tests/scripts/gen_txt2img_fp16.py). Tolerances are max-abs on images in [0, 1]:
+/// diffusers' own half images are up to 2.4e-3 (f16) and 2.6e-2 (bf16) from its f32 ones, and
+/// ours measured 1.8–2.2e-3 (f16) and 1.5–1.7e-2 (bf16) from diffusers' (we keep the latents and
+/// the scheduler in f32 between steps, as its Euler does but its DDIM does not). The image must
+/// also differ from the f32 one: the networks ran in half precision.
+#[test]
+fn txt2img_stage_in_half_precision_matches_diffusers_half() {
+    let half_bytes = std::fs::read(fixture("sd_tiny").join("half.safetensors")).unwrap();
+    let half = TensorFile::parse("half", &half_bytes).unwrap();
+    for (dtype, tolerance) in [("f16", 4e-3), ("bf16", 3e-2)] {
+        for (case, (name, ..)) in TXT2IMG_CASES.iter().enumerate() {
+            let (got, _) = txt2img_stage(case, dtype);
+            let (want, _) = half.f32(&format!("{name}.{dtype}.image")).unwrap();
+            let (f32_image, _) = half.f32(&format!("{name}.f32.image")).unwrap();
+            let err = max_abs(&got, &want);
+            assert!(
+                err <= tolerance,
+                "{name} {dtype}: max |ours - diffusers| = {err}"
+            );
+            assert!(
+                max_abs(&got, &f32_image) > 0.0,
+                "{name} {dtype}: ran in f32"
+            );
+        }
+    }
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -29,8 +29,13 @@ fn merge_step_loop_matches_the_reference() {
     }
     copy_dir(&fixture("unet_tiny_ip/unet"), &tmp.path().join("unet"));
     let device = Device::flex();
-    let mut sd =
-        StableDiffusion::load(&DirSource::open(tmp.path()).unwrap(), None, &device).unwrap();
+    let mut sd = StableDiffusion::load(
+        &DirSource::open(tmp.path()).unwrap(),
+        None,
+        DType::F32,
+        &device,
+    )
+    .unwrap();
     let adapters = DirSource::open(fixture("unet_tiny_ip")).unwrap();
     sd.unet
         .load_ip_lora_adapters(

@@ -1,7 +1,7 @@
 //! The whole ConsistentID pipeline against the tiny replica of the official one
 //! (tests/scripts/gen_consistentid_pipeline.py), stage by stage, with a provided ID embedding.
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 use consistentid_core::pipeline::DenoiseLoop;
 use consistentid_core::pipeline::consistentid::ConsistentIdPipeline;
 use consistentid_core::rng::NoiseRng;
@@ -48,7 +48,9 @@ pub fn model_folder() -> tempfile::TempDir {
 fn pipeline_matches_the_replica_stage_by_stage() {
     let dir = model_folder();
     let device = Device::flex();
-    let pipe = ConsistentIdPipeline::load(&DirSource::open(dir.path()).unwrap(), &device).unwrap();
+    let pipe =
+        ConsistentIdPipeline::load(&DirSource::open(dir.path()).unwrap(), DType::F32, &device)
+            .unwrap();
     let bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
     let face = decode(

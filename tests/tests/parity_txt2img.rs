@@ -2,7 +2,7 @@
 //! random-weight SD folder (fixture from `tests/scripts/gen_txt2img.py`), with injected initial
 //! latents, for Euler and DDIM: image relative L2 error ≤ 1e-3.
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 use consistentid_core::clip::{ClipTextConfig, ClipTokenizer};
 use consistentid_core::pipeline::{SingleFileConfigs, StableDiffusion, Txt2ImgRequest};
 use consistentid_core::rng::NoiseRng;
@@ -18,7 +18,7 @@ use consistentid_tests::{fixture, rel_l2};
 #[test]
 fn euler_and_ddim_images_match_diffusers() {
     let source = DirSource::open(fixture("sd_tiny")).unwrap();
-    let sd = StableDiffusion::load(&source, None, &Device::flex()).unwrap();
+    let sd = StableDiffusion::load(&source, None, DType::F32, &Device::flex()).unwrap();
     check_images(&sd);
 }
 
@@ -46,6 +46,7 @@ fn single_file_checkpoint_gives_the_same_images() {
         "sd_tiny_single_file.safetensors",
         tokenizer,
         &configs,
+        DType::F32,
         &device,
     )
     .unwrap();

@@ -137,11 +137,15 @@ impl ClipTextTransformer {
     /// # Shapes
     /// - `input_ids`: `[batch, seq]` → states `[batch, seq, hidden]`
     pub fn forward(&self, input_ids: Tensor<2, Int>) -> ClipTextOutput {
+        // The tower runs in its weights' float type; what it returns is f32.
         let hidden_states = self.encoder.forward(self.embeddings.forward(input_ids));
         let last = hidden_states[hidden_states.len() - 1].clone();
         ClipTextOutput {
-            last_hidden_state: self.final_layer_norm.forward(last),
-            hidden_states,
+            last_hidden_state: self.final_layer_norm.forward(last).cast(DType::F32),
+            hidden_states: hidden_states
+                .into_iter()
+                .map(|h| h.cast(DType::F32))
+                .collect(),
         }
     }
 }

@@ -141,7 +141,9 @@ impl ClipVisionModelWithProjection {
             )));
         }
         let options = ConvOptions::new([patch, patch], [0, 0], [1, 1], 1);
-        let patches = conv2d(pixel_values, w, None, options); // [b, hidden, g, g]
+        // The tower runs in its weights' float type; what it returns is f32.
+        let dtype = w.dtype();
+        let patches = conv2d(pixel_values.cast(dtype), w, None, options); // [b, hidden, g, g]
         let grid = size / patch;
         let patches = patches
             .reshape([batch, hidden, grid * grid])
@@ -165,9 +167,12 @@ impl ClipVisionModelWithProjection {
             .visual_projection
             .forward(vm.post_layernorm.forward(pooled));
         Ok(ClipVisionOutput {
-            last_hidden_state: last,
-            hidden_states,
-            image_embeds,
+            last_hidden_state: last.cast(DType::F32),
+            hidden_states: hidden_states
+                .into_iter()
+                .map(|h| h.cast(DType::F32))
+                .collect(),
+            image_embeds: image_embeds.cast(DType::F32),
         })
     }
 }

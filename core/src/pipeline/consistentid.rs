@@ -58,13 +58,38 @@ pub struct Prepared {
 }
 
 impl ConsistentIdPipeline {
-    pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self> {
-        let mut sd = StableDiffusion::load(source, None, device)?;
-        let modules = ConsistentIdModules::load(
-            &source.read(CHECKPOINT)?,
-            &source.display_path(CHECKPOINT),
-            device,
-        )?;
+    /// Loads the folder; the SD networks, their adapters and CLIP ViT-H keep and compute in
+    /// `dtype`, while BiSeNet and the ConsistentID projections (small) stay in f32.
+    pub fn load(source: &dyn WeightSource, dtype: DType, device: &Device) -> Result<Self> {
+        // The SD components and the ConsistentID/CLIP ViT-H side are independent: two threads.
+        let (sd_side, id_side) = crate::parallel::join(
+            || -> Result<_> {
+                let sd = StableDiffusion::load(source, None, dtype, device)?;
+                let bisenet = BiSeNet::load(
+                    &source.read(PARSING)?,
+                    &source.display_path(PARSING),
+                    device,
+                )?;
+                Ok((sd, bisenet))
+            },
+            || -> Result<_> {
+                let modules = ConsistentIdModules::load(
+                    &source.read(CHECKPOINT)?,
+                    &source.display_path(CHECKPOINT),
+                    device,
+                )?;
+                let image_encoder = ClipVisionModelWithProjection::load(
+                    source,
+                    IMAGE_ENCODER,
+                    None,
+                    dtype,
+                    device,
+                )?;
+                Ok((modules, image_encoder))
+            },
+        );
+        let (mut sd, bisenet) = sd_side?;
+        let (modules, image_encoder) = id_side?;
         let adapters = MemorySource {
             files: [(
                 "adapter_modules.safetensors".to_string(),
@@ -77,11 +102,9 @@ impl ConsistentIdPipeline {
             "adapter_modules.safetensors",
             modules.image_proj.num_tokens,
             1.0,
-            DType::F32,
+            dtype,
             device,
         )?;
-        let image_encoder =
-            ClipVisionModelWithProjection::load(source, IMAGE_ENCODER, None, DType::F32, device)?;
         if image_encoder
             .vision_model
             .embeddings
@@ -96,11 +119,6 @@ impl ConsistentIdPipeline {
                 reason: "its CLIP width differs from image_encoder/'s".into(),
             });
         }
-        let bisenet = BiSeNet::load(
-            &source.read(PARSING)?,
-            &source.display_path(PARSING),
-            device,
-        )?;
         let tokenizer = ClipTokenizer::from_source(source, "tokenizer")?.with_consistentid_tokens();
         Ok(Self {
             lora_up_all_zero: modules.lora_up_all_zero(),

@@ -52,18 +52,26 @@ pub struct Engine {
     pub pipe: ConsistentIdPipeline,
     /// buffalo_l's networks, when the folder has them.
     pub faces: Option<FaceAnalysis>,
+    /// At most this many images of a job share one UNet batch (1 on load: one at a time).
+    pub max_batch: usize,
 }
 
 impl Engine {
-    /// Loads every model of the folder once.
+    /// Loads every model of the folder once (the diffusion networks in `dtype`).
     pub fn load(
         source: &dyn WeightSource,
         order: ChannelOrder,
+        dtype: burn::tensor::DType,
         device: &burn::tensor::Device,
     ) -> Result<Self> {
+        let (pipe, faces) = crate::parallel::join(
+            || ConsistentIdPipeline::load(source, dtype, device),
+            || FaceAnalysis::load(source, order, device),
+        );
         Ok(Self {
-            pipe: ConsistentIdPipeline::load(source, device)?,
-            faces: FaceAnalysis::load(source, order, device)?,
+            pipe: pipe?,
+            faces: faces?,
+            max_batch: 1,
         })
     }
 
@@ -159,6 +167,7 @@ impl Engine {
         render(
             &self.pipe.sd,
             r,
+            self.max_batch,
             &|i| conditioning.at_step(i, merge_step),
             &parameters,
             sink,
@@ -207,6 +216,7 @@ pub fn run_txt2img(
     sd: &StableDiffusion,
     request: &GenerationRequest,
     model_name: &str,
+    max_batch: usize,
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
     warn_truncated(sd, &request.prompt, "prompt", sink);
@@ -228,14 +238,23 @@ pub fn run_txt2img(
             request.height,
         )
     };
-    render(sd, request, &|_| context.clone(), &parameters, sink)
+    render(
+        sd,
+        request,
+        max_batch,
+        &|_| context.clone(),
+        &parameters,
+        sink,
+    )
 }
 
-/// The per-image loop: image k starts from the noise of seed + k, is denoised with
-/// `context_at(step)`, decoded and handed to the sink.
+/// The image loop: image k starts from the noise of seed + k, is denoised with
+/// `context_at(step)` (up to `max_batch` images share one UNet batch; each comes out as it
+/// would alone), decoded and handed to the sink.
 fn render(
     sd: &StableDiffusion,
     r: &GenerationRequest,
+    max_batch: usize,
     context_at: &dyn Fn(usize) -> Tensor<3>,
     parameters: &dyn Fn(u64) -> String,
     sink: &mut dyn Sink,
@@ -250,25 +269,39 @@ fn render(
         guidance_scale: r.guidance_scale,
     };
     let mut images = Vec::with_capacity(r.num_outputs);
-    for index in 0..r.num_outputs {
-        let image_seed = seed.wrapping_add(index as u64);
-        let mut rng = NoiseRng::new(image_seed);
-        let init = rng.tensor(shape, &sd.device);
-        let latents = phase(sink, Phase::Denoise, Some(index), |sink| {
-            let mut observer = Observer { sink, index };
-            sd.denoise_observed(&spec, context_at, init, &mut rng, &mut observer)
+    let indices: Vec<usize> = (0..r.num_outputs).collect();
+    for batch in indices.chunks(max_batch.max(1)) {
+        let seeds: Vec<u64> = batch.iter().map(|&k| seed.wrapping_add(k as u64)).collect();
+        let mut rngs: Vec<NoiseRng> = seeds.iter().map(|&s| NoiseRng::new(s)).collect();
+        let init = Tensor::cat(
+            rngs.iter_mut()
+                .map(|rng| rng.tensor(shape, &sd.device))
+                .collect(),
+            0,
+        );
+        // A batch is one denoising phase, named by its first image; steps go to every image.
+        let latents = phase(sink, Phase::Denoise, Some(batch[0]), |sink| {
+            let mut observer = Observer {
+                sink,
+                images: batch,
+            };
+            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer)
         })?;
-        let image = phase(sink, Phase::Decode, Some(index), |_| {
-            to_rgb8(sd.decode(latents))
-        })?;
-        let generated = GeneratedImage {
-            index,
-            seed: image_seed,
-            image,
-            parameters: parameters(image_seed),
-        };
-        sink.image(&generated)?;
-        images.push(generated);
+        let [_, c, h, w] = latents.dims();
+        for (row, (&index, &image_seed)) in batch.iter().zip(&seeds).enumerate() {
+            let one = latents.clone().slice([row..row + 1, 0..c, 0..h, 0..w]);
+            let image = phase(sink, Phase::Decode, Some(index), |_| {
+                to_rgb8(sd.decode(one))
+            })?;
+            let generated = GeneratedImage {
+                index,
+                seed: image_seed,
+                image,
+                parameters: parameters(image_seed),
+            };
+            sink.image(&generated)?;
+            images.push(generated);
+        }
     }
     Ok(images)
 }
@@ -286,24 +319,31 @@ fn phase<T>(
     Ok(out)
 }
 
-/// Adapts a [`Sink`] to the denoising loop of one image.
+/// Adapts a [`Sink`] to the denoising loop of a batch of images.
 struct Observer<'a> {
     sink: &'a mut dyn Sink,
-    index: usize,
+    /// The images of the batch, in batch order.
+    images: &'a [usize],
 }
 
 impl StepObserver for Observer<'_> {
     fn after_step(&mut self, step: usize, total: usize) -> bool {
-        self.sink.step(self.index, step, total);
+        for &k in self.images {
+            self.sink.step(k, step, total);
+        }
         !self.sink.cancelled()
     }
 
     fn wants_x0(&mut self, step: usize, total: usize) -> bool {
-        self.sink.wants_preview(self.index, step, total)
+        self.sink.wants_preview(self.images[0], step, total)
     }
 
     fn x0(&mut self, step: usize, _total: usize, x0: Tensor<4>) -> Result<()> {
-        self.sink.preview(self.index, step, latent_preview(x0)?);
+        let [_, c, h, w] = x0.dims();
+        for (row, &k) in self.images.iter().enumerate() {
+            let one = x0.clone().slice([row..row + 1, 0..c, 0..h, 0..w]);
+            self.sink.preview(k, step, latent_preview(one)?);
+        }
         Ok(())
     }
 }

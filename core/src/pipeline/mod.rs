@@ -1,6 +1,7 @@
 //! Pipelines: the only place where models are wired together.
 
 pub mod consistentid;
+pub mod denoise;
 pub mod engine;
 pub mod events;
 pub mod request;

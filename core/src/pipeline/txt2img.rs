@@ -7,7 +7,7 @@ use burn::tensor::{DType, Device, Tensor};
 use super::request::MAX_SIDE;
 use crate::clip::{ClipTextConfig, ClipTextModel, ClipTokenizer};
 use crate::rng::NoiseRng;
-use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerKind};
+use crate::scheduler::{SchedulerConfig, SchedulerKind};
 use crate::unet::{UNet2DConditionConfig, UNet2DConditionModel};
 use crate::vae::{AutoencoderKL, AutoencoderKLConfig};
 use crate::weights::WeightSource;
@@ -74,7 +74,8 @@ pub trait StepObserver {
     fn wants_x0(&mut self, _step: usize, _total: usize) -> bool {
         false
     }
-    /// The scheduler's predicted clean latents at step `step` (model space, `[1, C, h, w]`).
+    /// The scheduler's predicted clean latents at step `step` (model space, `[n, C, h, w]` for
+    /// a batch of `n` images).
     fn x0(&mut self, _step: usize, _total: usize, _x0: Tensor<4>) -> Result<()> {
         Ok(())
     }
@@ -90,9 +91,15 @@ pub struct DenoiseLoop {
 
 impl StableDiffusion {
     /// Loads `tokenizer/`, `text_encoder/`, `unet/`, `vae/` and `scheduler/` of a diffusers
-    /// folder; `variant` selects e.g. the `fp16` weight files.
-    pub fn load(source: &dyn WeightSource, variant: Option<&str>, device: &Device) -> Result<Self> {
-        let dtype = DType::F32;
+    /// folder; `variant` selects e.g. the `fp16` weight files. The networks keep and compute
+    /// in `dtype` (f16 on GPUs, as the official pipeline; f32 on CPUs), whatever the files
+    /// store; the loop around them stays in f32.
+    pub fn load(
+        source: &dyn WeightSource,
+        variant: Option<&str>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let path = "scheduler/scheduler_config.json";
         let scheduler_config =
             SchedulerConfig::from_json(&source.display_path(path), &source.read_string(path)?)?;
@@ -114,9 +121,9 @@ impl StableDiffusion {
         path: &str,
         tokenizer: ClipTokenizer,
         configs: &SingleFileConfigs,
+        dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let dtype = DType::F32;
         Ok(Self {
             tokenizer,
             text_encoder: ClipTextModel::load_single_file(
@@ -265,34 +272,13 @@ impl StableDiffusion {
         observer: &mut dyn StepObserver,
     ) -> Result<Tensor<4>> {
         self.check_latents(&init_latents.dims())?;
-        let mut scheduler = Scheduler::new(spec.scheduler, &self.scheduler_config, spec.steps)?;
-        let mut latents = init_latents * scheduler.init_noise_sigma();
-        let shape = latents.dims();
-        let timesteps = scheduler.timesteps().to_vec();
-        let total = timesteps.len();
-        for (i, &t) in timesteps.iter().enumerate() {
-            let input = scheduler
-                .scale_model_input(Tensor::cat(vec![latents.clone(), latents.clone()], 0), i);
-            let t = Tensor::<1>::from_floats([t as f32, t as f32], &self.device);
-            let pred = self.unet.forward(input, t, context_at(i));
-            let [_, c, h, w] = pred.dims();
-            let uncond = pred.clone().slice([0..1, 0..c, 0..h, 0..w]);
-            let cond = pred.slice([1..2, 0..c, 0..h, 0..w]);
-            let guided = uncond.clone() + (cond - uncond) * spec.guidance_scale;
-            if observer.wants_x0(i + 1, total) {
-                let x0 = scheduler.predicted_x0(guided.clone(), i, latents.clone());
-                observer.x0(i + 1, total, x0)?;
-            }
-            let noise = spec
-                .scheduler
-                .needs_noise()
-                .then(|| rng.tensor(shape, &self.device));
-            latents = scheduler.step(guided, i, latents, noise);
-            if !observer.after_step(i + 1, total) {
-                return Err(Error::Canceled);
-            }
-        }
-        Ok(latents)
+        self.denoise_batch(
+            spec,
+            context_at,
+            init_latents,
+            std::slice::from_mut(rng),
+            observer,
+        )
     }
 
     /// Decodes diffusion latents to an image in [0, 1] (`(x / 2 + 0.5).clamp(0, 1)`).

@@ -161,11 +161,15 @@ impl UNet2DConditionModel {
         timesteps: Tensor<1>,
         context: Tensor<3>,
     ) -> Tensor<4> {
+        // Inputs come in the caller's float type; the network runs in its weights' (f16 on
+        // GPUs) and hands back the caller's, as diffusers casts the timestep features.
+        let (out_dtype, dtype) = (sample.dtype(), self.dtype());
+        let context = context.cast(dtype);
         let t_dim = self.time_embedding.linear_1.weight.dims()[0];
         let t_emb = timestep_embedding(timesteps, t_dim, self.flip_sin_to_cos, self.freq_shift);
-        let temb = self.time_embedding.forward(t_emb);
+        let temb = self.time_embedding.forward(t_emb.cast(dtype));
 
-        let mut x = self.conv_in.forward(sample);
+        let mut x = self.conv_in.forward(sample.cast(dtype));
         let mut skips = vec![x.clone()];
         for block in &self.down_blocks {
             let (out, states) = block.forward(x, temb.clone(), context.clone());
@@ -182,6 +186,13 @@ impl UNet2DConditionModel {
             });
             x = block.forward(x, &mut skips, temb.clone(), context.clone(), upsample_size);
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        self.conv_out
+            .forward(silu(self.conv_norm_out.forward(x)))
+            .cast(out_dtype)
+    }
+
+    /// The float type of the weights (what the network computes in).
+    pub fn dtype(&self) -> DType {
+        self.conv_in.weight.val().dtype()
     }
 }

@@ -108,7 +108,11 @@ impl AutoencoderKL {
     /// # Shapes
     /// - `image`: `[b, in_channels, H, W]` → mean/logvar `[b, latent_channels, H/f, W/f]`
     pub fn encode(&self, image: Tensor<4>) -> LatentDist {
-        let moments = self.quant_conv.forward(self.encoder.forward(image));
+        let out_dtype = image.dtype();
+        let moments = self
+            .quant_conv
+            .forward(self.encoder.forward(image.cast(self.dtype())))
+            .cast(out_dtype);
         let [b, c, h, w] = moments.dims();
         let mean = moments.clone().slice([0..b, 0..c / 2, 0..h, 0..w]);
         let logvar = moments
@@ -122,7 +126,16 @@ impl AutoencoderKL {
     /// # Shapes
     /// - `z`: `[b, latent_channels, h, w]` → `[b, out_channels, h*f, w*f]`, about [-1, 1]
     pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
-        self.decoder.forward(self.post_quant_conv.forward(z))
+        let out_dtype = z.dtype();
+        self.decoder
+            .forward(self.post_quant_conv.forward(z.cast(self.dtype())))
+            .cast(out_dtype)
+    }
+
+    /// The float type of the weights (what the networks compute in; the caller's tensors are
+    /// cast in and out).
+    pub fn dtype(&self) -> DType {
+        self.post_quant_conv.weight.val().dtype()
     }
 
     /// Decodes diffusion latents (as the denoiser produces them): `decode(latents / scaling_factor)`.

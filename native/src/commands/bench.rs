@@ -17,7 +17,7 @@ use consistentid_core::scheduler::SchedulerKind;
 use serde_json::{Value, json};
 
 use crate::commands::generate::load_engine;
-use crate::device::{DeviceChoice, select};
+use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
 use crate::io::tensors::file_name;
 
@@ -119,13 +119,14 @@ fn sync(device: &Device) {
 }
 
 /// Runs the benchmark and prints its JSON.
-pub fn run(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
+pub fn run(args: &BenchArgs, choice: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
     let face = read_image(&args.face)?;
     let (device, backend) = select(choice)?;
+    let dtype = dtype.resolve(backend);
     let rss_before = memory_mb("VmRSS");
 
     let started = Instant::now();
-    let engine = load_engine(&args.model, ChannelOrder::Official, &device)?;
+    let engine = load_engine(&args.model, ChannelOrder::Official, dtype, &device)?;
     sync(&device);
     let load_s = started.elapsed().as_secs_f64();
     let rss_after_load = memory_mb("VmRSS");
@@ -171,6 +172,7 @@ pub fn run(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     let report = json!({
         "implementation": "consistentid (burn)",
         "backend": backend,
+        "dtype": format!("{dtype:?}").to_lowercase(),
         "machine": machine(),
         "model": args.model.display().to_string(),
         "settings": {

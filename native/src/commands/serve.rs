@@ -3,8 +3,8 @@
 
 pub use crate::server::ServeArgs;
 
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DtypeChoice};
 
-pub fn run(args: ServeArgs, device: DeviceChoice) -> anyhow::Result<()> {
-    crate::server::run(args, device)
+pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> anyhow::Result<()> {
+    crate::server::run(args, device, dtype)
 }

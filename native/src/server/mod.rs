@@ -24,7 +24,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use consistentid_core::api::Health;
 
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, DtypeChoice};
 use hub::Hub;
 use security::RateLimiter;
 use store::Store;
@@ -204,7 +204,7 @@ fn web_dir(args: &ServeArgs) -> Option<PathBuf> {
 }
 
 /// Runs the host until SIGTERM / Ctrl-C.
-pub fn run(args: ServeArgs, device: DeviceChoice) -> Result<()> {
+pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
     if args.queue_size == 0 {
         anyhow::bail!("--queue-size must be at least 1");
     }
@@ -269,7 +269,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice) -> Result<()> {
             "note: the web app is not built (run `trunk build` or scripts/build.sh); the API works without it"
         );
     }
-    let worker = worker::spawn(state.clone(), args.model.clone(), device);
+    let worker = worker::spawn(state.clone(), args.model.clone(), device, dtype);
     let app = routes::router(state.clone());
     println!("ConsistentID is listening on {base}/ (API: {base}/v1, OpenAPI: {base}/openapi.json)");
     let shutdown_state = state.clone();

@@ -19,7 +19,7 @@ use super::AppState;
 use super::ids::now;
 use super::store::Record;
 use super::views;
-use crate::device::{DeviceChoice, select};
+use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::png::encode_rgb;
 
 /// Previews at most this often.
@@ -28,11 +28,16 @@ const PREVIEW_INTERVAL: Duration = Duration::from_millis(250);
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
 
 /// Starts the worker thread.
-pub fn spawn(state: Arc<AppState>, model: PathBuf, device: DeviceChoice) -> JoinHandle<()> {
+pub fn spawn(
+    state: Arc<AppState>,
+    model: PathBuf,
+    device: DeviceChoice,
+    dtype: DtypeChoice,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("consistentid-worker".into())
         .spawn(move || {
-            let engine = match load(&state, &model, device) {
+            let engine = match load(&state, &model, device, dtype) {
                 Ok(engine) => engine,
                 Err(e) => {
                     let message = format!("{e:#}");
@@ -56,7 +61,12 @@ pub fn spawn(state: Arc<AppState>, model: PathBuf, device: DeviceChoice) -> Join
         .expect("a thread for the worker")
 }
 
-fn load(state: &AppState, model: &Path, device: DeviceChoice) -> anyhow::Result<Engine> {
+fn load(
+    state: &AppState,
+    model: &Path,
+    device: DeviceChoice,
+    dtype: DtypeChoice,
+) -> anyhow::Result<Engine> {
     if !model.exists() {
         if state.args.no_fetch {
             anyhow::bail!(
@@ -82,7 +92,10 @@ fn load(state: &AppState, model: &Path, device: DeviceChoice) -> anyhow::Result<
         format!("loading the models from {}", model.display()),
     );
     let started = Instant::now();
-    let engine = crate::commands::generate::load_engine(model, ChannelOrder::Official, &device)?;
+    let dtype = dtype.resolve(backend);
+    let mut engine =
+        crate::commands::generate::load_engine(model, ChannelOrder::Official, dtype, &device)?;
+    engine.max_batch = crate::device::default_batch(backend);
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         model.display(),

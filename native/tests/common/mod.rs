@@ -8,6 +8,8 @@ pub mod openapi;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use consistentid_core::tensor_io::TensorFile;
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_consistentid"))
 }
@@ -131,6 +133,68 @@ pub fn replica_denoise_args() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Runs the whole tiny replica (`stage consistentid`) with `--device device --dtype dtype`
+/// and returns its image next to the reference's (official pipeline, f32).
+pub fn replica_image(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>) {
+    let dir = consistentid_folder();
+    let out = dir.path().join("o.safetensors");
+    let args = [
+        [
+            "--device",
+            device,
+            "--dtype",
+            dtype,
+            "stage",
+            "consistentid",
+        ]
+        .map(String::from)
+        .to_vec(),
+        replica_args(dir.path(), &out),
+        replica_denoise_args(),
+    ]
+    .concat();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args);
+    assert!(
+        o.status.success(),
+        "{}\n(on wgpu: no Vulkan adapter? install mesa-vulkan-drivers)",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = TensorFile::parse("o", &read_out(&out))
+        .unwrap()
+        .f32("image")
+        .unwrap()
+        .0;
+    let want_bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
+    let want = TensorFile::parse("want", &want_bytes)
+        .unwrap()
+        .f32("image")
+        .unwrap()
+        .0;
+    (got, want)
+}
+
+/// The largest absolute difference.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A PNG's decoded pixels.
+pub fn png_pixels(path: &Path) -> Vec<u8> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    buf
 }
 
 /// A PNG's size and its `parameters` text (iTXt, UTF-8).

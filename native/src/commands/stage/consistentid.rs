@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use consistentid_core::consistentid::ConsistentIdModules;
 use consistentid_core::face::analysis::{DETECTOR, FaceAnalysis, RECOGNISER};
 use consistentid_core::image::RgbImage;
@@ -171,9 +171,9 @@ pub struct DenoiseArgs {
 }
 
 /// Loads the pipeline of a model folder.
-pub fn load_pipeline(dir: &Path, device: &Device) -> Result<ConsistentIdPipeline> {
+pub fn load_pipeline(dir: &Path, dtype: DType, device: &Device) -> Result<ConsistentIdPipeline> {
     let source = DirSource::open(dir)?;
-    let pipe = ConsistentIdPipeline::load(&source, device).map_err(|e| {
+    let pipe = ConsistentIdPipeline::load(&source, dtype, device).map_err(|e| {
         let hint = if matches!(e, consistentid_core::Error::MissingFile { .. }) {
             " (`consistentid fetch` assembles the model folder)"
         } else {
@@ -205,6 +205,7 @@ fn strip_markers(text: &str, flag: &str) -> String {
 fn prepare_stage(
     args: &PipelineArgs,
     device: DeviceChoice,
+    dtype: DType,
 ) -> Result<(ConsistentIdPipeline, Prepared, Device)> {
     let face = read_image(&args.face)?;
     let prompt = strip_markers(&args.prompt, "--prompt");
@@ -213,7 +214,7 @@ fn prepare_stage(
         .as_deref()
         .map(|n| strip_markers(n, "--negative-prompt"));
     let (device, _) = select(device)?;
-    let pipe = load_pipeline(&args.model, &device)?;
+    let pipe = load_pipeline(&args.model, dtype, &device)?;
     let id = identity(&args.model, &face, &args.face, &args.identity, &device)?;
     let prepared = pipe.prepare(&face, id, &prompt, negative.as_deref())?;
     Ok((pipe, prepared, device))
@@ -221,7 +222,7 @@ fn prepare_stage(
 
 /// `stage consistentid-prompt`.
 pub fn consistentid_prompt(args: &PipelineArgs, device: DeviceChoice) -> Result<()> {
-    let (_, p, _) = prepare_stage(args, device)?;
+    let (_, p, _) = prepare_stage(args, device, DType::F32)?;
     let len = p.prompt.input_ids.len();
     let ids: Vec<i64> = p.prompt.input_ids.iter().map(|&i| i64::from(i)).collect();
     let mask: Vec<i64> = p
@@ -260,8 +261,8 @@ pub fn consistentid_prompt(args: &PipelineArgs, device: DeviceChoice) -> Result<
 }
 
 /// `stage consistentid`.
-pub fn consistentid(args: &DenoiseArgs, device: DeviceChoice) -> Result<()> {
-    let (pipe, prepared, device) = prepare_stage(&args.pipeline, device)?;
+pub fn consistentid(args: &DenoiseArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
+    let (pipe, prepared, device) = prepare_stage(&args.pipeline, device, dtype)?;
     let bytes = std::fs::read(&args.init_latents)
         .with_context(|| format!("cannot read {}", args.init_latents.display()))?;
     let init = TensorFile::parse_input(&args.init_latents.display().to_string(), &bytes)?

@@ -332,12 +332,15 @@ pub struct ClipVisionArgs {
     pub out: PathBuf,
 }
 
-pub fn clip_vision(args: &ClipVisionArgs, device: DeviceChoice) -> Result<()> {
+pub fn clip_vision(
+    args: &ClipVisionArgs,
+    device: DeviceChoice,
+    dtype: burn::tensor::DType,
+) -> Result<()> {
     let img = read_image(&args.image)?;
     let source = crate::source::DirSource::open(&args.model)?;
     let (device, _) = select(device)?;
-    let model =
-        ClipVisionModelWithProjection::load(&source, "", None, burn::tensor::DType::F32, &device)?;
+    let model = ClipVisionModelWithProjection::load(&source, "", None, dtype, &device)?;
     let size = model.image_size();
     let pixels = image_processor::preprocess(&img, size);
     let x: burn::tensor::Tensor<4> = burn::tensor::Tensor::from_data(

@@ -16,7 +16,7 @@ use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::vae::AutoencoderKL;
 
 use crate::commands::args::TensorArgs;
-use crate::device::{DeviceChoice, select};
+use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::output::ensure_writable_file;
 use crate::io::tensors::write;
 use crate::source::DirSource;
@@ -155,27 +155,28 @@ impl StageCommand {
 }
 
 /// Runs a stage, after checking that its output can be written.
-pub fn run(stage: StageCommand, device: DeviceChoice) -> Result<()> {
+pub fn run(stage: StageCommand, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
+    let dtype = dtype.stage();
     let (out, inputs) = stage.files();
     ensure_writable_file(out, &inputs)?;
     match stage {
         StageCommand::Tokenize(args) => tokenize(&args),
-        StageCommand::TextEncoder(args) => text_encoder(&args, device),
-        StageCommand::VaeDecode(args) => vae_decode(&args, device),
-        StageCommand::VaeEncode(args) => vae_encode(&args, device),
-        StageCommand::Unet(args) => unet(&args, device),
-        StageCommand::Txt2img(args) => txt2img(&args, device),
+        StageCommand::TextEncoder(args) => text_encoder(&args, device, dtype),
+        StageCommand::VaeDecode(args) => vae_decode(&args, device, dtype),
+        StageCommand::VaeEncode(args) => vae_encode(&args, device, dtype),
+        StageCommand::Unet(args) => unet(&args, device, dtype),
+        StageCommand::Txt2img(args) => txt2img(&args, device, dtype),
         StageCommand::Onnx(args) => face::onnx(&args, device),
         StageCommand::Detect(args) => face::detect(&args, device),
         StageCommand::Arcface(args) => face::arcface(&args, device),
-        StageCommand::ClipVision(args) => face::clip_vision(&args, device),
+        StageCommand::ClipVision(args) => face::clip_vision(&args, device, dtype),
         StageCommand::Bisenet(args) => face::bisenet(&args, device),
         StageCommand::FaceRegions(args) => face::face_regions(&args, device),
         StageCommand::RegionImages(args) => face::region_images(&args, device),
         StageCommand::IdTokens(args) => consistentid::id_tokens(&args, device),
         StageCommand::FacialEncoder(args) => consistentid::facial_encoder(&args, device),
         StageCommand::ConsistentidPrompt(args) => consistentid::consistentid_prompt(&args, device),
-        StageCommand::Consistentid(args) => consistentid::consistentid(&args, device),
+        StageCommand::Consistentid(args) => consistentid::consistentid(&args, device, dtype),
     }
 }
 
@@ -199,11 +200,11 @@ fn tokenize(args: &PromptArgs) -> Result<()> {
     )
 }
 
-fn text_encoder(args: &PromptArgs, device: DeviceChoice) -> Result<()> {
+fn text_encoder(args: &PromptArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
     let source = open_model(&args.model)?;
     let (device, _) = select(device)?;
     let tokenizer = ClipTokenizer::from_source(&source, "tokenizer")?;
-    let model = ClipTextModel::load(&source, "text_encoder", None, DType::F32, &device)?;
+    let model = ClipTextModel::load(&source, "text_encoder", None, dtype, &device)?;
     let len = tokenizer.model_max_length();
     let ids = tokenizer.encode_padded(&args.prompt, len);
     let vocab = model.text_model.embeddings.token_embedding.weight.dims()[0];
@@ -237,9 +238,9 @@ fn open_tensor_stage(
     Ok((source, device, bytes))
 }
 
-fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+fn vae_decode(args: &TensorArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
-    let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
+    let vae = AutoencoderKL::load(&source, "vae", None, dtype, &device)?;
     let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let latents = input.tensor::<4>("latents", &device)?;
     check_channels(
@@ -251,9 +252,9 @@ fn vae_decode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     write(&args.out, &[NamedTensor::f32("image", image)], "")
 }
 
-fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+fn vae_encode(args: &TensorArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
-    let vae = AutoencoderKL::load(&source, "vae", None, DType::F32, &device)?;
+    let vae = AutoencoderKL::load(&source, "vae", None, dtype, &device)?;
     let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let image = input.tensor::<4>("image", &device)?;
     check_channels(
@@ -272,9 +273,9 @@ fn vae_encode(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     )
 }
 
-fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
+fn unet(args: &TensorArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
     let (source, device, bytes) = open_tensor_stage(args, device)?;
-    let unet = UNet2DConditionModel::load(&source, "unet", None, DType::F32, &device)?;
+    let unet = UNet2DConditionModel::load(&source, "unet", None, dtype, &device)?;
     let input = TensorFile::parse_input(&args.input.display().to_string(), &bytes)?;
     let sample = input.tensor::<4>("sample", &device)?;
     let context = input.tensor::<3>("encoder_hidden_states", &device)?;
@@ -304,10 +305,10 @@ fn unet(args: &TensorArgs, device: DeviceChoice) -> Result<()> {
     write(&args.out, &[NamedTensor::f32("sample", out)], "")
 }
 
-fn txt2img(args: &Txt2ImgArgs, device: DeviceChoice) -> Result<()> {
+fn txt2img(args: &Txt2ImgArgs, device: DeviceChoice, dtype: DType) -> Result<()> {
     let t = &args.tensors;
     let (source, device, bytes) = open_tensor_stage(t, device)?;
-    let sd = StableDiffusion::load(&source, None, &device)?;
+    let sd = StableDiffusion::load(&source, None, dtype, &device)?;
     let input = TensorFile::parse_input(&t.input.display().to_string(), &bytes)?;
     let init = input.tensor::<4>("init_latents", &device)?;
     check_channels(
