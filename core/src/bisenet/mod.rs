@@ -6,6 +6,7 @@
 //! same code. BatchNorm (eval mode, eps 1e-5) is folded into per-channel scale and shift on load.
 
 pub mod labels;
+pub mod parse;
 pub mod preprocess;
 pub mod regions;
 

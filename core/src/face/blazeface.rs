@@ -104,6 +104,37 @@ impl BlazeFace {
 
     /// Detects faces, highest score first, in image pixels.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let outputs = self.run(img)?;
+        let scores = outputs
+            .scores
+            .iter()
+            .flat_map(FloatValue::to_host)
+            .collect();
+        let raw = outputs
+            .regressors
+            .iter()
+            .flat_map(FloatValue::to_host)
+            .collect();
+        self.decode(scores, raw, &outputs.letterbox)
+    }
+
+    /// [`Self::detect`] reading the outputs back without blocking (WebGPU in the browser can
+    /// only read asynchronously).
+    pub async fn detect_async(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let outputs = self.run(img)?;
+        let mut scores = Vec::new();
+        for f in &outputs.scores {
+            scores.extend(f.to_host_async().await?);
+        }
+        let mut raw = Vec::new();
+        for f in &outputs.regressors {
+            raw.extend(f.to_host_async().await?);
+        }
+        self.decode(scores, raw, &outputs.letterbox)
+    }
+
+    /// The device half: letterbox, then the network; its outputs stay on the device.
+    fn run(&self, img: &RgbImage) -> Result<Outputs> {
         let (input, side, pad) = self.preprocess(img);
         let x = FloatValue::from_host(
             vec![1, self.size, self.size, 3],
@@ -115,20 +146,30 @@ impl BlazeFace {
             .run(vec![(self.input.clone(), Value::Float(x))])?;
         // Two score tensors [1, n, 1] and two regressor tensors [1, n, 16]; the finer feature
         // map (more rows) comes first in anchor order.
-        let mut scores: Vec<&FloatValue> = Vec::new();
-        let mut boxes: Vec<&FloatValue> = Vec::new();
-        for (_, v) in &outputs {
+        let mut scores: Vec<FloatValue> = Vec::new();
+        let mut regressors: Vec<FloatValue> = Vec::new();
+        for (_, v) in outputs {
             match v {
                 Value::Float(f) if f.shape.last() == Some(&1) => scores.push(f),
-                Value::Float(f) if f.shape.last() == Some(&(4 + 2 * KEYPOINTS)) => boxes.push(f),
+                Value::Float(f) if f.shape.last() == Some(&(4 + 2 * KEYPOINTS)) => {
+                    regressors.push(f)
+                }
                 _ => return Err(Error::InvalidRequest("unexpected BlazeFace output".into())),
             }
         }
-        let rows = |f: &&FloatValue| std::cmp::Reverse(f.shape[f.shape.len() - 2]);
+        let rows = |f: &FloatValue| std::cmp::Reverse(f.shape[f.shape.len() - 2]);
         scores.sort_by_key(rows);
-        boxes.sort_by_key(rows);
-        let scores: Vec<f32> = scores.iter().flat_map(|f| f.to_host()).collect();
-        let raw: Vec<f32> = boxes.iter().flat_map(|f| f.to_host()).collect();
+        regressors.sort_by_key(rows);
+        Ok(Outputs {
+            scores,
+            regressors,
+            letterbox: Letterbox { side, pad },
+        })
+    }
+
+    /// The host half: anchors, sigmoid scores, pixels, weighted NMS.
+    fn decode(&self, scores: Vec<f32>, raw: Vec<f32>, lb: &Letterbox) -> Result<Vec<Detection>> {
+        let (side, pad) = (lb.side, lb.pad);
         if scores.len() != self.anchors.len() || raw.len() != self.anchors.len() * 16 {
             return Err(Error::InvalidRequest(format!(
                 "BlazeFace outputs {} scores for {} anchors",
@@ -170,6 +211,19 @@ impl BlazeFace {
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(weighted_nms(candidates, self.nms_threshold, self.weighted))
     }
+}
+
+/// The network's outputs on the device, finer feature map first.
+struct Outputs {
+    scores: Vec<FloatValue>,
+    regressors: Vec<FloatValue>,
+    letterbox: Letterbox,
+}
+
+/// How the image was fitted into the square input: its side in pixels and the padding.
+struct Letterbox {
+    side: f32,
+    pad: [f32; 2],
 }
 
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {

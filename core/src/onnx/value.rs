@@ -89,6 +89,18 @@ impl FloatValue {
             .try_to_vec::<f32>()
             .unwrap_or_default()
     }
+
+    /// Downloads the values as f32 without blocking (the only read WebGPU offers).
+    pub async fn to_host_async(&self) -> crate::Result<Vec<f32>> {
+        self.tensor
+            .clone()
+            .cast(DType::F32)
+            .into_data_async()
+            .await
+            .map_err(|e| crate::Error::Readback(format!("{e:?}")))?
+            .try_to_vec::<f32>()
+            .map_err(|e| crate::Error::Readback(format!("{e:?}")))
+    }
 }
 
 impl IntValue {

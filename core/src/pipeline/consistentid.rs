@@ -169,23 +169,7 @@ impl ConsistentIdPipeline {
 
     /// Face parsing and the official region selection: (official name, mask) in mask order.
     pub fn parse_regions(&self, face: &RgbImage) -> Result<Vec<(String, Mask)>> {
-        let device = self.device();
-        let s = parsing::SIZE;
-        let x: Tensor<4> = Tensor::from_data(
-            TensorData::new(parsing::preprocess(face), [1, 3, s, s]),
-            &device,
-        );
-        let labels: Vec<u8> = self
-            .bisenet
-            .forward(x)
-            .labels
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|e| Error::Readback(format!("{e:?}")))?
-            .into_iter()
-            .map(|v| v as u8)
-            .collect();
+        let labels = self.bisenet.label_map(face, &self.device())?;
         Self::regions_from_labels(&labels)
     }
 
