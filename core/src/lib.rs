@@ -15,6 +15,7 @@ pub mod nn;
 pub mod onnx;
 pub mod parallel;
 pub mod pipeline;
+pub mod poll;
 pub mod rng;
 pub mod scheduler;
 pub mod tensor_io;

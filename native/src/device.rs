@@ -112,24 +112,10 @@ fn hardware_adapter_present() -> bool {
         backends,
         ..wgpu::InstanceDescriptor::new_without_display_handle()
     });
-    let adapters = block_on(instance.enumerate_adapters(backends));
+    let adapters = consistentid_core::poll::block_on(instance.enumerate_adapters(backends));
     adapters
         .iter()
         .any(|a| a.get_info().device_type != wgpu::DeviceType::Cpu)
-}
-
-/// Runs a future that native wgpu completes without waiting on anything.
-#[cfg(feature = "wgpu")]
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-        std::thread::yield_now();
-    }
 }
 
 fn wgpu() -> Result<(Device, &'static str)> {

@@ -2,28 +2,14 @@
 //! page waits): BlazeFace and BiSeNet give the same results through them as through the
 //! blocking reads, on the real BlazeFace weights and the tiny BiSeNet.
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use burn::tensor::Device;
 use consistentid_core::bisenet::BiSeNet;
 use consistentid_core::face::blazeface::BlazeFace;
 use consistentid_core::image::RgbImage;
 use consistentid_core::onnx::OnnxModel;
+use consistentid_core::poll::block_on;
 use consistentid_native::io::image::decode;
 use consistentid_tests::{fixture, real_data};
-
-/// Polls a future to completion; the CPU backend's reads complete on the first poll or soon.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
-        }
-        std::thread::yield_now();
-    }
-}
 
 fn photo(rel: &str) -> RgbImage {
     decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap()
