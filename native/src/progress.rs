@@ -19,6 +19,11 @@ impl StepProgress {
         }
     }
 
+    /// Names the loop anew (a batch turns out to hold more images).
+    pub fn relabel(&mut self, label: String) {
+        self.label = label;
+    }
+
     /// Step `done` of `total` has finished.
     pub fn step(&mut self, done: usize, total: usize) {
         if !self.terminal || done == 0 {

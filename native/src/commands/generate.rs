@@ -294,11 +294,24 @@ struct TerminalSink<'a> {
     started: Option<Instant>,
     image_started: Instant,
     progress: Option<StepProgress>,
+    /// The images of the denoising batch under way (first, last).
+    batch: (usize, usize),
     /// Why the last image could not be written (the engine only sees that it failed).
     write_error: Option<anyhow::Error>,
 }
 
 impl<'a> TerminalSink<'a> {
+    /// `image 2/4`, or `images 1–3/4` for a batch.
+    fn batch_label(&self) -> String {
+        let (first, last) = self.batch;
+        let n = self.args.num_images;
+        if first == last {
+            format!("image {}/{n}", first + 1)
+        } else {
+            format!("images {}–{}/{n}", first + 1, last + 1)
+        }
+    }
+
     fn new(args: &'a GenerateArgs, face: bool) -> Self {
         Self {
             inputs: input_files(args),
@@ -308,6 +321,7 @@ impl<'a> TerminalSink<'a> {
             started: None,
             image_started: Instant::now(),
             progress: None,
+            batch: (0, 0),
             write_error: None,
         }
     }
@@ -329,11 +343,8 @@ impl Sink for TerminalSink<'_> {
             }
             let k = image.unwrap_or_default();
             self.image_started = Instant::now();
-            self.progress = Some(StepProgress::new(format!(
-                "image {}/{}",
-                k + 1,
-                self.args.num_images
-            )));
+            self.batch = (k, k);
+            self.progress = Some(StepProgress::new(self.batch_label()));
         }
     }
 
@@ -344,7 +355,18 @@ impl Sink for TerminalSink<'_> {
         }
     }
 
-    fn step(&mut self, _image: usize, step: usize, total: usize) {
+    fn step(&mut self, image: usize, step: usize, total: usize) {
+        // Images denoised together report each step in turn: one progress line for the batch.
+        if image != self.batch.0 {
+            if image > self.batch.1 {
+                self.batch.1 = image;
+                let label = self.batch_label();
+                if let Some(p) = &mut self.progress {
+                    p.relabel(label);
+                }
+            }
+            return;
+        }
         if let Some(p) = &mut self.progress {
             p.step(step, total);
         }
