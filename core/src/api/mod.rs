@@ -12,3 +12,9 @@ pub use prediction::{
     ShareView, Status,
 };
 pub use stream::{OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEvent};
+
+/// Where the host serves the models the web app runs in the browser
+/// (`{ANALYSIS_MODELS_PATH}/{name}`).
+pub const ANALYSIS_MODELS_PATH: &str = "/v1/analysis-models";
+/// Their names: BlazeFace's ONNX graph and BiSeNet's face-parsing state dict.
+pub const ANALYSIS_MODELS: [&str; 2] = ["blazeface.onnx", "face_parsing.pth"];

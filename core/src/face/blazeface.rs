@@ -14,6 +14,10 @@ use crate::image::pil::{Filter, resize};
 use crate::onnx::{FloatValue, OnnxModel, OnnxSession, Value};
 use crate::{Error, Result};
 
+/// Where a ConsistentID model folder keeps the front model (`consistentid fetch` puts it there;
+/// `serve` gives it to the web app).
+pub const MODEL_FOLDER_PATH: &str = "blazeface/face_detection_front_128x128_barracuda.onnx";
+
 pub const DEFAULT_SCORE_THRESHOLD: f32 = 0.5;
 pub const DEFAULT_NMS_THRESHOLD: f32 = 0.3;
 const KEYPOINTS: usize = 6;

