@@ -1,10 +1,14 @@
 //! The web app end to end in headless Chromium against `consistentid serve` on the tiny models
-//! (replica SCRFD/ArcFace graphs as buffalo_l, so the host detects and embeds the face): upload
-//! astronaut.png → settings → generate → progress and live previews on the prediction page →
-//! the image shown equals the CLI's `generate --face` for the same request and seed → the share
-//! link, opened in a fresh browser profile, shows the same image and parameters. A screenshot of
-//! each state is saved under the target dir (web-e2e/). Needs Debian's `chromium` +
-//! `chromium-driver` (scripts/install-tools.sh) and the web app built (`trunk build`).
+//! (replica SCRFD/ArcFace graphs as buffalo_l, so the host detects and embeds the face), twice:
+//! with WebGPU (`--enable-unsafe-webgpu`: Chromium's SwiftShader adapter) and without (the
+//! app's CPU fallback). Upload astronaut.png → the browser's BlazeFace keypoints equal native
+//! BlazeFace's within 1 px → the label map the browser sends equals native BiSeNet's (same tiny
+//! weights, same pixels) → settings → generate → progress and live previews on the prediction
+//! page → the image shown equals the CLI's `generate --face` for the same request and seed → the
+//! share link, opened in a fresh browser profile, shows the same image and parameters. A
+//! screenshot of each state is saved under the target dir (web-e2e/{webgpu,cpu}/). Needs
+//! Debian's `chromium` + `chromium-driver` (scripts/install-tools.sh) and the web app built
+//! (`trunk build`).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use burn::tensor::Device;
+use consistentid_core::bisenet::BiSeNet;
+use consistentid_core::face::blazeface::BlazeFace;
+use consistentid_core::onnx::OnnxModel;
+use consistentid_native::io::image::decode;
 use consistentid_tests::real_data;
 use fantoccini::{Client, ClientBuilder, Locator};
 
@@ -36,7 +46,10 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// sd_tiny + the tiny pipeline replica + BiSeNet + replica buffalo_l graphs.
+const BLAZEFACE: &str = "blazeface/face_detection_front_128x128_barracuda.onnx";
+
+/// sd_tiny + the tiny pipeline replica + BiSeNet + replica buffalo_l graphs + the real
+/// BlazeFace (the browser's detector).
 fn model_folder(root: &Path) -> PathBuf {
     let dir = root.join("model");
     copy_dir(&fixture("sd_tiny"), &dir);
@@ -55,6 +68,8 @@ fn model_folder(root: &Path) -> PathBuf {
     ] {
         std::fs::copy(fixture(from), dir.join(to)).unwrap();
     }
+    std::fs::create_dir_all(dir.join("blazeface")).unwrap();
+    std::fs::copy(real_data(BLAZEFACE), dir.join(BLAZEFACE)).unwrap();
     dir
 }
 
@@ -145,18 +160,27 @@ impl Drop for Driver {
     }
 }
 
-/// A headless Chromium with its own profile.
-async fn browser(driver: &Driver, profile: &Path) -> Client {
+/// A headless Chromium with its own profile; `webgpu` gives it SwiftShader's WebGPU adapter.
+async fn browser(driver: &Driver, profile: &Path, webgpu: bool) -> Client {
+    let mut args = vec![
+        "--headless".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--window-size=1000,1400".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if webgpu {
+        args.push("--enable-unsafe-webgpu".into());
+    }
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1000,1400",
-                     format!("--user-data-dir={}", profile.display())],
-        }),
+        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
@@ -165,8 +189,10 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
         .expect("connect to chromedriver")
 }
 
-async fn shot(client: &Client, name: &str) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-e2e");
+async fn shot(client: &Client, mode: &str, name: &str) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("web-e2e")
+        .join(mode);
     std::fs::create_dir_all(&dir).unwrap();
     let png = client.screenshot().await.unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -196,8 +222,81 @@ fn fetch(url: &str) -> Vec<u8> {
     resp.body_mut().read_to_vec().unwrap()
 }
 
+/// "x,y;x,y;…" as the analysis panel writes its keypoints.
+fn parse_points(text: &str) -> Vec<[f32; 2]> {
+    text.split(';')
+        .map(|p| {
+            let (x, y) = p.split_once(',').unwrap();
+            [x.parse().unwrap(), y.parse().unwrap()]
+        })
+        .collect()
+}
+
+/// The browser's analysis against core's models run natively on the same photo: BlazeFace's
+/// keypoints within 1 px, the label map it sends equal to BiSeNet's.
+async fn check_analysis(client: &Client, model: &Path, photo: &Path, webgpu: bool) {
+    let backend = text(client, "#backend").await;
+    let expected = if webgpu { "WebGPU" } else { "CPU" };
+    assert!(backend.contains(expected), "{backend}");
+    let img = decode(&std::fs::read(photo).unwrap(), "astronaut.png").unwrap();
+    let device = Device::flex();
+    let file = std::fs::read(model.join(BLAZEFACE)).unwrap();
+    let native = BlazeFace::new(OnnxModel::parse(&file, BLAZEFACE).unwrap(), &device)
+        .unwrap()
+        .detect(&img)
+        .unwrap();
+    let items = client.find_all(Locator::Css("#faces li")).await.unwrap();
+    assert_eq!(items.len(), native.len(), "faces found");
+    assert!(!native.is_empty());
+    for (item, face) in items.iter().zip(&native) {
+        let shown = parse_points(&item.attr("data-keypoints").await.unwrap().unwrap());
+        assert_eq!(shown.len(), face.landmarks.len());
+        for (a, b) in shown.iter().zip(&face.landmarks) {
+            assert!(
+                (a[0] - b[0]).abs() <= 1.0 && (a[1] - b[1]).abs() <= 1.0,
+                "keypoint {a:?} in the browser, {b:?} natively"
+            );
+        }
+    }
+    let href = client
+        .find(Locator::Css("#label-map"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(href.strip_prefix("data:image/png;base64,").unwrap())
+        .unwrap();
+    let sent = image::load_from_memory(&png).unwrap().to_luma8();
+    assert_eq!(sent.dimensions(), (512, 512));
+    let weights = std::fs::read(model.join("face_parsing.pth")).unwrap();
+    let labels = BiSeNet::load(&weights, "face_parsing.pth", &device)
+        .unwrap()
+        .label_map(&img, &device)
+        .unwrap();
+    let differ = sent
+        .as_raw()
+        .iter()
+        .zip(&labels)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(differ, 0, "labels differing from native BiSeNet's");
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_portrait_from_upload_to_share_link() {
+async fn a_portrait_from_upload_to_share_link_on_webgpu() {
+    portrait(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_portrait_from_upload_to_share_link_on_the_cpu_fallback() {
+    portrait(false).await;
+}
+
+async fn portrait(webgpu: bool) {
+    let mode = if webgpu { "webgpu" } else { "cpu" };
     let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
     assert!(
         dist.join("index.html").exists(),
@@ -208,7 +307,7 @@ async fn a_portrait_from_upload_to_share_link() {
     let photo = real_data("images/astronaut.png");
     let host = Host::start(&model, &tmp.path().join("data"), &dist);
     let driver = Driver::start();
-    let client = browser(&driver, &tmp.path().join("profile-a")).await;
+    let client = browser(&driver, &tmp.path().join("profile-a"), webgpu).await;
 
     client.goto(&format!("{}/", host.1)).await.unwrap();
     let input = client
@@ -218,7 +317,7 @@ async fn a_portrait_from_upload_to_share_link() {
         .await
         .expect("the upload input appears once the wasm app mounts");
     assert!(text(&client, "#status").await.contains("Choose a photo"));
-    shot(&client, "1-create").await;
+    shot(&client, mode, "1-create").await;
     input.send_keys(photo.to_str().unwrap()).await.unwrap();
     let start = Instant::now();
     loop {
@@ -227,11 +326,23 @@ async fn a_portrait_from_upload_to_share_link() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
+            start.elapsed() < Duration::from_secs(240),
             "status: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    shot(&client, mode, "2-analysed").await;
+    check_analysis(&client, &model, &photo, webgpu).await;
+    // A region can be hidden from the overlay.
+    let toggle = client
+        .find(Locator::Css(".regions input[type=checkbox]"))
+        .await
+        .unwrap();
+    toggle.click().await.unwrap();
+    assert_eq!(
+        toggle.prop("checked").await.unwrap().as_deref(),
+        Some("false")
+    );
     let src = client
         .find(Locator::Css("#face-preview"))
         .await
@@ -262,7 +373,7 @@ async fn a_portrait_from_upload_to_share_link() {
         .unwrap();
     set(&client, "#width", "32").await;
     set(&client, "#height", "48").await;
-    shot(&client, "2-settings").await;
+    shot(&client, mode, "3-settings").await;
     client
         .find(Locator::Css("#generate"))
         .await
@@ -279,11 +390,11 @@ async fn a_portrait_from_upload_to_share_link() {
         if url.path().starts_with("/p/") {
             if !saw_progress && text(&client, ".steps").await.starts_with("Step ") {
                 saw_progress = true;
-                shot(&client, "3-progress").await;
+                shot(&client, mode, "4-progress").await;
             }
             if !saw_preview && client.find(Locator::Css("#preview")).await.is_ok() {
                 saw_preview = true;
-                shot(&client, "4-preview").await;
+                shot(&client, mode, "5-preview").await;
             }
             if text(&client, "#pstatus").await == "Done." {
                 break;
@@ -305,7 +416,7 @@ async fn a_portrait_from_upload_to_share_link() {
         .await
         .unwrap();
     let shown = img.attr("src").await.unwrap().unwrap();
-    shot(&client, "5-done").await;
+    shot(&client, mode, "6-done").await;
 
     // The CLI's image for the same request and seed.
     let out = tmp.path().join("cli");
@@ -349,9 +460,9 @@ async fn a_portrait_from_upload_to_share_link() {
         .await
         .unwrap()
         .unwrap();
-    shot(&client, "6-shared").await;
+    shot(&client, mode, "7-shared").await;
     client.close().await.unwrap();
-    let fresh = browser(&driver, &tmp.path().join("profile-b")).await;
+    let fresh = browser(&driver, &tmp.path().join("profile-b"), webgpu).await;
     fresh.goto(&link).await.unwrap();
     let img = fresh
         .wait()
@@ -372,6 +483,6 @@ async fn a_portrait_from_upload_to_share_link() {
     // Link previews: the host fills in the OpenGraph image.
     let html = String::from_utf8(fetch(&link)).unwrap();
     assert!(html.contains("og:image") && html.contains(&shown), "{html}");
-    shot(&fresh, "7-share-page").await;
+    shot(&fresh, mode, "8-share-page").await;
     fresh.close().await.unwrap();
 }

@@ -96,10 +96,10 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     parse(&call("GET", path, None, false).await?)
 }
 
-/// Uploads the face (`POST /v1/files`); returns its URL on this host.
-pub async fn upload(file: &web_sys::File) -> Result<String, String> {
+/// Uploads the face (`POST /v1/files`) under `name`; returns its URL on this host.
+pub async fn upload(file: &web_sys::Blob, name: &str) -> Result<String, String> {
     let form = web_sys::FormData::new().map_err(js_message)?;
-    form.append_with_blob_and_filename("content", file, &file.name())
+    form.append_with_blob_and_filename("content", file, name)
         .map_err(js_message)?;
     let text = call("POST", "/v1/files", Some(form.into()), false).await?;
     let file: FileObject = parse(&text)?;

@@ -1,5 +1,6 @@
 //! The ConsistentID web app: mounts [`app::App`] on the page body.
 
+mod analysis;
 mod api;
 mod app;
 mod components;

@@ -1,5 +1,6 @@
 //! One component per file.
 
+pub mod analysis_panel;
 pub mod gallery;
 pub mod prompt_form;
 pub mod upload;

@@ -44,7 +44,12 @@ impl Controls {
     }
 
     /// The request's input (the host validates every number again).
-    pub fn input(&self, face_image: String) -> Result<PredictionInput, String> {
+    /// `face_parsing`: the browser's label map of the face, if it analysed it.
+    pub fn input(
+        &self,
+        face_image: String,
+        face_parsing: Option<String>,
+    ) -> Result<PredictionInput, String> {
         fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
             let t = text.trim();
             if t.is_empty() {
@@ -78,6 +83,7 @@ impl Controls {
             num_outputs: number(&self.num_outputs.get_untracked(), "Number of images")?,
             scheduler: SchedulerKind::from_name(&self.scheduler.get_untracked()),
             face_image: Some(face_image),
+            face_parsing,
             ..PredictionInput::default()
         })
     }

@@ -1,25 +1,73 @@
 //! Face upload: file picker, drag and drop, or paste; type and size checked with a clear
-//! message; the picture previewed; the file sent to the host (`POST /v1/files`).
+//! message; the picture previewed and analysed in the browser (faces, facial regions); then
+//! sent to the host (`POST /v1/files`): the decoded pixels as a PNG with the browser's label
+//! map, or, when the browser cannot analyse, the file as it is (the host analyses it).
 
+use std::sync::Arc;
+
+use base64::Engine;
+use consistentid_core::bisenet::preprocess::SIZE;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos::web_sys;
 use wasm_bindgen::JsCast;
 
+use crate::analysis::{self, Analysis, decode};
 use crate::api;
+use crate::components::analysis_panel::AnalysisPanel;
 
 /// The largest photo accepted (the host's default upload limit).
 pub const MAX_BYTES: f64 = 10.0 * 1024.0 * 1024.0;
 
-/// Lets the user pick a face photo and shows its status; sets `face_url` once the host has
-/// it.
+/// The face as the request names it.
+#[derive(Clone, Debug)]
+pub struct Face {
+    /// The uploaded photo's URL on the host.
+    pub url: String,
+    /// The browser's label map (PNG data URI), when it analysed the photo.
+    pub parsing: Option<String>,
+}
+
+/// What the browser's analysis gave: the lossless photo to send, its label map (PNG, and as a
+/// data URI) and the analysis itself.
+struct Analysed {
+    photo_png: Vec<u8>,
+    parsing_uri: String,
+    analysis: Arc<Analysis>,
+}
+
+fn analysed(a: Analysis) -> Result<Analysed, String> {
+    let labels = decode::label_png(&a.labels, SIZE)?;
+    Ok(Analysed {
+        photo_png: decode::png(&a.image)?,
+        parsing_uri: format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(labels)
+        ),
+        analysis: Arc::new(a),
+    })
+}
+
+fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("image/png");
+    web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(analysis::js_error)
+}
+
+/// Lets the user pick a face photo and shows its status; sets `face` once the host has it.
 #[component]
-pub fn FaceUpload(face_url: RwSignal<Option<String>>) -> impl IntoView {
+pub fn FaceUpload(face: RwSignal<Option<Face>>) -> impl IntoView {
     let status = RwSignal::new(String::from("Choose a photo of one face to begin."));
     // " (W×H px)" once the browser has decoded the picture.
     let dims = RwSignal::new(String::new());
     let preview = RwSignal::new(None::<String>);
     let file_name = RwSignal::new(String::new());
+    let found = RwSignal::new(None::<(Arc<Analysis>, String)>);
+    // Each new photo supersedes the work still running for an earlier one.
+    let generation = StoredValue::new(0u64);
+    analysis::preload();
 
     let take = move |file: web_sys::File| {
         if !["image/png", "image/jpeg", "image/webp"].contains(&file.type_().as_str()) {
@@ -43,14 +91,59 @@ pub fn FaceUpload(face_url: RwSignal<Option<String>>) -> impl IntoView {
         }
         file_name.set(file.name());
         dims.set(String::new());
-        face_url.set(None);
-        status.set(format!("Uploading {}…", file.name()));
+        face.set(None);
+        found.set(None);
+        generation.update_value(|g| *g += 1);
+        let mine = generation.get_value();
+        let current = move || generation.get_value() == mine;
         spawn_local(async move {
-            match api::upload(&file).await {
-                Ok(url) => {
-                    face_url.set(Some(url));
-                    status.set(format!("{} is ready", file.name()));
+            let name = file.name();
+            let result = analysis::analyse(&file, |s| {
+                if current() {
+                    status.set(s.to_string());
                 }
+            })
+            .await
+            .and_then(|a| a.map(analysed).transpose());
+            if !current() {
+                return;
+            }
+            let (upload, parsing, note) = match result {
+                Ok(Some(a)) => {
+                    let note = if a.analysis.faces.is_empty() {
+                        " (no face found in the browser: the host will look again)"
+                    } else {
+                        ""
+                    };
+                    let sent = blob(&a.photo_png);
+                    found.set(Some((a.analysis, a.parsing_uri.clone())));
+                    match sent {
+                        Ok(b) => (b, Some(a.parsing_uri), note.to_string()),
+                        Err(e) => {
+                            status.set(format!("Upload failed: {e}"));
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => (file.clone().into(), None, String::new()),
+                Err(e) => (
+                    file.clone().into(),
+                    None,
+                    format!(" (the browser could not analyse it: {e}; the host will)"),
+                ),
+            };
+            status.set(format!("Uploading {name}…"));
+            let sent_name = if parsing.is_some() {
+                "face.png".to_string()
+            } else {
+                name.clone()
+            };
+            match api::upload(&upload, &sent_name).await {
+                Ok(url) if current() => {
+                    face.set(Some(Face { url, parsing }));
+                    status.set(format!("{name} is ready{note}"));
+                }
+                Ok(_) => {}
                 Err(e) => status.set(format!("Upload failed: {e}")),
             }
         });
@@ -126,6 +219,7 @@ pub fn FaceUpload(face_url: RwSignal<Option<String>>) -> impl IntoView {
                     on:error=on_error
                 />
             </Show>
+            {move || found.get().map(|(a, href)| view! { <AnalysisPanel analysis=a label_map_png=Some(href) /> })}
         </section>
     }
 }

@@ -6,22 +6,22 @@ use leptos::task::spawn_local;
 
 use crate::api;
 use crate::components::prompt_form::{Controls, PromptForm};
-use crate::components::upload::FaceUpload;
+use crate::components::upload::{Face, FaceUpload};
 
 #[component]
 pub fn CreatePage() -> impl IntoView {
-    let face_url = RwSignal::new(None::<String>);
+    let face = RwSignal::new(None::<Face>);
     let controls = Controls::new();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let ready =
-        move || face_url.get().is_some() && !controls.prompt.get().trim().is_empty() && !busy.get();
+        move || face.get().is_some() && !controls.prompt.get().trim().is_empty() && !busy.get();
     let generate = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(face) = face_url.get_untracked() else {
+        let Some(face) = face.get_untracked() else {
             return;
         };
-        let input = match controls.input(face) {
+        let input = match controls.input(face.url, face.parsing) {
             Ok(i) => i,
             Err(e) => {
                 error.set(Some(e));
@@ -44,7 +44,7 @@ pub fn CreatePage() -> impl IntoView {
         <h1>"New portraits of one person"</h1>
         <p class="lead">"Upload one face photo, describe the picture, and get new portraits of that person."</p>
         <form on:submit=generate>
-            <FaceUpload face_url=face_url />
+            <FaceUpload face=face />
             <PromptForm controls=controls />
             <Show when=move || error.get().is_some()>
                 <p id="error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>

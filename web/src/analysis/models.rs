@@ -1,0 +1,62 @@
+//! BlazeFace and BiSeNet for the browser, built once per page from the files the host serves
+//! (`/v1/analysis-models/…`, revalidated with their ETag so the browser keeps its copy).
+
+use consistentid_core::api::ANALYSIS_MODELS_PATH;
+use consistentid_core::bisenet::BiSeNet;
+use consistentid_core::face::blazeface::BlazeFace;
+use consistentid_core::onnx::OnnxModel;
+use leptos::web_sys;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::device::Backend;
+use super::js_error;
+
+/// The two networks on one device.
+pub struct Models {
+    pub backend: Backend,
+    pub blazeface: BlazeFace,
+    pub bisenet: BiSeNet,
+}
+
+/// One model file from the host. `Ok(None)` when the host has none (404).
+async fn fetch(name: &str) -> Result<Option<Vec<u8>>, String> {
+    let window = web_sys::window().ok_or("no browser window")?;
+    let url = format!("{ANALYSIS_MODELS_PATH}/{name}");
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+        .await
+        .map_err(|_| format!("cannot download {name} from the host"))?
+        .unchecked_into();
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    if !response.ok() {
+        return Err(format!(
+            "downloading {name}: the host answered {}",
+            response.status()
+        ));
+    }
+    let buffer = JsFuture::from(response.array_buffer().map_err(js_error)?)
+        .await
+        .map_err(|_| format!("the download of {name} broke off"))?;
+    Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// Downloads and builds both networks; `Ok(None)` when the host serves no analysis models.
+pub async fn load(backend: Backend) -> Result<Option<Models>, String> {
+    let Some(onnx) = fetch("blazeface.onnx").await? else {
+        return Ok(None);
+    };
+    let Some(pth) = fetch("face_parsing.pth").await? else {
+        return Ok(None);
+    };
+    let device = &backend.device;
+    let graph = OnnxModel::parse(&onnx, "blazeface.onnx").map_err(|e| e.to_string())?;
+    let blazeface = BlazeFace::new(graph, device).map_err(|e| e.to_string())?;
+    let bisenet = BiSeNet::load(&pth, "face_parsing.pth", device).map_err(|e| e.to_string())?;
+    Ok(Some(Models {
+        backend,
+        blazeface,
+        bisenet,
+    }))
+}
