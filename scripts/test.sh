@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the test suite: installs missing tools, fetches the real test data (cached,
-# sha256-checked), builds the web app (the browser test loads it), then every workspace test
-# (CPU backend; the wgpu parity test also on a Vulkan adapter when there is one), and prints one
-# closing line with the totals.
+# sha256-checked), builds the web app (the browser test loads it) while the tests build, then
+# runs every workspace test (CPU backend; the wgpu parity test also on a Vulkan adapter when
+# there is one), and prints one closing line with the totals.
 #
 # The lints run inside these builds: clippy-driver wraps the compiler for the workspace's own
 # crates (as `cargo clippy` does, dependencies untouched) while cargo builds them for real, so one
@@ -18,9 +18,22 @@ bash tests/scripts/fetch_real_data.sh
 # The official replicate client for the host's client test (a pinned venv, made once).
 CONSISTENTID_CLIENT_PYTHON=$(bash scripts/client-venv.sh)
 export CONSISTENTID_CLIENT_PYTHON
-trunk build
+features=consistentid-native/cuda,consistentid-native/wgpu
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked --features consistentid-native/cuda,consistentid-native/wgpu "$@" 2>&1 | tee "$log"
+web_log=$(mktemp)
+trap 'rm -f "$log" "$web_log"' EXIT
+# The web app (wasm32, built by trunk) and the native tests compile at the same time, each in its
+# own target dir (cargo locks a target dir for one build at a time), so that each fills the cores
+# the other leaves idle during its long single-crate steps.
+web_target="${CARGO_TARGET_DIR:-$PWD/target}/web"
+CARGO_TARGET_DIR="$web_target" trunk build >"$web_log" 2>&1 &
+web=$!
+cargo test --workspace --locked --features "$features" --no-run "$@" || { wait "$web" || true; exit 1; }
+if ! wait "$web"; then
+  cat "$web_log"
+  echo "trunk build failed" >&2
+  exit 1
+fi
+cargo test --workspace --locked --features "$features" "$@" 2>&1 | tee "$log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
