@@ -1,5 +1,7 @@
 //! Shared helpers of the integration tests: fixture paths, real-data paths, tolerances.
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 /// `tests/fixtures/<name>`.

@@ -10,10 +10,8 @@
 //! Debian's `chromium` + `chromium-driver` (scripts/install-tools.sh) and the web app built
 //! (`trunk build`).
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -22,8 +20,9 @@ use consistentid_core::bisenet::BiSeNet;
 use consistentid_core::face::blazeface::BlazeFace;
 use consistentid_core::onnx::OnnxModel;
 use consistentid_native::io::image::decode;
+use consistentid_tests::browser::{Driver, Host, binary, browser};
 use consistentid_tests::real_data;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 
 const STEPS: &str = "120";
 
@@ -71,122 +70,6 @@ fn model_folder(root: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("blazeface")).unwrap();
     std::fs::copy(real_data(BLAZEFACE), dir.join(BLAZEFACE)).unwrap();
     dir
-}
-
-/// The `consistentid` binary next to this test's deps folder (built by `cargo test --workspace`).
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("consistentid");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
-/// `consistentid serve` on a free port, killed on drop.
-struct Host(Child, String);
-
-impl Host {
-    fn start(model: &Path, data: &Path, dist: &Path) -> Self {
-        let mut child = Command::new(binary())
-            .args(["serve", "--port", "0", "--model"])
-            .arg(model)
-            .arg("--data")
-            .arg(data)
-            .arg("--web")
-            .arg(dist)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut base = String::new();
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                base = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .trim_end_matches('/')
-                    .to_string();
-                break;
-            }
-        }
-        assert!(!base.is_empty(), "the host did not start");
-        Self(child, base)
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// chromedriver on a free port, killed on drop.
-struct Driver(Child, u16);
-
-impl Driver {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver must be installed (apt-get install chromium chromium-driver)");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self(child, port)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-/// A headless Chromium with its own profile; `webgpu` gives it SwiftShader's WebGPU adapter.
-async fn browser(driver: &Driver, profile: &Path, webgpu: bool) -> Client {
-    let mut args = vec![
-        "--headless".to_string(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--disable-quic".into(),
-        "--no-first-run".into(),
-        "--disable-background-networking".into(),
-        "--disable-component-update".into(),
-        "--disable-sync".into(),
-        "--window-size=1000,1400".into(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    if webgpu {
-        args.push("--enable-unsafe-webgpu".into());
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("connect to chromedriver")
 }
 
 async fn shot(client: &Client, mode: &str, name: &str) {
@@ -461,6 +344,16 @@ async fn portrait(webgpu: bool) {
         .unwrap()
         .unwrap();
     shot(&client, mode, "7-shared").await;
+    // "My images" (a real address: it survives a reload) lists the prediction.
+    client.goto(&format!("{}/mine", host.1)).await.unwrap();
+    let mine = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#mine li a"))
+        .await
+        .unwrap();
+    let href = mine.attr("href").await.unwrap().unwrap_or_default();
+    assert!(href.starts_with("/p/"), "{href}");
     client.close().await.unwrap();
     let fresh = browser(&driver, &tmp.path().join("profile-b"), webgpu).await;
     fresh.goto(&link).await.unwrap();

@@ -1,8 +1,10 @@
 //! The app: a header, and the page for the address (routes are real URLs, so every page
-//! survives a reload): `/` create, `/p/{id}` a prediction, `/s/{share_id}` a share, `/mine`.
+//! survives a reload): `/` create, `/p/{id}` a prediction, `/s/{share_id}` a share, `/mine`,
+//! `/bench` the analysis benchmark.
 
 use leptos::prelude::*;
 
+use crate::pages::bench::BenchPage;
 use crate::pages::create::CreatePage;
 use crate::pages::mine::MyImages;
 use crate::pages::prediction::PredictionPage;
@@ -23,6 +25,7 @@ pub fn App() -> impl IntoView {
         [p, id] if p == "p" => view! { <PredictionPage id=id.clone() /> }.into_any(),
         [s, id] if s == "s" => view! { <SharePage share_id=id.clone() /> }.into_any(),
         [m] if m == "mine" => view! { <MyImages /> }.into_any(),
+        [b] if b == "bench" => view! { <BenchPage /> }.into_any(),
         _ => view! { <CreatePage /> }.into_any(),
     };
     view! {

@@ -3,6 +3,7 @@
 //! WebGPU or the CPU. Every device read is asynchronous, and the page gets a frame between the
 //! steps so it keeps showing progress.
 
+pub mod bench;
 pub mod decode;
 pub mod device;
 pub mod models;

@@ -1,5 +1,6 @@
 //! One page per file.
 
+pub mod bench;
 pub mod create;
 pub mod mine;
 pub mod prediction;

@@ -63,6 +63,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/s/{share_id}", get(pages::share_page))
         .route("/p/{id}", get(pages::app_page))
         .route("/", get(pages::app_page_root))
+        .route("/mine", get(pages::app_page_root))
+        .route("/bench", get(pages::app_page_root))
         .fallback(pages::static_file);
     let mut app = api
         .layer(middleware::from_fn_with_state(
