@@ -88,6 +88,12 @@ async fn text(client: &Client, css: &str) -> String {
     }
 }
 
+/// An attribute of the first element matching `css` ("" when absent).
+async fn attr(client: &Client, css: &str, name: &str) -> String {
+    let e = client.find(Locator::Css(css)).await.unwrap();
+    e.attr(name).await.unwrap().unwrap_or_default()
+}
+
 async fn set(client: &Client, css: &str, value: &str) {
     let e = client.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
@@ -141,14 +147,7 @@ async fn check_analysis(client: &Client, model: &Path, photo: &Path, webgpu: boo
             );
         }
     }
-    let href = client
-        .find(Locator::Css("#label-map"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
+    let href = attr(client, "#label-map", "href").await;
     let png = base64::engine::general_purpose::STANDARD
         .decode(href.strip_prefix("data:image/png;base64,").unwrap())
         .unwrap();
@@ -226,14 +225,7 @@ async fn portrait(webgpu: bool) {
         toggle.prop("checked").await.unwrap().as_deref(),
         Some("false")
     );
-    let src = client
-        .find(Locator::Css("#face-preview"))
-        .await
-        .unwrap()
-        .attr("src")
-        .await
-        .unwrap()
-        .unwrap_or_default();
+    let src = attr(&client, "#face-preview", "src").await;
     assert!(src.starts_with("blob:"), "{src}");
 
     set(&client, "#prompt", "a portrait, oil painting").await;
