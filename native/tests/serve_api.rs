@@ -1,6 +1,7 @@
 //! `consistentid serve` over real HTTP on the tiny model folder: a prediction's events arrive
 //! in order and its image equals the CLI's; `Prefer: wait`, listing, sharing, deleting; the
-//! uploaded face is gone after the job; every response validates against /openapi.json.
+//! uploaded face is gone after the job; every response validates against /openapi.json; the
+//! browser's label map and face choice.
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::host::*;
 use common::openapi::check_response;
 use common::*;
 use consistentid_core::tensor_io::TensorFile;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const PROMPT: &str = "a woman’s portrait, 日本の庭園 ✨";
 
@@ -441,4 +442,125 @@ fn the_browsers_analysis_models_are_served_from_the_model_folder() {
         let (code, _) = get(&host.url(&format!("/v1/analysis-models/{other}")), None);
         assert_eq!(code, 404, "{other}");
     }
+}
+
+/// With several faces in the photo, `face_box` picks the one that gives the identity: the host
+/// uses the detection in the box, as `generate --face-index` does for that face. A bad
+/// box is a field error before any compute.
+#[test]
+fn a_face_box_picks_one_of_several_faces() {
+    let model = consistentid_folder();
+    // The replica buffalo_l graphs: SCRFD's random weights find hundreds of "faces".
+    for (from, to) in [
+        ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
+        ("onnx/iresnet_tiny_512.onnx", "w600k_r50.onnx"),
+    ] {
+        std::fs::copy(fixture(from), model.path().join(to)).unwrap();
+    }
+    let data = data_dir();
+    let face = real_data("images/astronaut.png");
+    let host = Host::start(model.path(), data.path(), &[]);
+    let predict = |face_box: Option<Value>| -> (u16, Value) {
+        let mut input = json!({
+            "prompt": "a portrait", "face_image": data_uri(&face, "image/png"),
+            "num_inference_steps": 2, "start_merge_step": 1,
+            "width": 32, "height": 48, "seed": 3
+        });
+        if let Some(b) = face_box {
+            input["face_box"] = b;
+        }
+        post_json(
+            &host.url("/v1/predictions"),
+            Some(TOKEN),
+            &json!({ "input": input }),
+            &[("Prefer", "wait")],
+        )
+    };
+    let image = |p: &Value| decode_png(&get_bytes(p["output"][0].as_str().unwrap(), None).2);
+
+    let (code, first) = predict(None);
+    assert_eq!((code, first["status"].as_str()), (201, Some("succeeded")));
+    // "… #1 score 0.xyz box (x1,y1)-(x2,y2); …": the second face in score order.
+    let logs = first["logs"].as_str().unwrap();
+    let listed = logs.split("#1 score ").nth(1).expect(logs);
+    let numbers: Vec<f64> = listed
+        .split_once(" box (")
+        .unwrap()
+        .1
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .filter(|t| !t.is_empty() && *t != "-")
+        .take(4)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    let (code, second) = predict(Some(json!(numbers)));
+    assert_eq!(
+        (code, second["status"].as_str()),
+        (201, Some("succeeded")),
+        "{second}"
+    );
+    assert!(
+        second["logs"].as_str().unwrap().contains(&format!(
+            "using the one at ({:.0},{:.0})",
+            numbers[0], numbers[1]
+        )),
+        "{second}"
+    );
+    assert_ne!(
+        image(&first),
+        image(&second),
+        "another face, another identity"
+    );
+
+    let out = data.path().join("cli");
+    let o = run(&[
+        "generate",
+        "--model",
+        model.path().to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--face-index",
+        "1",
+        "--prompt",
+        "a portrait",
+        "--steps",
+        "2",
+        "--merge-step",
+        "1",
+        "--width",
+        "32",
+        "--height",
+        "48",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli = std::fs::read(out.join("3-0.png")).unwrap();
+    assert_eq!(image(&second), decode_png(&cli));
+
+    for (b, says) in [
+        (json!([40, 40, 20, 90]), "x1 < x2"),
+        (json!([40, 40, 90]), "face_box"),
+        (json!([600, 10, 700, 90]), "outside the 512×512 photo"),
+    ] {
+        let (code, problem) = predict(Some(b.clone()));
+        assert_eq!(code, 422, "{b}: {problem}");
+        assert!(problem.to_string().contains(says), "{b}: {problem}");
+    }
+    let with_embedding = json!({ "input": {
+        "prompt": "a portrait", "face_image": data_uri(&face, "image/png"),
+        "id_embedding": id_embedding(), "face_box": [1, 2, 30, 40]
+    }});
+    let (code, problem) = post_json(
+        &host.url("/v1/predictions"),
+        Some(TOKEN),
+        &with_embedding,
+        &[],
+    );
+    assert_eq!(code, 422, "{problem}");
+    assert!(
+        problem.to_string().contains("with id_embedding"),
+        "{problem}"
+    );
 }

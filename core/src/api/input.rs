@@ -50,13 +50,18 @@ pub struct PredictionInput {
     /// face parsing on the host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_parsing: Option<String>,
+    /// Which face gives the identity when the photo has several: `[x1, y1, x2, y2]` in the
+    /// photo's pixels; the detected face centred in it is used (the one overlapping it most if
+    /// several; absent: the official rule, the highest-scoring face).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_box: Option<[f32; 4]>,
     /// Keep the uploaded face after the job ends (default: deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_face: Option<bool>,
 }
 
 /// The names accepted in `input`.
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; 17] = [
     "prompt",
     "negative_prompt",
     "style",
@@ -71,6 +76,7 @@ pub const FIELDS: [&str; 16] = [
     "face_image",
     "id_embedding",
     "face_parsing",
+    "face_box",
     "keep_face",
     "version",
 ];
@@ -87,14 +93,17 @@ impl PredictionInput {
             if !FIELDS.contains(&key.as_str()) {
                 errors.push(FieldError::new(
                     key,
-                    format!("unknown input (inputs: {})", FIELDS[..15].join(", ")),
+                    format!(
+                        "unknown input (inputs: {})",
+                        FIELDS[..FIELDS.len() - 1].join(", ")
+                    ),
                 ));
             }
         }
         // Each field on its own, so one bad type does not hide the others.
         let mut object = serde_json::Map::new();
         for (key, v) in map {
-            if !FIELDS[..15].contains(&key.as_str()) || v.is_null() {
+            if !FIELDS[..FIELDS.len() - 1].contains(&key.as_str()) || v.is_null() {
                 continue;
             }
             let mut one = serde_json::Map::new();

@@ -10,7 +10,7 @@ pub const MAX_LISTED: usize = 5;
 pub const SMALL_FACE_PX: f32 = 40.0;
 
 /// The rule that picks one detection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum FaceChoice {
     /// The official rule: the highest detector score (insightface's `faces[0]`).
     #[default]
@@ -19,6 +19,21 @@ pub enum FaceChoice {
     Largest,
     /// The n-th face in score order (0-based).
     Index(usize),
+    /// The face in this box `[x1, y1, x2, y2]` (image pixels), e.g. the one a person picked in
+    /// the browser: of the faces whose centre lies in it, the one overlapping it most. The
+    /// browser's detector (BlazeFace) and the host's (SCRFD) frame a face differently, but
+    /// each frames it around the same centre.
+    Overlapping([f32; 4]),
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes (0 when either is empty).
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
 }
 
 /// Picks a face. `detections` are in score order; `image` names the image in errors.
@@ -48,7 +63,52 @@ pub fn choose_face<'a>(
                 detections.len()
             ),
         }),
+        FaceChoice::Overlapping(chosen) => {
+            let inside = |d: &Detection| {
+                let (x, y) = ((d.bbox[0] + d.bbox[2]) / 2.0, (d.bbox[1] + d.bbox[3]) / 2.0);
+                x >= chosen[0] && x <= chosen[2] && y >= chosen[1] && y <= chosen[3]
+            };
+            // The first of equal overlaps: the higher score.
+            let best = detections.iter().filter(|d| inside(d)).fold(
+                None::<(&Detection, f32)>,
+                |acc, d| {
+                    let o = iou(&d.bbox, &chosen);
+                    match acc {
+                        Some((_, a)) if a >= o => acc,
+                        _ => Some((d, o)),
+                    }
+                },
+            );
+            best.map(|(d, _)| d).ok_or_else(|| Error::Input {
+                name: image.to_string(),
+                reason: format!(
+                    "no face found in the chosen box ({:.0},{:.0})-({:.0},{:.0}); {} face(s) found elsewhere",
+                    chosen[0],
+                    chosen[1],
+                    chosen[2],
+                    chosen[3],
+                    detections.len()
+                ),
+            })
+        }
     }
+}
+
+/// Checks a chosen box before any compute: four finite numbers, a positive width and height.
+pub fn check_box(b: &[f32; 4]) -> std::result::Result<(), String> {
+    if b.iter().any(|v| !v.is_finite()) {
+        return Err("must be four finite numbers [x1, y1, x2, y2]".into());
+    }
+    if b[2] <= b[0] || b[3] <= b[1] {
+        return Err(format!(
+            "[x1, y1, x2, y2] needs x1 < x2 and y1 < y2, got [{}, {}, {}, {}]",
+            b[0], b[1], b[2], b[3]
+        ));
+    }
+    if b[2] <= 0.0 || b[3] <= 0.0 {
+        return Err("the box lies outside the image (left of or above it)".into());
+    }
+    Ok(())
 }
 
 /// Human-readable warnings about a detection result: several faces, a tiny chosen face.
@@ -71,7 +131,7 @@ pub fn warnings(detections: &[Detection], chosen: &Detection) -> Vec<String> {
             list.push(format!("and {} more", detections.len() - MAX_LISTED));
         }
         out.push(format!(
-            "{} faces found, using the one at ({:.0},{:.0}); pick another with --face-index: {}",
+            "{} faces found, using the one at ({:.0},{:.0}); pick another with --face-index (the host: face_box): {}",
             detections.len(),
             chosen.bbox[0],
             chosen.bbox[1],
@@ -112,5 +172,26 @@ mod tests {
             "{}",
             w[0]
         );
+    }
+
+    #[test]
+    fn a_box_picks_the_face_centred_in_it_and_nothing_when_none_is() {
+        // Three faces side by side, in score order; the box is a looser frame of the second.
+        let faces = [face(0.9, 0.0), face(0.8, 100.0), face(0.7, 200.0)];
+        let loose = [95.0, -8.0, 158.0, 66.0];
+        let got = choose_face(&faces, FaceChoice::Overlapping(loose), "p").unwrap();
+        assert_eq!(got.bbox, faces[1].bbox);
+        // Overlaps the first two faces' edges, holds neither centre.
+        let between = [40.0, 0.0, 110.0, 60.0];
+        let err = choose_face(&faces, FaceChoice::Overlapping(between), "p")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no face found in the chosen box"), "{err}");
+        assert!((iou(&faces[0].bbox, &faces[0].bbox) - 1.0).abs() < 1e-6);
+        assert_eq!(iou(&faces[0].bbox, &faces[2].bbox), 0.0);
+        assert!(check_box(&[10.0, 10.0, 5.0, 20.0]).is_err());
+        assert!(check_box(&[f32::NAN, 0.0, 1.0, 1.0]).is_err());
+        assert!(check_box(&[-20.0, -20.0, -5.0, 4.0]).is_err());
+        assert!(check_box(&loose).is_ok());
     }
 }

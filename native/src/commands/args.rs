@@ -38,15 +38,23 @@ impl From<ChannelOrderArg> for ChannelOrder {
     }
 }
 
-/// `best`, `largest` or a 0-based index.
+/// `best`, `largest`, a 0-based index, or a box `x1,y1,x2,y2` (the face centred in it).
 pub fn parse_face_choice(s: &str) -> std::result::Result<FaceChoice, String> {
+    let expected = || format!("`{s}`: expected best, largest, a face index or a box x1,y1,x2,y2");
     match s {
         "best" => Ok(FaceChoice::BestScore),
         "largest" => Ok(FaceChoice::Largest),
-        n => n
-            .parse()
-            .map(FaceChoice::Index)
-            .map_err(|_| format!("`{n}`: expected best, largest or a face index")),
+        n if n.contains(',') => {
+            let values: Vec<f32> = n
+                .split(',')
+                .map(|v| v.trim().parse())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| expected())?;
+            let b: [f32; 4] = values.try_into().map_err(|_| expected())?;
+            consistentid_core::face::choose::check_box(&b).map_err(|m| format!("`{s}`: {m}"))?;
+            Ok(FaceChoice::Overlapping(b))
+        }
+        n => n.parse().map(FaceChoice::Index).map_err(|_| expected()),
     }
 }
 
@@ -68,7 +76,8 @@ pub struct IdentityArgs {
     /// detection and ArcFace.
     #[arg(long, value_name = "F.safetensors")]
     pub id_embedding: Option<PathBuf>,
-    /// Which detected face: `best` (highest score, the official rule), `largest`, or an index.
+    /// Which detected face: `best` (highest score, the official rule), `largest`, an index in
+    /// score order, or a box `x1,y1,x2,y2` in pixels (the face centred in it).
     #[arg(long, default_value = "best", value_parser = parse_face_choice)]
     pub face_index: FaceChoice,
     /// Channel order fed to insightface's networks (`official` reproduces the SD1.5 pipeline).

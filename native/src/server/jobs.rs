@@ -10,6 +10,7 @@ use consistentid_core::bisenet::labels::CLASSES;
 use consistentid_core::bisenet::preprocess::SIZE as PARSING_SIZE;
 use consistentid_core::error::FieldError;
 use consistentid_core::face::FaceChoice;
+use consistentid_core::face::choose::check_box;
 use consistentid_core::image::check_header;
 use consistentid_core::pipeline::engine::ID_DIM;
 use consistentid_core::pipeline::{FaceJob, IdentitySource};
@@ -31,11 +32,17 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Checks an image fully (header limits, then a decode) off the async threads.
-pub async fn check_image(bytes: Arc<Vec<u8>>, field: &'static str) -> Result<(), ApiError> {
-    let result = tokio::task::spawn_blocking(move || decode(&bytes, field).map(|_| ()))
-        .await
-        .map_err(ApiError::internal)?;
+/// Checks an image fully (header limits, then a decode) off the async threads; its size as
+/// decoded (EXIF orientation applied).
+pub async fn check_image(
+    bytes: Arc<Vec<u8>>,
+    field: &'static str,
+) -> Result<(usize, usize), ApiError> {
+    let result = tokio::task::spawn_blocking(move || {
+        decode(&bytes, field).map(|image| (image.width, image.height))
+    })
+    .await
+    .map_err(ApiError::internal)?;
     result.map_err(|e| ApiError::field(field, image_message(&e)))
 }
 
@@ -186,6 +193,16 @@ pub async fn accept(
             errors.push(FieldError::new("id_embedding", "must be finite numbers"));
         }
     }
+    if let Some(b) = &input.face_box {
+        if input.id_embedding.is_some() {
+            errors.push(FieldError::new(
+                "face_box",
+                "picks one of the detected faces; with id_embedding no face is detected",
+            ));
+        } else if let Err(m) = check_box(b) {
+            errors.push(FieldError::new("face_box", m));
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
@@ -205,7 +222,18 @@ pub async fn accept(
     let face_text = input.face_image.clone().unwrap_or_default();
     let (face_bytes, face_file) = resolve_file(state, owner, &face_text, "face_image", limit)?;
     let face_bytes = Arc::new(face_bytes);
-    check_image(face_bytes.clone(), "face_image").await?;
+    let (width, height) = check_image(face_bytes.clone(), "face_image").await?;
+    if let Some(b) = input.face_box
+        && (b[0] >= width as f32 || b[1] >= height as f32)
+    {
+        return Err(ApiError::field(
+            "face_box",
+            format!(
+                "the box starts at ({}, {}), outside the {width}×{height} photo",
+                b[0], b[1]
+            ),
+        ));
+    }
     let content_type = image_type(&face_bytes)
         .ok_or_else(|| ApiError::field("face_image", "not a PNG, JPEG or WebP image"))?;
 
@@ -307,7 +335,9 @@ pub fn build_job(state: &AppState, record: &Record) -> Result<(FaceJob, Vec<Stri
     let identity = match &input.id_embedding {
         Some(values) => IdentitySource::Embedding(values.clone()),
         None => IdentitySource::Detect {
-            choice: FaceChoice::BestScore,
+            choice: input
+                .face_box
+                .map_or(FaceChoice::BestScore, FaceChoice::Overlapping),
             allow_no_face: false,
         },
     };
