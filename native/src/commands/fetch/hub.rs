@@ -122,6 +122,33 @@ pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Downloads `url` into `out`, failing on an HTTP error or when its sha256 is not `sha256`.
+pub fn download_pinned(
+    agent: &ureq::Agent,
+    url: &str,
+    sha256: &str,
+    what: &str,
+    out: &mut impl Write,
+) -> Result<()> {
+    let resp = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("cannot download {url}"))?;
+    if resp.status().as_u16() >= 400 {
+        bail!("{url}: HTTP {}", resp.status().as_u16());
+    }
+    let size = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let (_, digest) = copy_hashed(resp, out, what, size)?;
+    if digest != sha256 {
+        bail!("{what}: sha256 {digest} does not match the pinned {sha256}");
+    }
+    Ok(())
+}
+
 /// Streams a response body into `out`, with a progress bar on a terminal; returns the byte
 /// count and the sha256.
 pub fn copy_hashed(
