@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build tools the project needs, each only when missing: the wasm32 target,
 # rustfmt/clippy, trunk and wasm-bindgen-cli at the versions that install offline here
-# (see shared/spec/toolchain.md).
+# (see shared/spec/toolchain.md). `install-tools.sh release` adds wasm-opt (binaryen 132, from
+# npm) for the web app's release bundle.
 set -euo pipefail
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
@@ -59,6 +60,15 @@ if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1 \
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm python3-pip python3-venv >/dev/null
   else
     echo "install npm, python3-pip and python3-venv (sudo apt-get install npm python3-pip python3-venv)" >&2
+    exit 1
+  fi
+fi
+# wasm-opt for the release bundle (trunk runs it; `[tools] wasm_opt` in Trunk.toml).
+if [ "${1:-}" = release ] && ! wasm-opt --version 2>/dev/null | grep -q "version_132"; then
+  if [ "$(id -u)" = 0 ]; then
+    npm install -g --silent binaryen@132
+  else
+    echo "install binaryen 132's wasm-opt (npm install -g binaryen@132)" >&2
     exit 1
   fi
 fi

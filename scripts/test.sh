@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the test suite: installs missing tools, fetches the real test data (cached,
-# sha256-checked), builds the web app (the browser test loads it) while the tests build, then
-# runs every workspace test (CPU backend; the wgpu parity test also on a Vulkan adapter when
-# there is one), and prints one closing line with the totals.
+# sha256-checked), builds the web app (the browser test loads it) and its wasm32 test while the
+# native tests build, then runs every workspace test (CPU backend; the wgpu parity test also on
+# a Vulkan adapter when there is one), then the wasm32 test in headless Chromium
+# (wasm-bindgen-test), and prints one closing line with the totals.
 #
 # The lints run inside these builds: clippy-driver wraps the compiler for the workspace's own
 # crates (as `cargo clippy` does, dependencies untouched) while cargo builds them for real, so one
@@ -15,6 +16,8 @@ bash scripts/install-tools.sh
 export RUSTC_WORKSPACE_WRAPPER="${RUSTC_WORKSPACE_WRAPPER-$(command -v clippy-driver)}"
 export CLIPPY_ARGS="${CLIPPY_ARGS--D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__}"
 bash tests/scripts/fetch_real_data.sh
+# The wasm32 test (web/tests/analysis.rs) includes the real photo and BlazeFace at build time.
+export CONSISTENTID_REAL_DATA="${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistentid/real-data}"
 # The official replicate client for the host's client test (a pinned venv, made once).
 CONSISTENTID_CLIENT_PYTHON=$(bash scripts/client-venv.sh)
 export CONSISTENTID_CLIENT_PYTHON
@@ -26,14 +29,24 @@ trap 'rm -f "$log" "$web_log"' EXIT
 # own target dir (cargo locks a target dir for one build at a time), so that each fills the cores
 # the other leaves idle during its long single-crate steps.
 web_target="${CARGO_TARGET_DIR:-$PWD/target}/web"
-CARGO_TARGET_DIR="$web_target" trunk build >"$web_log" 2>&1 &
+# The wasm32 test shares the app's profile and features, so it adds only its own crate.
+wasm_test=(cargo test --locked --target wasm32-unknown-unknown --profile web-dev -p consistentid-web --test analysis)
+(
+  export CARGO_TARGET_DIR="$web_target"
+  trunk build && "${wasm_test[@]}" --no-run
+) >"$web_log" 2>&1 &
 web=$!
-cargo test --workspace --locked --features "$features" --no-run "$@" || { wait "$web" || true; exit 1; }
+native=(cargo test --workspace --locked --features "$features")
+"${native[@]}" --no-run "$@" || { wait "$web" || true; exit 1; }
 if ! wait "$web"; then
   cat "$web_log"
-  echo "trunk build failed" >&2
+  echo "the web app's build failed" >&2
   exit 1
 fi
-cargo test --workspace --locked --features "$features" "$@" 2>&1 | tee "$log"
+"${native[@]}" "$@" 2>&1 | tee "$log"
+# In Chromium through chromedriver; web/webdriver.json turns on WebGPU (SwiftShader).
+CARGO_TARGET_DIR="$web_target" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_TIMEOUT=600 \
+  "${wasm_test[@]}" 2>&1 | tee -a "$log"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -1,10 +1,13 @@
 //! The web app end to end in headless Chromium against `consistentid serve` on the tiny models
 //! (replica SCRFD/ArcFace graphs as buffalo_l, so the host detects and embeds the face), twice:
 //! with WebGPU (`--enable-unsafe-webgpu`: Chromium's SwiftShader adapter) and without (the
-//! app's CPU fallback). Upload astronaut.png → the browser's BlazeFace keypoints equal native
-//! BlazeFace's within 1 px → the label map the browser sends equals native BiSeNet's (same tiny
-//! weights, same pixels) → settings → generate → progress and live previews on the prediction
-//! page → the image shown equals the CLI's `generate --face` for the same request and seed → the
+//! app's CPU fallback). Upload a photo of two faces (astronaut.png's, and its mirror image) →
+//! the browser's BlazeFace keypoints equal native BlazeFace's within 1 px, computed in the
+//! analysis worker → the label map the browser sends equals native BiSeNet's (same tiny
+//! weights, same pixels) → pick the second face
+//! → settings → generate → progress and live previews on the prediction page → the image shown
+//! equals the CLI's `generate --face --face-index <that face's box>` for the same request and
+//! seed → the
 //! share link, opened in a fresh browser profile, shows the same image and parameters. A
 //! screenshot of each state is saved under the target dir (web-e2e/{webgpu,cpu}/). Needs
 //! Debian's `chromium` + `chromium-driver` (scripts/install-tools.sh) and the web app built
@@ -121,13 +124,33 @@ fn parse_points(text: &str) -> Vec<[f32; 2]> {
         .collect()
 }
 
+/// astronaut.png's face and its mirror image side by side (512 × 256): two faces that
+/// BlazeFace finds.
+fn two_faces(dir: &Path) -> PathBuf {
+    use image::imageops::{crop_imm, flip_horizontal, replace};
+    let photo = image::open(real_data("images/astronaut.png"))
+        .unwrap()
+        .to_rgb8();
+    let face = crop_imm(&photo, 96, 0, 256, 256).to_image();
+    let mut both = image::RgbImage::new(512, 256);
+    replace(&mut both, &face, 0, 0);
+    replace(&mut both, &flip_horizontal(&face), 256, 0);
+    let path = dir.join("two_faces.png");
+    both.save(&path).unwrap();
+    path
+}
+
 /// The browser's analysis against core's models run natively on the same photo: BlazeFace's
 /// keypoints within 1 px, the label map it sends equal to BiSeNet's.
 async fn check_analysis(client: &Client, model: &Path, photo: &Path, webgpu: bool) {
     let backend = text(client, "#backend").await;
     let expected = if webgpu { "WebGPU" } else { "CPU" };
-    assert!(backend.contains(expected), "{backend}");
-    let img = decode(&std::fs::read(photo).unwrap(), "astronaut.png").unwrap();
+    assert!(
+        backend.contains(expected),
+        "backend {backend:?}, status {:?}",
+        text(client, "#status").await
+    );
+    let img = decode(&std::fs::read(photo).unwrap(), "two_faces.png").unwrap();
     let device = Device::flex();
     let file = std::fs::read(model.join(BLAZEFACE)).unwrap();
     let native = BlazeFace::new(OnnxModel::parse(&file, BLAZEFACE).unwrap(), &device)
@@ -186,7 +209,7 @@ async fn portrait(webgpu: bool) {
     );
     let tmp = tempfile::tempdir().unwrap();
     let model = model_folder(tmp.path());
-    let photo = real_data("images/astronaut.png");
+    let photo = two_faces(tmp.path());
     let host = Host::start(&model, &tmp.path().join("data"), &dist);
     let driver = Driver::start();
     let client = browser(&driver, &tmp.path().join("profile-a"), webgpu).await;
@@ -204,7 +227,7 @@ async fn portrait(webgpu: bool) {
     let start = Instant::now();
     loop {
         let status = text(&client, "#status").await;
-        if status.contains("is ready") && status.contains("512×512 px") {
+        if status.contains("is ready") && status.contains("512×256 px") {
             break;
         }
         assert!(
@@ -215,6 +238,28 @@ async fn portrait(webgpu: bool) {
     }
     shot(&client, mode, "2-analysed").await;
     check_analysis(&client, &model, &photo, webgpu).await;
+    // The analysis ran in the worker: the page itself never downloaded the models (a worker's
+    // requests are in the worker's resource timeline, not the page's).
+    let fetched = client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let fetched = fetched.as_array().unwrap();
+    assert!(
+        fetched
+            .iter()
+            .any(|u| u.as_str().unwrap().ends_with(".wasm")),
+        "{fetched:?}"
+    );
+    assert!(
+        !fetched
+            .iter()
+            .any(|u| u.as_str().unwrap().contains("/v1/analysis-models/")),
+        "the page downloaded the models itself: {fetched:?}"
+    );
     // A region can be hidden from the overlay.
     let toggle = client
         .find(Locator::Css(".regions input[type=checkbox]"))
@@ -224,6 +269,34 @@ async fn portrait(webgpu: bool) {
     assert_eq!(
         toggle.prop("checked").await.unwrap().as_deref(),
         Some("false")
+    );
+    // Two faces: the highest-scoring one is chosen first; pick the other.
+    assert_eq!(
+        attr(&client, "#faces li.chosen", "data-box").await,
+        attr(&client, "#faces li:first-child", "data-box").await
+    );
+    assert_eq!(
+        client
+            .find(Locator::Css("#face-0"))
+            .await
+            .unwrap()
+            .prop("checked")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    client
+        .find(Locator::Css("label[for=face-1]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let chosen = attr(&client, "#faces li.chosen", "data-box").await;
+    assert_eq!(
+        chosen,
+        attr(&client, "#faces li:nth-child(2)", "data-box").await
     );
     let src = attr(&client, "#face-preview", "src").await;
     assert!(src.starts_with("blob:"), "{src}");
@@ -300,6 +373,7 @@ async fn portrait(webgpu: bool) {
         .arg(&model)
         .arg("--face")
         .arg(&photo)
+        .args(["--face-index", &chosen])
         .args([
             "--prompt",
             "a portrait, oil painting",

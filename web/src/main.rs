@@ -1,4 +1,5 @@
-//! The ConsistentID web app: mounts [`app::App`] on the page body.
+//! The ConsistentID web app: mounts [`app::App`] on the page body; the same module started in
+//! the analysis worker serves the analysis instead.
 
 mod analysis;
 mod api;
@@ -8,5 +9,9 @@ mod pages;
 
 fn main() {
     console_error_panic_hook::set_once();
+    if analysis::worker::is_worker() {
+        analysis::worker::serve();
+        return;
+    }
     leptos::mount::mount_to_body(app::App);
 }

@@ -1,4 +1,5 @@
-//! The browser's analysis benchmark (`/bench?runs=N`, driven by `scripts/bench-browser.sh`):
+//! The browser's analysis benchmark (`/bench?runs=N`, driven by `scripts/bench-browser.sh`; run
+//! in the analysis worker, as the analysis):
 //! BlazeFace and BiSeNet on a fixed 512 × 512 picture, one warm-up run each (shader
 //! compilation, allocations), then `runs` timed runs, results read back as the app does. Their
 //! speed does not depend on the picture or on the weights' values, so a random-weight folder
@@ -7,7 +8,8 @@
 use consistentid_core::image::RgbImage;
 use serde::Serialize;
 
-use super::{models, next_frame, now};
+use super::models;
+use super::scope::{now, yield_now};
 
 /// What `/bench` shows (as JSON) when done.
 #[derive(Serialize)]
@@ -40,6 +42,14 @@ fn picture() -> RgbImage {
     }
 }
 
+/// Milliseconds `step` takes, started after a turn of the event loop.
+async fn timed<T, E: ToString>(step: impl Future<Output = Result<T, E>>) -> Result<f64, String> {
+    yield_now().await;
+    let t = now();
+    step.await.map_err(|e| e.to_string())?;
+    Ok(now() - t)
+}
+
 /// Runs the benchmark.
 pub async fn run(runs: usize) -> Result<BenchResult, String> {
     let t = now();
@@ -49,43 +59,24 @@ pub async fn run(runs: usize) -> Result<BenchResult, String> {
     let load_ms = now() - t;
     let img = picture();
     let device = &m.backend.device;
-    let mut blazeface_ms = Vec::new();
-    let mut bisenet_ms = Vec::new();
-    let mut first = [0.0; 2];
-    for i in 0..=runs {
-        next_frame().await;
-        let t = now();
-        m.blazeface
-            .detect_async(&img)
-            .await
-            .map_err(|e| e.to_string())?;
-        let ms = now() - t;
-        if i == 0 {
-            first[0] = ms;
-        } else {
-            blazeface_ms.push(ms);
-        }
-        next_frame().await;
-        let t = now();
-        m.bisenet
-            .label_map_async(&img, device)
-            .await
-            .map_err(|e| e.to_string())?;
-        let ms = now() - t;
-        if i == 0 {
-            first[1] = ms;
-        } else {
-            bisenet_ms.push(ms);
-        }
+    // Run 0 of each is the warm-up.
+    let (mut blazeface_ms, mut bisenet_ms) = (Vec::new(), Vec::new());
+    for _ in 0..=runs {
+        blazeface_ms.push(timed(m.blazeface.detect_async(&img)).await?);
+        bisenet_ms.push(timed(m.bisenet.label_map_async(&img, device)).await?);
     }
-    let user_agent = leptos::web_sys::window()
-        .and_then(|w| w.navigator().user_agent().ok())
-        .unwrap_or_default();
+    let (blazeface_first_ms, bisenet_first_ms) = (blazeface_ms.remove(0), bisenet_ms.remove(0));
+    let user_agent = match super::scope::scope() {
+        Ok(super::scope::Scope::Window(w)) => w.navigator().user_agent().ok(),
+        Ok(super::scope::Scope::Worker(w)) => w.navigator().user_agent().ok(),
+        Err(_) => None,
+    }
+    .unwrap_or_default();
     Ok(BenchResult {
         backend: m.backend.name.clone(),
         load_ms,
-        blazeface_first_ms: first[0],
-        bisenet_first_ms: first[1],
+        blazeface_first_ms,
+        bisenet_first_ms,
         blazeface_ms,
         bisenet_ms,
         user_agent,

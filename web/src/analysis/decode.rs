@@ -5,9 +5,9 @@
 use consistentid_core::image::RgbImage;
 use leptos::web_sys;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 use super::js_error;
+use super::scope::create_image_bitmap;
 
 /// Photos larger than this (longest side, pixels) are scaled down first: the face analysis
 /// never needs more, and the lossless copy sent to the host stays well under its upload limit.
@@ -32,14 +32,7 @@ async fn bitmap(
         options.set_resize_height(h);
         options.set_resize_quality(web_sys::ResizeQuality::High);
     }
-    let window = web_sys::window().ok_or("no browser window")?;
-    let promise = window
-        .create_image_bitmap_with_blob_and_image_bitmap_options(file, &options)
-        .map_err(js_error)?;
-    Ok(JsFuture::from(promise)
-        .await
-        .map_err(|_| "the browser cannot decode this file as an image".to_string())?
-        .unchecked_into())
+    create_image_bitmap(file, &options).await
 }
 
 /// Decodes `file` (PNG, JPEG or WebP) to RGB.
@@ -61,16 +54,9 @@ pub async fn decode(file: &web_sys::Blob) -> Result<Decoded, String> {
         scaled_from = Some((w, h));
     }
     let (w, h) = (bmp.width(), bmp.height());
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or("no document")?;
-    let canvas: web_sys::HtmlCanvasElement = document
-        .create_element("canvas")
-        .map_err(js_error)?
-        .unchecked_into();
-    canvas.set_width(w);
-    canvas.set_height(h);
-    let ctx: web_sys::CanvasRenderingContext2d = canvas
+    // An offscreen canvas: there is none other in a worker.
+    let canvas = web_sys::OffscreenCanvas::new(w, h).map_err(js_error)?;
+    let ctx: web_sys::OffscreenCanvasRenderingContext2d = canvas
         .get_context("2d")
         .map_err(js_error)?
         .ok_or("no 2D canvas")?

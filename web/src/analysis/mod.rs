@@ -1,24 +1,29 @@
 //! The face analysis the browser does before anything is sent: decode the photo, find the
 //! faces (BlazeFace), parse the face (BiSeNet, 512 × 512 label map), with core's models on
-//! WebGPU or the CPU. Every device read is asynchronous, and the page gets a frame between the
-//! steps so it keeps showing progress.
+//! WebGPU or the CPU, every device read asynchronous. It runs in a dedicated worker (worker.rs,
+//! started by client.rs), so the page stays responsive while a network runs.
 
 pub mod bench;
+pub mod client;
 pub mod decode;
 pub mod device;
 pub mod models;
+pub mod protocol;
+pub mod scope;
+pub mod worker;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use consistentid_core::bisenet::preprocess::SIZE;
 use consistentid_core::face::Detection;
 use consistentid_core::image::RgbImage;
 use leptos::web_sys;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use models::Models;
+use scope::{now, yield_now};
 
 /// A JavaScript exception as a message.
 pub fn js_error(e: JsValue) -> String {
@@ -42,7 +47,11 @@ pub struct Analysis {
     /// Where it ran (WebGPU adapter or CPU).
     pub backend: String,
     /// (step, milliseconds).
-    pub timings: Vec<(&'static str, f64)>,
+    pub timings: Vec<(String, f64)>,
+    /// `image` as a PNG file (lossless: the host decodes exactly these pixels).
+    pub photo_png: Vec<u8>,
+    /// `labels` as an 8-bit greyscale PNG (the request's `face_parsing`).
+    pub labels_png: Vec<u8>,
 }
 
 /// The page's models: loaded once, on first use.
@@ -60,26 +69,9 @@ thread_local! {
     static BACKEND: RefCell<Option<device::Backend>> = const { RefCell::new(None) };
 }
 
-fn now() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or_default()
-}
-
-/// Lets the browser render (and stay responsive) before the next heavy step.
-pub async fn next_frame() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
 /// The models, loading them (once per page) if needed. `Ok(None)`: the host has none. A
 /// failed download is tried again on the next photo.
-async fn models() -> Result<Option<Rc<Models>>, String> {
+pub async fn models() -> Result<Option<Rc<Models>>, String> {
     enum Next {
         Done(Option<Rc<Models>>),
         Wait,
@@ -94,7 +86,7 @@ async fn models() -> Result<Option<Rc<Models>>, String> {
         });
         match next {
             Next::Done(m) => return Ok(m),
-            Next::Wait => next_frame().await,
+            Next::Wait => yield_now().await,
             Next::Load => break,
         }
     }
@@ -124,13 +116,6 @@ async fn models() -> Result<Option<Rc<Models>>, String> {
     }
 }
 
-/// Starts loading the models early (e.g. when the page opens), so the first photo is faster.
-pub fn preload() {
-    leptos::task::spawn_local(async {
-        let _ = models().await;
-    });
-}
-
 /// Decodes and analyses `file`; `status` is told each step. `Ok(None)` when the host serves no
 /// analysis models (it will analyse the photo itself).
 pub async fn analyse(
@@ -141,33 +126,37 @@ pub async fn analyse(
     status("Decoding the photo…");
     let t = now();
     let decoded = decode::decode(file).await?;
-    timings.push(("decode", now() - t));
+    timings.push(("decode".to_string(), now() - t));
     status("Loading the face models…");
-    next_frame().await;
+    yield_now().await;
     let t = now();
     let Some(models) = models().await? else {
         return Ok(None);
     };
-    timings.push(("models", now() - t));
+    timings.push(("models".to_string(), now() - t));
     status("Finding faces…");
-    next_frame().await;
+    yield_now().await;
     let t = now();
     let faces = models
         .blazeface
         .detect_async(&decoded.image)
         .await
         .map_err(|e| e.to_string())?;
-    timings.push(("BlazeFace", now() - t));
+    timings.push(("BlazeFace".to_string(), now() - t));
     status("Parsing the face…");
-    next_frame().await;
+    yield_now().await;
     let t = now();
     let labels = models
         .bisenet
         .label_map_async(&decoded.image, &models.backend.device)
         .await
         .map_err(|e| e.to_string())?;
-    timings.push(("BiSeNet", now() - t));
+    timings.push(("BiSeNet".to_string(), now() - t));
+    let photo_png = decode::png(&decoded.image)?;
+    let labels_png = decode::label_png(&labels, SIZE)?;
     Ok(Some(Analysis {
+        photo_png,
+        labels_png,
         image: decoded.image,
         scaled_from: decoded.scaled_from,
         faces,

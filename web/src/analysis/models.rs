@@ -5,12 +5,10 @@ use consistentid_core::api::ANALYSIS_MODELS_PATH;
 use consistentid_core::bisenet::BiSeNet;
 use consistentid_core::face::blazeface::BlazeFace;
 use consistentid_core::onnx::OnnxModel;
-use leptos::web_sys;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use super::device::Backend;
-use super::js_error;
+use super::{js_error, scope};
 
 /// The two networks on one device.
 pub struct Models {
@@ -21,12 +19,10 @@ pub struct Models {
 
 /// One model file from the host. `Ok(None)` when the host has none (404).
 async fn fetch(name: &str) -> Result<Option<Vec<u8>>, String> {
-    let window = web_sys::window().ok_or("no browser window")?;
     let url = format!("{ANALYSIS_MODELS_PATH}/{name}");
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+    let response = scope::fetch(&url)
         .await
-        .map_err(|_| format!("cannot download {name} from the host"))?
-        .unchecked_into();
+        .map_err(|e| format!("cannot download {name} from the host: {e}"))?;
     if response.status() == 404 {
         return Ok(None);
     }

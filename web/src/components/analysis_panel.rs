@@ -1,6 +1,8 @@
 //! What the browser's analysis found, drawn over the photo: each face's box and keypoints, the
 //! five facial regions ConsistentID uses as a coloured overlay (each can be hidden), where it
-//! ran and how long each step took. The label map can be downloaded.
+//! ran and how long each step took. With several faces the person picks the one that gives the
+//! identity (the highest-scoring one first, as the official rule). The label map can be
+//! downloaded.
 
 use std::sync::Arc;
 
@@ -50,8 +52,14 @@ fn context(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderi
     canvas.get_context("2d").ok()??.dyn_into().ok()
 }
 
-/// Draws the photo, the enabled regions and the faces.
-fn draw(canvas: &web_sys::HtmlCanvasElement, a: &Analysis, shown: &[Shown], on: &[bool]) {
+/// Draws the photo, the enabled regions and the faces (the chosen one highlighted).
+fn draw(
+    canvas: &web_sys::HtmlCanvasElement,
+    a: &Analysis,
+    shown: &[Shown],
+    on: &[bool],
+    chosen: usize,
+) {
     let (w, h) = (a.image.width as u32, a.image.height as u32);
     canvas.set_width(w);
     canvas.set_height(h);
@@ -103,7 +111,7 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, a: &Analysis, shown: &[Shown], on: 
     let line = (f64::from(w.max(h)) / 256.0).max(2.0);
     ctx.set_line_width(line);
     for (i, face) in a.faces.iter().enumerate() {
-        let colour = if i == 0 { "#00e5ff" } else { "#ffffff" };
+        let colour = if i == chosen { "#00e5ff" } else { "#ffffff" };
         ctx.set_stroke_style_str(colour);
         ctx.set_fill_style_str(colour);
         let [x0, y0, x1, y1] = face.bbox.map(f64::from);
@@ -131,8 +139,13 @@ fn points(points: &[[f32; 2]]) -> String {
         .join(";")
 }
 
+/// `chosen`: the index of the face that gives the identity (in `analysis.faces`).
 #[component]
-pub fn AnalysisPanel(analysis: Arc<Analysis>, label_map_png: Option<String>) -> impl IntoView {
+pub fn AnalysisPanel(
+    analysis: Arc<Analysis>,
+    label_map_png: Option<String>,
+    chosen: RwSignal<usize>,
+) -> impl IntoView {
     let shown = regions(&analysis.labels);
     let on = RwSignal::new(vec![true; shown.len()]);
     let canvas = NodeRef::<leptos::html::Canvas>::new();
@@ -140,8 +153,9 @@ pub fn AnalysisPanel(analysis: Arc<Analysis>, label_map_png: Option<String>) -> 
         let (analysis, shown) = (analysis.clone(), shown.clone());
         Effect::new(move |_| {
             let enabled = on.get();
+            let chosen = chosen.get();
             if let Some(c) = canvas.get() {
-                draw(&c, &analysis, &shown, &enabled);
+                draw(&c, &analysis, &shown, &enabled, chosen);
             }
         });
     }
@@ -152,11 +166,12 @@ pub fn AnalysisPanel(analysis: Arc<Analysis>, label_map_png: Option<String>) -> 
         .collect::<Vec<_>>()
         .join(" · ");
     let faces = analysis.faces.clone();
+    let several = faces.len() > 1;
     let count = match faces.len() {
         0 => "No face found: choose a photo where one face is clearly visible.".to_string(),
         1 => "One face found.".to_string(),
         n => format!(
-            "{n} faces found: the highest-scoring one (blue) gives the identity; for another person, crop the photo to their face."
+            "{n} faces found: the chosen one (blue) gives the identity; the highest-scoring one is chosen first, pick another below."
         ),
     };
     let scaled = analysis.scaled_from.map(|(w, h)| {
@@ -175,21 +190,40 @@ pub fn AnalysisPanel(analysis: Arc<Analysis>, label_map_png: Option<String>) -> 
             <ol id="faces">
                 {faces
                     .into_iter()
-                    .map(|f| {
+                    .enumerate()
+                    .map(|(i, f)| {
                         let [x0, y0, x1, y1] = f.bbox;
+                        let text = format!(
+                            "score {:.2}, {:.0}×{:.0} px at ({:.0}, {:.0})",
+                            f.score,
+                            x1 - x0,
+                            y1 - y0,
+                            x0,
+                            y0
+                        );
+                        let id = format!("face-{i}");
+                        // One face needs no choice; several get radio buttons.
+                        let pick = several.then(|| {
+                            let for_id = id.clone();
+                            view! {
+                                <input
+                                    id=id
+                                    type="radio"
+                                    name="face-choice"
+                                    prop:checked=move || chosen.get() == i
+                                    on:change=move |_| chosen.set(i)
+                                />
+                                <label for=for_id>{text.clone()}</label>
+                            }
+                        });
                         view! {
                             <li
                                 data-box=format!("{x0:.2},{y0:.2},{x1:.2},{y1:.2}")
                                 data-keypoints=points(&f.landmarks)
+                                class:chosen=move || chosen.get() == i
                             >
-                                {format!(
-                                    "score {:.2}, {:.0}×{:.0} px at ({:.0}, {:.0})",
-                                    f.score,
-                                    x1 - x0,
-                                    y1 - y0,
-                                    x0,
-                                    y0
-                                )}
+                                {if several { None } else { Some(text.clone()) }}
+                                {pick}
                             </li>
                         }
                     })

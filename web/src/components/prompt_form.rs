@@ -44,11 +44,13 @@ impl Controls {
     }
 
     /// The request's input (the host validates every number again).
-    /// `face_parsing`: the browser's label map of the face, if it analysed it.
+    /// `face_parsing`: the browser's label map of the face, if it analysed it; `face_box`: the
+    /// face chosen among several.
     pub fn input(
         &self,
         face_image: String,
         face_parsing: Option<String>,
+        face_box: Option<[f32; 4]>,
     ) -> Result<PredictionInput, String> {
         fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
             let t = text.trim();
@@ -84,6 +86,7 @@ impl Controls {
             scheduler: SchedulerKind::from_name(&self.scheduler.get_untracked()),
             face_image: Some(face_image),
             face_parsing,
+            face_box,
             ..PredictionInput::default()
         })
     }

@@ -6,13 +6,12 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use consistentid_core::bisenet::preprocess::SIZE;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos::web_sys;
 use wasm_bindgen::JsCast;
 
-use crate::analysis::{self, Analysis, decode};
+use crate::analysis::{self, Analysis, client};
 use crate::api;
 use crate::components::analysis_panel::AnalysisPanel;
 
@@ -28,26 +27,6 @@ pub struct Face {
     pub parsing: Option<String>,
 }
 
-/// What the browser's analysis gave: the lossless photo to send, its label map (PNG, and as a
-/// data URI) and the analysis itself.
-struct Analysed {
-    photo_png: Vec<u8>,
-    parsing_uri: String,
-    analysis: Arc<Analysis>,
-}
-
-fn analysed(a: Analysis) -> Result<Analysed, String> {
-    let labels = decode::label_png(&a.labels, SIZE)?;
-    Ok(Analysed {
-        photo_png: decode::png(&a.image)?,
-        parsing_uri: format!(
-            "data:image/png;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(labels)
-        ),
-        analysis: Arc::new(a),
-    })
-}
-
 fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
@@ -56,18 +35,33 @@ fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
         .map_err(analysis::js_error)
 }
 
-/// Lets the user pick a face photo and shows its status; sets `face` once the host has it.
+/// Lets the user pick a face photo and shows its status; sets `face` once the host has it, and
+/// `face_box` to the chosen face's box when the browser found several (the host then uses the
+/// face it detects there; with one face or none it applies the official rule itself).
 #[component]
-pub fn FaceUpload(face: RwSignal<Option<Face>>) -> impl IntoView {
+pub fn FaceUpload(
+    face: RwSignal<Option<Face>>,
+    face_box: RwSignal<Option<[f32; 4]>>,
+) -> impl IntoView {
     let status = RwSignal::new(String::from("Choose a photo of one face to begin."));
     // " (W×H px)" once the browser has decoded the picture.
     let dims = RwSignal::new(String::new());
     let preview = RwSignal::new(None::<String>);
     let file_name = RwSignal::new(String::new());
     let found = RwSignal::new(None::<(Arc<Analysis>, String)>);
+    let chosen = RwSignal::new(0usize);
+    Effect::new(move |_| {
+        let i = chosen.get();
+        face_box.set(found.with(|f| {
+            f.as_ref()
+                .filter(|(a, _)| a.faces.len() > 1)
+                .and_then(|(a, _)| a.faces.get(i))
+                .map(|d| d.bbox)
+        }));
+    });
     // Each new photo supersedes the work still running for an earlier one.
     let generation = StoredValue::new(0u64);
-    analysis::preload();
+    client::preload();
 
     let take = move |file: web_sys::File| {
         if !["image/png", "image/jpeg", "image/webp"].contains(&file.type_().as_str()) {
@@ -93,32 +87,36 @@ pub fn FaceUpload(face: RwSignal<Option<Face>>) -> impl IntoView {
         dims.set(String::new());
         face.set(None);
         found.set(None);
+        chosen.set(0);
         generation.update_value(|g| *g += 1);
         let mine = generation.get_value();
         let current = move || generation.get_value() == mine;
         spawn_local(async move {
             let name = file.name();
-            let result = analysis::analyse(&file, |s| {
+            let result = client::analyse(&file, move |s| {
                 if current() {
                     status.set(s.to_string());
                 }
             })
-            .await
-            .and_then(|a| a.map(analysed).transpose());
+            .await;
             if !current() {
                 return;
             }
             let (upload, parsing, note) = match result {
                 Ok(Some(a)) => {
-                    let note = if a.analysis.faces.is_empty() {
+                    let note = if a.faces.is_empty() {
                         " (no face found in the browser: the host will look again)"
                     } else {
                         ""
                     };
                     let sent = blob(&a.photo_png);
-                    found.set(Some((a.analysis, a.parsing_uri.clone())));
+                    let parsing_uri = format!(
+                        "data:image/png;base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(&a.labels_png)
+                    );
+                    found.set(Some((Arc::new(a), parsing_uri.clone())));
                     match sent {
-                        Ok(b) => (b, Some(a.parsing_uri), note.to_string()),
+                        Ok(b) => (b, Some(parsing_uri), note.to_string()),
                         Err(e) => {
                             status.set(format!("Upload failed: {e}"));
                             return;
@@ -219,7 +217,7 @@ pub fn FaceUpload(face: RwSignal<Option<Face>>) -> impl IntoView {
                     on:error=on_error
                 />
             </Show>
-            {move || found.get().map(|(a, href)| view! { <AnalysisPanel analysis=a label_map_png=Some(href) /> })}
+            {move || found.get().map(|(a, href)| view! { <AnalysisPanel analysis=a label_map_png=Some(href) chosen=chosen /> })}
         </section>
     }
 }

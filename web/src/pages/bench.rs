@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::analysis::bench;
+use crate::analysis::client;
 
 /// Timed runs when the address does not say (`?runs=N`, 1 to 50).
 const DEFAULT_RUNS: usize = 5;
@@ -26,10 +26,7 @@ pub fn BenchPage() -> impl IntoView {
     let result = RwSignal::new(None::<Result<String, String>>);
     let n = runs();
     spawn_local(async move {
-        let r = bench::run(n)
-            .await
-            .and_then(|b| serde_json::to_string_pretty(&b).map_err(|e| e.to_string()));
-        result.set(Some(r));
+        result.set(Some(client::bench(n).await));
     });
     view! {
         <h1>"Analysis benchmark"</h1>

@@ -11,6 +11,7 @@ use crate::components::upload::{Face, FaceUpload};
 #[component]
 pub fn CreatePage() -> impl IntoView {
     let face = RwSignal::new(None::<Face>);
+    let face_box = RwSignal::new(None::<[f32; 4]>);
     let controls = Controls::new();
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -21,7 +22,7 @@ pub fn CreatePage() -> impl IntoView {
         let Some(face) = face.get_untracked() else {
             return;
         };
-        let input = match controls.input(face.url, face.parsing) {
+        let input = match controls.input(face.url, face.parsing, face_box.get_untracked()) {
             Ok(i) => i,
             Err(e) => {
                 error.set(Some(e));
@@ -44,7 +45,7 @@ pub fn CreatePage() -> impl IntoView {
         <h1>"New portraits of one person"</h1>
         <p class="lead">"Upload one face photo, describe the picture, and get new portraits of that person."</p>
         <form on:submit=generate>
-            <FaceUpload face=face />
+            <FaceUpload face=face face_box=face_box />
             <PromptForm controls=controls />
             <Show when=move || error.get().is_some()>
                 <p id="error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>

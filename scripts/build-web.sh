@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The web app's release bundle (dist/, or --dist DIR): LTO, wasm SIMD for the CPU fallback
+# (`simd` feature, `+simd128`), then wasm-opt (binaryen 132, `data-wasm-opt` in index.html).
+# Extra arguments go to `trunk build`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-tools.sh release
+# The web app's own target dir: the flags below would otherwise rebuild the native crates' deps.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/web"
+RUSTFLAGS="-C target-feature=+simd128" trunk build --release --features simd "$@"
