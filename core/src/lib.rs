@@ -11,6 +11,7 @@ pub mod consistentid;
 pub mod error;
 pub mod face;
 pub mod image;
+pub mod kernels;
 pub mod nn;
 pub mod onnx;
 pub mod parallel;

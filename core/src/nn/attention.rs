@@ -1,8 +1,8 @@
 //! Scaled dot-product attention over `[batch, seq, heads * head_dim]` projections.
 
 use burn::tensor::Tensor;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::kernels;
 
 /// Splits q/k/v into `heads`, attends with scale `1/sqrt(head_dim)`, and merges the heads.
 ///
@@ -16,7 +16,7 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
     let q = q.reshape([b, n, heads, d]).swap_dims(1, 2);
     let k = k.reshape([b, m, heads, d]).swap_dims(1, 2);
     let v = v.reshape([b, m, heads, d]).swap_dims(1, 2);
-    let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+    let out = kernels::attention(q, k, v);
     // [b, heads, n, d] -> [b, n, heads * d]
     out.swap_dims(1, 2).reshape([b, n, inner])
 }

@@ -7,6 +7,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::{conv2d, group_norm};
+use crate::kernels;
 
 /// Dimensions of one residual block.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +57,9 @@ impl ResnetBlock2D {
     /// # Shapes
     /// - `x`: `[b, in, h, w]`, `temb`: `[b, temb_channels]` → `[b, out, h, w]`
     pub fn forward(&self, x: Tensor<4>, temb: Option<Tensor<2>>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self
+            .conv1
+            .forward(kernels::group_norm(&self.norm1, x.clone(), true));
         let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(t)) => {
                 // [b, out] -> [b, out, 1, 1]
@@ -68,7 +71,9 @@ impl ResnetBlock2D {
             }
             _ => h,
         };
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self
+            .conv2
+            .forward(kernels::group_norm(&self.norm2, h, true));
         let shortcut = match &self.conv_shortcut {
             Some(conv) => conv.forward(x),
             None => x,

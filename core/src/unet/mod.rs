@@ -9,13 +9,13 @@ pub mod transformer;
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::silu;
 use burn::tensor::{DType, Device, Tensor};
 
 use blocks::{BlockSettings, DownBlock, DownBlockConfig, MidBlock, UpBlock, UpBlockConfig};
 pub use config::UNet2DConditionConfig;
 
 use crate::Result;
+use crate::kernels;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::nn::{conv2d, group_norm};
 use crate::weights::{
@@ -187,7 +187,7 @@ impl UNet2DConditionModel {
             x = block.forward(x, &mut skips, temb.clone(), context.clone(), upsample_size);
         }
         self.conv_out
-            .forward(silu(self.conv_norm_out.forward(x)))
+            .forward(kernels::group_norm(&self.conv_norm_out, x, true))
             .cast(out_dtype)
     }
 

@@ -8,6 +8,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::attention::Attention;
+use crate::kernels;
 use crate::nn::{conv2d, group_norm};
 
 /// Projection in/out of the transformer: 1×1 convolution, or linear (`use_linear_projection`).
@@ -74,7 +75,7 @@ impl Transformer2DModel {
     pub fn forward(&self, x: Tensor<4>, context: Tensor<3>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let residual = x.clone();
-        let x = self.norm.forward(x);
+        let x = kernels::group_norm(&self.norm, x, false);
         // [b, ch, h, w] -> [b, h*w, ch], projecting before (conv) or after (linear).
         let to_seq = |t: Tensor<4>| {
             let ch = t.dims()[1];

@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{GroupNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels;
 use crate::nn::attention::multi_head_attention;
 use crate::nn::group_norm;
 use crate::nn::resnet::{ResnetBlock2D, ResnetBlock2DConfig};
@@ -168,9 +169,7 @@ impl VaeAttention {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         // [b, c, h, w] -> [b, h*w, c]
-        let hs = self
-            .group_norm
-            .forward(x.clone())
+        let hs = kernels::group_norm(&self.group_norm, x.clone(), false)
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let out = multi_head_attention(

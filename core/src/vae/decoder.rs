@@ -3,11 +3,11 @@
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::blocks::{UNetMidBlock2D, UpDecoderBlock2D};
 use super::config::AutoencoderKLConfig;
+use crate::kernels;
 use crate::nn::{conv2d, group_norm};
 
 /// `Decoder`: mid block, then up blocks over the reversed widths.
@@ -53,6 +53,7 @@ impl Decoder {
         for block in &self.up_blocks {
             x = block.forward(x);
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        self.conv_out
+            .forward(kernels::group_norm(&self.conv_norm_out, x, true))
     }
 }

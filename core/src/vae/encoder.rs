@@ -3,11 +3,11 @@
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::blocks::{DownEncoderBlock2D, UNetMidBlock2D};
 use super::config::AutoencoderKLConfig;
+use crate::kernels;
 use crate::nn::{conv2d, group_norm};
 
 /// `Encoder` with `double_z`: outputs `2 * latent_channels` channels.
@@ -54,6 +54,7 @@ impl Encoder {
             x = block.forward(x);
         }
         let x = self.mid_block.forward(x);
-        self.conv_out.forward(silu(self.conv_norm_out.forward(x)))
+        self.conv_out
+            .forward(kernels::group_norm(&self.conv_norm_out, x, true))
     }
 }

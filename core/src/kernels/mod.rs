@@ -1,0 +1,82 @@
+//! Fused kernels for the CubeCL backends (CUDA, wgpu), where burn's stock ops are slow.
+//!
+//! Each operation has a plain tensor-op reference (the CPU and fallback path, and the kernel's
+//! test oracle); the kernel runs only when the tensors live on a CubeCL device and the crate is
+//! built with the `cube` feature (the host turns it on with its GPU backends). The CubeCL source
+//! compiles to WGSL and to CUDA alike, so one kernel serves both, and is tested on wgpu.
+
+#[cfg(feature = "cube")]
+mod attention_kernel;
+#[cfg(feature = "cube")]
+mod group_norm_kernel;
+
+use burn::nn::GroupNorm;
+use burn::tensor::Tensor;
+use burn::tensor::activation::silu;
+use burn::tensor::module::attention as burn_attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+/// Score matrices from this many elements up (64 MiB in f32) take the flash routine on CubeCL
+/// devices: below it, burn's fallback (two matrix products and a softmax) needs little memory.
+/// Which of the two is faster on a real GPU is still to be measured (bench/RESULTS.md).
+pub const FLASH_MIN_SCORES: usize = 1 << 24;
+
+/// `GroupNorm` followed, when `then_silu`, by SiLU: one kernel on CubeCL devices (statistics in
+/// f32 whatever the tensor's float type, as PyTorch accumulates), burn's ops elsewhere.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → the same
+pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> {
+    #[cfg(feature = "cube")]
+    if group_norm_kernel::applies(norm, &x) {
+        return group_norm_kernel::forward(norm, x, then_silu);
+    }
+    group_norm_reference(norm, x, then_silu)
+}
+
+/// The stock path: burn's `GroupNorm`, then SiLU.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → the same
+pub fn group_norm_reference(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> {
+    let y = norm.forward(x);
+    if then_silu { silu(y) } else { y }
+}
+
+/// Scaled dot-product attention, scale `1/sqrt(d)`: the flash routine on CubeCL devices when
+/// the score matrix would be large ([`FLASH_MIN_SCORES`]), burn's attention elsewhere.
+///
+/// # Shapes
+/// - `q`: `[b, heads, n, d]`, `k`/`v`: `[b, heads, m, d]` → `[b, heads, n, d]`
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "cube")]
+    {
+        let [b, heads, n, _] = q.dims();
+        let m = k.dims()[2];
+        if b * heads * n * m >= FLASH_MIN_SCORES && attention_kernel::on_cube(&q) {
+            return attention_kernel::forward(q, k, v);
+        }
+    }
+    attention_reference(q, k, v)
+}
+
+/// The flash routine whatever the size (for its tests), or `None` off CubeCL devices.
+///
+/// # Shapes
+/// - `q`: `[b, heads, n, d]`, `k`/`v`: `[b, heads, m, d]` → `[b, heads, n, d]`
+pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Option<Tensor<4>> {
+    #[cfg(feature = "cube")]
+    if attention_kernel::on_cube(&q) {
+        return Some(attention_kernel::forward(q, k, v));
+    }
+    let _ = (q, k, v);
+    None
+}
+
+/// burn's attention (its unfused fallback on every backend built without `autotune`).
+///
+/// # Shapes
+/// - `q`: `[b, heads, n, d]`, `k`/`v`: `[b, heads, m, d]` → `[b, heads, n, d]`
+pub fn attention_reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    burn_attention(q, k, v, None, None, AttentionModuleOptions::default())
+}
