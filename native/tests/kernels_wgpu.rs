@@ -43,8 +43,18 @@ fn values(tensor: Tensor<4>) -> Vec<f32> {
         .expect("f32 values")
 }
 
-/// The kernel on wgpu (in `dtype`) against burn's GroupNorm on the CPU in f32: the largest
-/// difference relative to the output's largest magnitude.
+/// The largest difference relative to the largest magnitude of `want`.
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    worst / scale
+}
+
+/// The kernel on wgpu (in `dtype`) against burn's GroupNorm on the CPU in f32.
 fn kernel_error(shape: [usize; 4], groups: usize, then_silu: bool, dtype: DType) -> f32 {
     let cpu = Device::flex();
     let gpu = Device::wgpu(Default::default());
@@ -65,13 +75,7 @@ fn kernel_error(shape: [usize; 4], groups: usize, then_silu: bool, dtype: DType)
 
     let x_gpu = Tensor::<4>::from_data(x.into_data(), &gpu).cast(dtype);
     let gpu_norm = norm(groups, channels, 1e-5, &gamma, &beta, &gpu);
-    let got = values(group_norm(&gpu_norm, x_gpu, then_silu));
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
+    relative_error(&values(group_norm(&gpu_norm, x_gpu, then_silu)), &want)
 }
 
 #[test]
@@ -105,8 +109,7 @@ fn fused_group_norm_in_f16_stays_within_half_precision() {
     }
 }
 
-/// The flash routine on wgpu (in `dtype`) against burn's attention on the CPU in f32: the largest
-/// difference relative to the output's largest magnitude.
+/// The flash routine on wgpu (in `dtype`) against burn's attention on the CPU in f32.
 fn attention_error(b: usize, heads: usize, n: usize, m: usize, d: usize, dtype: DType) -> f32 {
     let cpu = Device::flex();
     let gpu = Device::wgpu(Default::default());
@@ -117,13 +120,7 @@ fn attention_error(b: usize, heads: usize, n: usize, m: usize, d: usize, dtype: 
     let want = values(attention_reference(q.clone(), k.clone(), v.clone()));
     let up = |t: Tensor<4>| Tensor::<4>::from_data(t.into_data(), &gpu).cast(dtype);
     let got = flash_attention(up(q), up(k), up(v)).expect("wgpu is a CubeCL device");
-    let got = values(got);
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    got.iter()
-        .zip(&want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
+    relative_error(&values(got), &want)
 }
 
 /// The UNet's head dims (40, 80, 160), its cross-attention keys (77 text tokens, 81 with
