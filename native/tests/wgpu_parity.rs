@@ -10,10 +10,15 @@ use common::*;
 
 #[test]
 fn the_tiny_consistentid_pipeline_on_wgpu_matches_the_reference() {
-    let (got, want) = replica_image("wgpu", "f32");
+    let (got, want, stderr) = replica_run("wgpu", "f32");
     // The same tolerance as the CPU backend's test (stage_consistentid.rs).
     let err = rel_err(&got, &want);
     assert!(err < 1e-3, "relative error {err}");
+    // Headless (no XDG_RUNTIME_DIR), Vulkan's drivers and layers leave the terminal clean.
+    assert!(
+        !stderr.contains("XDG_RUNTIME_DIR") && !stderr.contains("error"),
+        "stderr on a headless machine:\n{stderr}"
+    );
 }
 
 /// With the networks in f16 (WGSL `f16`, lavapipe has it): measured 2.4e-3 max-abs from the

@@ -138,6 +138,13 @@ pub fn replica_denoise_args() -> Vec<String> {
 /// Runs the whole tiny replica (`stage consistentid`) with `--device device --dtype dtype`
 /// and returns its image next to the reference's (official pipeline, f32).
 pub fn replica_image(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>) {
+    let (got, want, _) = replica_run(device, dtype);
+    (got, want)
+}
+
+/// [`replica_image`], with what the command printed on stderr, run as on a headless machine
+/// (no `XDG_RUNTIME_DIR`).
+pub fn replica_run(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>, String) {
     let dir = consistentid_folder();
     let out = dir.path().join("o.safetensors");
     let args = [
@@ -156,11 +163,15 @@ pub fn replica_image(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>) {
     ]
     .concat();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = run(&args);
+    let o = bin()
+        .env_remove("XDG_RUNTIME_DIR")
+        .args(&args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
         o.status.success(),
-        "{}\n(on wgpu: no Vulkan adapter? install mesa-vulkan-drivers)",
-        String::from_utf8_lossy(&o.stderr)
+        "{stderr}\n(on wgpu: no Vulkan adapter? install mesa-vulkan-drivers)"
     );
     let got = TensorFile::parse("o", &read_out(&out))
         .unwrap()
@@ -173,7 +184,7 @@ pub fn replica_image(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>) {
         .f32("image")
         .unwrap()
         .0;
-    (got, want)
+    (got, want, stderr)
 }
 
 /// The largest absolute difference.
