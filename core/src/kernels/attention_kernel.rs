@@ -4,7 +4,7 @@
 //! always takes its fallback, which writes the whole `[b, heads, n, m]` score matrix: 1.2 GB in
 //! f16 for a 512×768 portrait's first self-attention with CFG, and above WebGPU's buffer limits.
 
-use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
+use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::tensor::Tensor;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn_cubecl::CubeBackend;
@@ -21,11 +21,6 @@ pub trait FlashAttentionBackend: Backend {
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
-}
-
-/// Whether `x` lives on a CubeCL device (CUDA, wgpu).
-pub fn on_cube(x: &Tensor<4>) -> bool {
-    matches!(x.device().as_dispatch(), DispatchDevice::Cube(_))
 }
 
 /// # Shapes

@@ -4,7 +4,7 @@
 //! kernels (casts, means, subtractions, a square, a second mean, the affine), each a full pass
 //! over the activation; this reads it three times and writes it once.
 
-use burn::backend::{Backend, DispatchDevice, backend_extension, tensor::FloatTensor};
+use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 use burn::nn::GroupNorm;
 // cubecl's prelude has its own `Tensor` (the kernel's view of a buffer).
 use burn::tensor::Tensor as BurnTensor;
@@ -35,7 +35,7 @@ pub trait GroupNormBackend: Backend {
 /// Whether the kernel takes this call: a CubeCL device and an affine norm whose channels divide
 /// into its groups.
 pub fn applies(norm: &GroupNorm, x: &BurnTensor<4>) -> bool {
-    matches!(x.device().as_dispatch(), DispatchDevice::Cube(_))
+    super::on_cube(x)
         && norm.affine
         && norm.gamma.is_some()
         && norm.beta.is_some()

@@ -1,14 +1,21 @@
-//! Fused kernels for the CubeCL backends (CUDA, wgpu), where burn's stock ops are slow.
+//! Fused kernels where burn's stock ops are slow: CubeCL kernels for the GPU backends (CUDA,
+//! wgpu) and host code for the CPU backend.
 //!
-//! Each operation has a plain tensor-op reference (the CPU and fallback path, and the kernel's
-//! test oracle); the kernel runs only when the tensors live on a CubeCL device and the crate is
-//! built with the `cube` feature (the host turns it on with its GPU backends). The CubeCL source
-//! compiles to WGSL and to CUDA alike, so one kernel serves both, and is tested on wgpu.
+//! Each operation has a plain tensor-op reference (the fallback path, and the kernels' test
+//! oracle). A CubeCL kernel runs only when the tensors live on a CubeCL device and the crate is
+//! built with the `cube` feature (the host turns it on with its GPU backends); its source
+//! compiles to WGSL and to CUDA alike, so one kernel serves both, and is tested on wgpu. A host
+//! kernel runs on f32 tensors off the CubeCL devices, where the data can be read back without
+//! waiting (not in the browser).
 
 #[cfg(feature = "cube")]
 mod attention_kernel;
+#[cfg(not(target_family = "wasm"))]
+mod group_norm_host;
 #[cfg(feature = "cube")]
 mod group_norm_kernel;
+#[cfg(not(target_family = "wasm"))]
+mod host_math;
 
 use burn::nn::GroupNorm;
 use burn::tensor::Tensor;
@@ -16,13 +23,23 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+/// Whether `x` lives on a CubeCL device (CUDA, wgpu).
+#[cfg(feature = "cube")]
+fn on_cube(x: &Tensor<4>) -> bool {
+    matches!(
+        x.device().as_dispatch(),
+        burn::backend::DispatchDevice::Cube(_)
+    )
+}
+
 /// Score matrices from this many elements up (64 MiB in f32) take the flash routine on CubeCL
 /// devices: below it, burn's fallback (two matrix products and a softmax) needs little memory.
 /// Which of the two is faster on a real GPU is still to be measured (bench/RESULTS.md).
 pub const FLASH_MIN_SCORES: usize = 1 << 24;
 
 /// `GroupNorm` followed, when `then_silu`, by SiLU: one kernel on CubeCL devices (statistics in
-/// f32 whatever the tensor's float type, as PyTorch accumulates), burn's ops elsewhere.
+/// f32 whatever the tensor's float type, as PyTorch accumulates), three passes over the buffer
+/// on the CPU for f32 tensors, burn's ops elsewhere.
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, height, width]` → the same
@@ -30,6 +47,10 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> 
     #[cfg(feature = "cube")]
     if group_norm_kernel::applies(norm, &x) {
         return group_norm_kernel::forward(norm, x, then_silu);
+    }
+    #[cfg(not(target_family = "wasm"))]
+    if group_norm_host::applies(norm, &x) {
+        return group_norm_host::forward(norm, x, then_silu);
     }
     group_norm_reference(norm, x, then_silu)
 }
@@ -53,7 +74,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     {
         let [b, heads, n, _] = q.dims();
         let m = k.dims()[2];
-        if b * heads * n * m >= FLASH_MIN_SCORES && attention_kernel::on_cube(&q) {
+        if b * heads * n * m >= FLASH_MIN_SCORES && on_cube(&q) {
             return attention_kernel::forward(q, k, v);
         }
     }
@@ -66,7 +87,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
 /// - `q`: `[b, heads, n, d]`, `k`/`v`: `[b, heads, m, d]` → `[b, heads, n, d]`
 pub fn flash_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Option<Tensor<4>> {
     #[cfg(feature = "cube")]
-    if attention_kernel::on_cube(&q) {
+    if on_cube(&q) {
         return Some(attention_kernel::forward(q, k, v));
     }
     let _ = (q, k, v);
