@@ -4,9 +4,10 @@
 //! lavapipe where there is no GPU (scripts/install-tools.sh installs it).
 
 use burn::module::Param;
-use burn::nn::{GroupNorm, GroupNormConfig};
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
-use consistentid_core::kernels::{group_norm, group_norm_reference};
+use consistentid_core::kernels::{conv2d, group_norm, group_norm_reference};
 
 /// A GroupNorm with random affine parameters (away from 1 and 0, so a swapped or ignored one
 /// shows) on `device` in `dtype` (as the models keep them), from values drawn once.
@@ -125,6 +126,36 @@ fn host_group_norm_leaves_a_shared_input_alone() {
 fn group_norm_in_half_precision_on_the_cpu_stays_within_it() {
     let err = kernel_error(&Device::flex(), [2, 64, 9, 11], 32, true, DType::F16, 3.0);
     assert!(err < 2e-3 && err > 0.0, "relative error {err}");
+}
+
+/// The host 3×3 convolution on the CPU backend against burn's, at sizes it takes (2²¹ input
+/// values per image and up): square and not, a batch of two, with and without a bias, few and
+/// many channels, one-pixel-wide and one-row images (all taps at the border).
+#[test]
+fn host_convolution_matches_burns() {
+    let cpu = Device::flex();
+    for (shape, out, bias) in [
+        ([1, 128, 128, 128], 64, true),
+        ([2, 64, 200, 170], 24, true),
+        ([1, 512, 64, 64], 32, false),
+        ([1, 8, 512, 512], 3, true),
+        ([1, 16, 131_072, 1], 5, true),
+        ([1, 16, 1, 131_072], 5, false),
+    ] {
+        let conv = Conv2dConfig::new([shape[1], out], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(bias)
+            .init(&cpu);
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.5, 1.0), &cpu);
+        let want = values(conv.forward(x.clone()));
+        let got = conv2d(&conv, x);
+        assert_eq!(got.dims(), [shape[0], out, shape[2], shape[3]]);
+        let err = relative_error(&values(got), &want);
+        assert!(
+            err < 1e-5,
+            "{shape:?} → {out}, bias {bias}: relative error {err}"
+        );
+    }
 }
 
 #[cfg(feature = "wgpu")]

@@ -11,6 +11,8 @@
 #[cfg(feature = "cube")]
 mod attention_kernel;
 #[cfg(not(target_family = "wasm"))]
+mod conv_host;
+#[cfg(not(target_family = "wasm"))]
 mod group_norm_host;
 #[cfg(feature = "cube")]
 mod group_norm_kernel;
@@ -18,6 +20,7 @@ mod group_norm_kernel;
 mod host_math;
 
 use burn::nn::GroupNorm;
+use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 use burn::tensor::module::attention as burn_attention;
@@ -62,6 +65,19 @@ pub fn group_norm(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> 
 pub fn group_norm_reference(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> Tensor<4> {
     let y = norm.forward(x);
     if then_silu { silu(y) } else { y }
+}
+
+/// A 2-D convolution: 3×3 ones (stride 1, padding 1) on the CPU for f32 tensors as column
+/// blocks and matrix products, burn's convolution elsewhere.
+///
+/// # Shapes
+/// - `x`: `[batch, in, height, width]` → `[batch, out, height', width']`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    if conv_host::applies(conv, &x) {
+        return conv_host::forward(conv, x);
+    }
+    conv.forward(x)
 }
 
 /// Scaled dot-product attention, scale `1/sqrt(d)`: the flash routine on CubeCL devices when

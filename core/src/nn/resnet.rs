@@ -57,9 +57,10 @@ impl ResnetBlock2D {
     /// # Shapes
     /// - `x`: `[b, in, h, w]`, `temb`: `[b, temb_channels]` → `[b, out, h, w]`
     pub fn forward(&self, x: Tensor<4>, temb: Option<Tensor<2>>) -> Tensor<4> {
-        let h = self
-            .conv1
-            .forward(kernels::group_norm(&self.norm1, x.clone(), true));
+        let h = kernels::conv2d(
+            &self.conv1,
+            kernels::group_norm(&self.norm1, x.clone(), true),
+        );
         let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(t)) => {
                 // [b, out] -> [b, out, 1, 1]
@@ -71,9 +72,7 @@ impl ResnetBlock2D {
             }
             _ => h,
         };
-        let h = self
-            .conv2
-            .forward(kernels::group_norm(&self.norm2, h, true));
+        let h = kernels::conv2d(&self.conv2, kernels::group_norm(&self.norm2, h, true));
         let shortcut = match &self.conv_shortcut {
             Some(conv) => conv.forward(x),
             None => x,

@@ -49,11 +49,13 @@ impl Decoder {
     /// # Shapes
     /// - `z`: `[b, latent_channels, h, w]` → `[b, out_channels, h * f, w * f]`
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut x = self.mid_block.forward(self.conv_in.forward(z));
+        let mut x = self.mid_block.forward(kernels::conv2d(&self.conv_in, z));
         for block in &self.up_blocks {
             x = block.forward(x);
         }
-        self.conv_out
-            .forward(kernels::group_norm(&self.conv_norm_out, x, true))
+        kernels::conv2d(
+            &self.conv_out,
+            kernels::group_norm(&self.conv_norm_out, x, true),
+        )
     }
 }
