@@ -67,8 +67,8 @@ pub fn group_norm_reference(norm: &GroupNorm, x: Tensor<4>, then_silu: bool) -> 
     if then_silu { silu(y) } else { y }
 }
 
-/// A 2-D convolution: 3×3 ones (stride 1, padding 1) on the CPU for f32 tensors as column
-/// blocks and matrix products, burn's convolution elsewhere.
+/// A 2-D convolution: large 3×3 ones (stride 1, padding 1, 2²¹+ input values per image) on the
+/// CPU for f32 tensors as column blocks and matrix products, burn's convolution elsewhere.
 ///
 /// # Shapes
 /// - `x`: `[batch, in, height, width]` → `[batch, out, height', width']`
