@@ -16,8 +16,8 @@ use super::host_math::silu;
 /// Below this many elements one thread does the work (spawning costs more than it saves).
 const PARALLEL_MIN: usize = 1 << 16;
 
-/// Whether this path takes `x`: f32 tensors off the CubeCL devices (which have their own
-/// kernel) whose channels divide into the norm's groups. Half precision stays on burn's ops
+/// Whether this path takes `x`: non-empty f32 tensors off the CubeCL devices (which have their
+/// own kernel) whose channels divide into the norm's groups. Half precision stays on burn's ops
 /// (they widen the statistics themselves).
 pub(super) fn applies(norm: &GroupNorm, x: &Tensor<4>) -> bool {
     #[cfg(feature = "cube")]
@@ -25,6 +25,7 @@ pub(super) fn applies(norm: &GroupNorm, x: &Tensor<4>) -> bool {
         return false;
     }
     x.dtype() == DType::F32
+        && x.shape().num_elements() > 0
         && norm.num_groups > 0
         && x.dims()[1] == norm.num_channels
         && norm.num_channels.is_multiple_of(norm.num_groups)
