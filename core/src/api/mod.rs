@@ -16,5 +16,7 @@ pub use stream::{OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEv
 /// Where the host serves the models the web app runs in the browser
 /// (`{ANALYSIS_MODELS_PATH}/{name}`).
 pub const ANALYSIS_MODELS_PATH: &str = "/v1/analysis-models";
-/// Their names: BlazeFace's ONNX graph and BiSeNet's face-parsing state dict.
-pub const ANALYSIS_MODELS: [&str; 2] = ["blazeface.onnx", "face_parsing.pth"];
+/// Their names: BlazeFace's ONNX graphs (the front model, and the back model for small faces)
+/// and BiSeNet's face-parsing state dict.
+pub const ANALYSIS_MODELS: [&str; 3] =
+    ["blazeface.onnx", "blazeface-back.onnx", "face_parsing.pth"];

@@ -17,6 +17,9 @@ use crate::{Error, Result};
 /// Where a ConsistentID model folder keeps the front model (`consistentid fetch` puts it there;
 /// `serve` gives it to the web app).
 pub const MODEL_FOLDER_PATH: &str = "blazeface/face_detection_front_128x128_barracuda.onnx";
+/// The back-camera model (256² input, anchors for small faces): it finds faces a few percent of
+/// the photo wide that the front model misses, beside a larger one.
+pub const BACK_MODEL_FOLDER_PATH: &str = "blazeface/face_detection_back_256x256_barracuda.onnx";
 
 pub const DEFAULT_SCORE_THRESHOLD: f32 = 0.5;
 pub const DEFAULT_NMS_THRESHOLD: f32 = 0.3;
@@ -230,6 +233,21 @@ struct Letterbox {
     pad: [f32; 2],
 }
 
+/// The faces of two detectors on one photo: every face of `primary`, plus each face of
+/// `secondary` that overlaps none of them (IoU at most `threshold`), best score first. The
+/// browser runs the front model as primary (its boxes and keypoints are the ones compared with
+/// the host's) and the back model as secondary, for the small faces the front one misses.
+pub fn merge(primary: Vec<Detection>, secondary: Vec<Detection>, threshold: f32) -> Vec<Detection> {
+    let mut out = primary;
+    let added: Vec<Detection> = secondary
+        .into_iter()
+        .filter(|d| out.iter().all(|p| iou(&p.bbox, &d.bbox) <= threshold))
+        .collect();
+    out.extend(added);
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
@@ -270,4 +288,32 @@ pub fn weighted_nms(sorted: Vec<Detection>, threshold: f32, weighted: bool) -> V
         out.push(merged);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(bbox: [f32; 4], score: f32) -> Detection {
+        Detection {
+            bbox,
+            score,
+            landmarks: vec![[0.0; 2]; KEYPOINTS],
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_primary_faces_and_adds_only_new_ones() {
+        let big = face([100.0, 100.0, 300.0, 300.0], 0.9);
+        let small = face([500.0, 200.0, 560.0, 260.0], 0.7);
+        // The back model's box of the big face, shifted and scored higher: dropped.
+        let big_again = face([95.0, 98.0, 305.0, 310.0], 0.95);
+        let merged = merge(vec![big.clone()], vec![big_again, small.clone()], 0.3);
+        assert_eq!(merged, vec![big.clone(), small.clone()]);
+        // Best score first, whichever model found it.
+        let strong_small = face(small.bbox, 0.99);
+        let merged = merge(vec![big.clone()], vec![strong_small.clone()], 0.3);
+        assert_eq!(merged, vec![strong_small, big]);
+        assert!(merge(Vec::new(), Vec::new(), 0.3).is_empty());
+    }
 }

@@ -47,6 +47,16 @@ impl SchedulerKind {
         }
     }
 
+    /// The CLI (and API) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Euler => "euler",
+            Self::EulerAncestral => "euler-a",
+            Self::Ddim => "ddim",
+            Self::DpmSolverMultistepKarras => "dpmpp-2m-karras",
+        }
+    }
+
     /// Every CLI name.
     pub const NAMES: [&'static str; 4] = ["euler", "euler-a", "ddim", "dpmpp-2m-karras"];
 
