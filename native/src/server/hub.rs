@@ -1,6 +1,10 @@
 //! Live events of running predictions: a replay buffer per prediction (so a client that
 //! reconnects with `Last-Event-ID` misses nothing) and a wake-up for waiting streams. Only the
 //! latest preview is kept in the buffer, so memory stays bounded however long a job runs.
+//!
+//! Event ids are one sequence per prediction for its whole life: the durable events (all but
+//! progress and previews) are stored with their ids, and ids are reserved in the database in
+//! blocks, so after a restart a new buffer starts above every id already sent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,20 +12,33 @@ use std::sync::{Arc, Mutex};
 use consistentid_core::api::StreamEvent;
 use tokio::sync::watch;
 
+use super::store::Store;
+
+/// Ids reserved in the database at a time.
+const RESERVE: u64 = 1000;
+
 /// One prediction's events.
 pub struct Channel {
+    prediction: String,
     events: Mutex<Vec<(u64, StreamEvent)>>,
-    next: Mutex<u64>,
+    /// (next id, ids reserved up to).
+    next: Mutex<(u64, u64)>,
     /// Bumped on every event; streams wait on it.
     changed: watch::Sender<u64>,
 }
 
+/// Whether an event is kept in the database (progress and previews are only live).
+pub fn is_durable(event: &StreamEvent) -> bool {
+    !matches!(event, StreamEvent::Progress(_) | StreamEvent::Preview(_))
+}
+
 impl Channel {
-    fn new() -> Self {
+    fn new(prediction: &str, floor: u64) -> Self {
         Self {
+            prediction: prediction.to_string(),
             events: Mutex::new(Vec::new()),
-            next: Mutex::new(1),
-            changed: watch::channel(0).0,
+            next: Mutex::new((floor + 1, floor)),
+            changed: watch::channel(floor).0,
         }
     }
 
@@ -34,15 +51,36 @@ impl Channel {
             .collect()
     }
 
+    /// The id of the latest event (or the floor the channel started at).
+    pub fn latest(&self) -> u64 {
+        lock(&self.next).0 - 1
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
-    fn push(&self, event: StreamEvent) {
+    fn push(&self, event: StreamEvent, store: &Store) {
         let id = {
             let mut next = lock(&self.next);
-            let id = *next;
-            *next += 1;
+            let id = next.0;
+            next.0 += 1;
+            if id > next.1
+                && store
+                    .reserve_events(&self.prediction, id + RESERVE)
+                    .unwrap_or(false)
+            {
+                next.1 = id + RESERVE;
+            }
+            if is_durable(&event) {
+                // A completed event is rebuilt from the record when sent; its id is what counts.
+                let data = match &event {
+                    StreamEvent::Completed(_) => String::new(),
+                    other => other.data(),
+                };
+                // Not stored (full disk): the live stream still has it; a late replay lacks it.
+                let _ = store.add_event(&self.prediction, id, event.name(), &data);
+            }
             id
         };
         let mut events = lock(&self.events);
@@ -54,11 +92,12 @@ impl Channel {
         self.changed.send_replace(id);
     }
 
-    /// Whether the stream has ended (a `completed` event was sent).
-    pub fn completed(&self) -> bool {
+    /// The id of the `completed` event, once sent.
+    pub fn completed(&self) -> Option<u64> {
         lock(&self.events)
             .iter()
-            .any(|(_, e)| matches!(e, StreamEvent::Completed(_)))
+            .find(|(_, e)| matches!(e, StreamEvent::Completed(_)))
+            .map(|(id, _)| *id)
     }
 }
 
@@ -67,17 +106,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// All live channels.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, Arc<Channel>>>>,
+    store: Store,
 }
 
 impl Hub {
-    /// The channel of a prediction, created on first use.
+    pub fn new(store: Store) -> Self {
+        Self {
+            channels: Arc::default(),
+            store,
+        }
+    }
+
+    /// The channel of a prediction, created on first use (numbered after what the prediction
+    /// already sent, before a restart too).
     pub fn channel(&self, id: &str) -> Arc<Channel> {
+        if let Some(c) = self.existing(id) {
+            return c;
+        }
+        let floor = self.store.event_floor(id).unwrap_or(0);
         lock(&self.channels)
             .entry(id.to_string())
-            .or_insert_with(|| Arc::new(Channel::new()))
+            .or_insert_with(|| Arc::new(Channel::new(id, floor)))
             .clone()
     }
 
@@ -87,10 +139,10 @@ impl Hub {
     }
 
     pub fn send(&self, id: &str, event: StreamEvent) {
-        self.channel(id).push(event);
+        self.channel(id).push(event, &self.store);
     }
 
-    /// Forgets a finished prediction's buffer (streams then rebuild from the database).
+    /// Forgets a finished prediction's buffer (streams then replay from the database).
     pub fn forget(&self, id: &str) {
         lock(&self.channels).remove(id);
     }

@@ -1,6 +1,10 @@
 //! From a request body to a queued job, and from a stored job to the engine's input. Every
 //! check happens at submission, before anything is queued: the fields, the face image (header
 //! limits, then a full decode), the label map, the identity embedding.
+//!
+//! Decoding is bounded: a face photo may have at most [`MAX_FACE_PIXELS`] pixels (checked from
+//! the header, before any pixel is decoded), and at most [`DECODES`] decodes run at once, so a
+//! burst of small files that decode huge cannot exhaust the host's memory.
 
 use std::sync::Arc;
 
@@ -20,7 +24,16 @@ use super::AppState;
 use super::ids::{is_id, new_id, now};
 use super::problem::ApiError;
 use super::store::{FileRecord, Record};
+use super::views;
 use crate::io::image::decode;
+
+/// The most pixels the host decodes for a face photo: 4096 × 4096 (a 12-megapixel phone
+/// photo fits; the web app sends at most 1536 px a side). A decode holds up to 11 bytes a
+/// pixel (16-bit RGBA, then 8-bit RGB): at most about 185 MB.
+pub const MAX_FACE_PIXELS: u64 = 4096 * 4096;
+/// Decodes running at once; others wait their turn.
+pub const DECODES: usize = 2;
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODES);
 
 /// Content types accepted for images.
 pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
@@ -32,12 +45,25 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Checks an image fully (header limits, then a decode) off the async threads; its size as
-/// decoded (EXIF orientation applied).
+/// Checks an image fully (header limits and the host's pixel limit, then a decode, at most
+/// [`DECODES`] at once) off the async threads; its size as decoded (EXIF orientation applied).
 pub async fn check_image(
     bytes: Arc<Vec<u8>>,
     field: &'static str,
 ) -> Result<(usize, usize), ApiError> {
+    let header =
+        check_header(&bytes, field).map_err(|e| ApiError::field(field, image_message(&e)))?;
+    let (w, h) = (header.width, header.height);
+    if u64::from(w) * u64::from(h) > MAX_FACE_PIXELS {
+        return Err(ApiError::field(
+            field,
+            format!(
+                "{w}x{h} pixels is more than this host decodes for a face photo ({:.1} megapixels, e.g. 4096x4096); scale it down (the web app sends at most 1536 pixels a side)",
+                MAX_FACE_PIXELS as f64 / 1e6
+            ),
+        ));
+    }
+    let _permit = DECODING.acquire().await.map_err(ApiError::internal)?;
     let result = tokio::task::spawn_blocking(move || {
         decode(&bytes, field).map(|image| (image.width, image.height))
     })
@@ -68,8 +94,8 @@ fn data_uri(text: &str, field: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::field(field, format!("bad base64 data: {e}")))
 }
 
-/// The file id in a URL of this host (`…/v1/files/{id}`).
-fn file_id_of(url: &str) -> Option<&str> {
+/// The file id in a URL or path of this host (`…/v1/files/{id}`).
+pub fn file_id_of(url: &str) -> Option<&str> {
     let id = url.rsplit_once("/v1/files/")?.1;
     is_id(id).then_some(id)
 }
@@ -158,14 +184,26 @@ pub async fn accept(
             ));
         }
     };
+    for field in ["webhook", "webhook_events_filter"] {
+        if object.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::field(
+                field,
+                "webhooks are not supported by this host: follow the prediction's event stream (urls.stream) or poll urls.get",
+            ));
+        }
+    }
     let raw = object
         .get("input")
         .ok_or_else(|| ApiError::field("input", "is required"))?;
     let mut input = PredictionInput::from_json(raw).map_err(ApiError::fields)?;
     let mut errors: Vec<FieldError> = Vec::new();
+    let mut warnings = Vec::new();
     let request = match input.to_request() {
         Ok(r) => match r.validate() {
-            Ok((r, _)) => Some(r),
+            Ok((r, w)) => {
+                warnings = w;
+                Some(r)
+            }
             Err(consistentid_core::Error::InvalidFields(f)) => {
                 errors.extend(f);
                 None
@@ -191,6 +229,8 @@ pub async fn accept(
             ));
         } else if values.iter().any(|v| !v.is_finite()) {
             errors.push(FieldError::new("id_embedding", "must be finite numbers"));
+        } else if let Err(m) = embedding_norm(values) {
+            errors.push(FieldError::new("id_embedding", m));
         }
     }
     if let Some(b) = &input.face_box {
@@ -207,20 +247,20 @@ pub async fn accept(
         return Err(ApiError::fields(errors));
     }
     let request = request.ok_or_else(|| ApiError::bad_request("invalid request"))?;
-    if state.store.count_queued()? >= state.args.queue_size {
-        return Err(ApiError::too_many(
-            format!(
-                "the queue is full ({} jobs waiting); try again shortly",
-                state.args.queue_size
-            ),
-            30,
-        ));
+    let capacity = state.args.queue_size;
+    let per_owner = super::owner_share(&state.args);
+    if state.store.count_queued()? >= capacity {
+        return Err(queue_full(capacity));
     }
+    if state.store.count_queued_of(owner)? >= per_owner {
+        return Err(owner_full(per_owner));
+    }
+    super::check_storage(state)?;
     let limit = state.args.max_upload_mb * 1024 * 1024;
 
     // The face: decoded fully now, so a bad image never reaches the queue.
     let face_text = input.face_image.clone().unwrap_or_default();
-    let (face_bytes, face_file) = resolve_file(state, owner, &face_text, "face_image", limit)?;
+    let (face_bytes, face_upload) = resolve_file(state, owner, &face_text, "face_image", limit)?;
     let face_bytes = Arc::new(face_bytes);
     let (width, height) = check_image(face_bytes.clone(), "face_image").await?;
     if let Some(b) = input.face_box
@@ -240,23 +280,31 @@ pub async fn accept(
     // The browser's label map.
     let parsing = match &input.face_parsing {
         Some(text) => {
-            let (bytes, _) = resolve_file(state, owner, text, "face_parsing", limit)?;
+            let (bytes, upload) = resolve_file(state, owner, text, "face_parsing", limit)?;
             decode_label_map(&bytes).map_err(|m| ApiError::field("face_parsing", m))?;
-            Some(bytes)
+            Some((bytes, upload))
         }
         None => None,
     };
 
+    // The prediction's own references to the face and the label map: an upload may serve
+    // several predictions, and each deletes only its own when it ends; the upload goes when
+    // none of them still waits or runs.
     let id = new_id();
-    let face_file = match face_file {
-        Some(f) => f,
-        None => state
-            .store
-            .add_file(&face_bytes, owner, "face", content_type, "upload", None)?,
-    };
-    state.store.attach_file(&face_file.id, &id)?;
-    input.face_image = Some(format!("{}/v1/files/{}", state.base, face_file.id));
-    if let Some(bytes) = parsing {
+    let face_name = face_upload.as_ref().map_or("face", |f| f.name.as_str());
+    let face_file = state.store.add_file(
+        &face_bytes,
+        owner,
+        face_name,
+        content_type,
+        "upload",
+        Some(&id),
+    )?;
+    if let Some(u) = &face_upload {
+        state.store.set_source(&face_file.id, &u.id)?;
+    }
+    input.face_image = Some(views::file_path(&face_file.id));
+    if let Some((bytes, upload)) = parsing {
         let f = state.store.add_file(
             &bytes,
             owner,
@@ -265,13 +313,19 @@ pub async fn accept(
             "upload",
             Some(&id),
         )?;
-        input.face_parsing = Some(format!("{}/v1/files/{}", state.base, f.id));
+        if let Some(u) = &upload {
+            state.store.set_source(&f.id, &u.id)?;
+        }
+        input.face_parsing = Some(views::file_path(&f.id));
     }
     input.seed = Some(
         request
             .seed
             .unwrap_or_else(crate::commands::generate::random_seed),
     );
+    if let Some(values) = &input.id_embedding {
+        warnings.extend(embedding_warnings(values));
+    }
     let record = Record {
         seq: 0,
         id,
@@ -284,7 +338,8 @@ pub async fn accept(
         face_file: Some(face_file.id),
         outputs: Vec::new(),
         error: None,
-        logs: String::new(),
+        // What is knowable now, readable before the job runs (the worker writes them again).
+        logs: warnings.iter().map(|w| format!("warning: {w}\n")).collect(),
         metrics: Default::default(),
         created_at: now(),
         started_at: None,
@@ -300,15 +355,82 @@ pub async fn accept(
             queue_position: Some(ahead),
         }),
     );
-    let seq = state.store.insert(&record)?;
-    Ok(Record { seq, ..record })
+    // The queue's bound is checked again in the insert itself: of racing requests for the
+    // last places, only as many as fit are stored.
+    match state.store.insert_if_room(&record, capacity, per_owner) {
+        Ok(Some(seq)) => Ok(Record { seq, ..record }),
+        refused => {
+            state.hub.forget(&record.id);
+            if let Ok(files) = state.store.delete(&record.id) {
+                for f in files {
+                    let _ = state.store.delete_file(&f);
+                }
+            }
+            match refused {
+                Err(e) => Err(e.into()),
+                _ if state.store.count_queued_of(owner)? >= per_owner => Err(owner_full(per_owner)),
+                _ => Err(queue_full(capacity)),
+            }
+        }
+    }
+}
+
+fn owner_full(per_owner: usize) -> ApiError {
+    ApiError::too_many(
+        format!(
+            "you have {per_owner} jobs waiting, your share of the queue; try again when one has started"
+        ),
+        30,
+    )
+}
+
+/// The largest norm an identity embedding may have: ArcFace's `normed_embedding` (what the
+/// official pipeline uses) has norm 1, its raw embedding about 20 to 30.
+const MAX_EMBEDDING_NORM: f64 = 1000.0;
+
+/// The L2 norm of an identity embedding, or why it is refused (absurdly large).
+fn embedding_norm(values: &[f32]) -> Result<f64, String> {
+    let norm = values
+        .iter()
+        .map(|v| f64::from(*v) * f64::from(*v))
+        .sum::<f64>()
+        .sqrt();
+    if norm > MAX_EMBEDDING_NORM {
+        return Err(format!(
+            "has norm {norm:.3e}; an ArcFace identity (normed_embedding) has norm 1"
+        ));
+    }
+    Ok(norm)
+}
+
+/// Warnings about an identity embedding that is accepted but unlike ArcFace's.
+pub fn embedding_warnings(values: &[f32]) -> Vec<String> {
+    match embedding_norm(values) {
+        Ok(0.0) => vec![
+            "id_embedding is all zeros: no identity is applied (as the official pipeline does when it finds no face)".into(),
+        ],
+        Ok(norm) if !(0.5..=2.0).contains(&norm) => vec![format!(
+            "id_embedding has norm {norm:.3}; ArcFace's normed_embedding has norm 1, so the face may not resemble anyone"
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn queue_full(capacity: usize) -> ApiError {
+    ApiError::too_many(
+        format!("the queue is full ({capacity} jobs waiting); try again shortly"),
+        30,
+    )
 }
 
 /// The engine's job for a stored prediction (checked again: the files may have gone).
 pub fn build_job(state: &AppState, record: &Record) -> Result<(FaceJob, Vec<String>), String> {
     let input = &record.input;
     let request = input.to_request().map_err(|f| FieldError::join(&f))?;
-    let (request, warnings) = request.validate().map_err(|e| e.to_string())?;
+    let (request, mut warnings) = request.validate().map_err(|e| e.to_string())?;
+    if let Some(values) = &input.id_embedding {
+        warnings.extend(embedding_warnings(values));
+    }
     let face_file = record
         .face_file
         .as_deref()

@@ -5,6 +5,7 @@
 pub mod hub;
 pub mod ids;
 pub mod jobs;
+pub mod listen;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -26,8 +27,12 @@ use consistentid_core::api::Health;
 
 use crate::device::{DeviceChoice, DtypeChoice};
 use hub::Hub;
+use problem::ApiError;
 use security::RateLimiter;
 use store::Store;
+
+/// Uploads and new jobs are refused (507) when the data folder has less free space than this.
+pub const MIN_FREE_BYTES: u64 = 8 << 20;
 
 /// `serve` options.
 #[derive(Debug, Clone, Args)]
@@ -58,9 +63,28 @@ pub struct ServeArgs {
     /// Jobs that may wait; more are refused with 429.
     #[arg(long, default_value_t = 32)]
     pub queue_size: usize,
-    /// POST requests per minute per client address.
+    /// Jobs one token may have waiting (default: half the queue, at least 1), so that one
+    /// client cannot fill it.
+    #[arg(long, value_name = "N")]
+    pub owner_queue: Option<usize>,
+    /// POST and DELETE requests per minute per client address (0: no limit).
     #[arg(long, default_value_t = 120)]
     pub rate_limit: u32,
+    /// A reverse proxy whose `X-Forwarded-For` names the client (repeatable); without it the
+    /// header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A request's head must arrive within this (e.g. 30s); a connection idle this long
+    /// between requests is closed.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this (uploads included).
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub body_timeout: Duration,
+    /// Open connections at most (event streams included); more are closed at once. Lowered
+    /// to fit the process's limit on open files.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
     /// Largest upload or request body, in MB.
     #[arg(long, default_value_t = 10)]
     pub max_upload_mb: usize,
@@ -76,12 +100,12 @@ pub struct ServeArgs {
     pub paused: bool,
 }
 
-/// `90s`, `30m`, `24h`, `7d`.
+/// `90s`, `30m`, `24h`, `7d` (at least one second).
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected a number and s, m, h or d (e.g. 24h)"))?;
+    let n: u64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        format!("`{text}`: expected a positive number and s, m, h or d (e.g. 24h)")
+    })?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -147,11 +171,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn health(&self) -> Health {
-        let h = self
+        let mut h = self
             .health
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        if h.status == "ready"
+            && let Some(problem) = self.storage_problem()
+        {
+            h.status = "degraded";
+            h.detail = problem;
+        }
         Health {
             status: h.status.to_string(),
             detail: h.detail,
@@ -170,6 +200,33 @@ impl AppState {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Why nothing more can be stored, if the data folder is (nearly) full.
+    pub fn storage_problem(&self) -> Option<String> {
+        let free = self.store.free_bytes()?;
+        (free < MIN_FREE_BYTES).then(|| {
+            format!(
+                "the data folder {} is full ({} kB free): uploads and new jobs wait until space is freed",
+                self.store.dir().display(),
+                free / 1024
+            )
+        })
+    }
+}
+
+/// The jobs one owner may have waiting.
+pub fn owner_share(args: &ServeArgs) -> usize {
+    args.owner_queue
+        .unwrap_or(args.queue_size.div_ceil(2))
+        .clamp(1, args.queue_size.max(1))
+}
+
+/// 507 when the data folder is full.
+pub fn check_storage(state: &AppState) -> std::result::Result<(), ApiError> {
+    match state.storage_problem() {
+        Some(_) => Err(ApiError::storage_full()),
+        None => Ok(()),
     }
 }
 
@@ -203,21 +260,59 @@ fn web_dir(args: &ServeArgs) -> Option<PathBuf> {
     .find(|d| d.join("index.html").is_file())
 }
 
+/// Takes the data folder for this process: an exclusive lock on `consistentid.lock` (held until
+/// the process ends), which names the process holding it.
+fn lock_data(dir: &std::path::Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    let path = dir.join("consistentid.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "cannot open {} (is the data folder writable?)",
+                path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "the data folder {} is in use by another `consistentid serve` ({}); stop it first or pass another --data",
+                dir.display(),
+                holder.trim()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "process {}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
+}
+
 /// Runs the host until SIGTERM / Ctrl-C.
 pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
     if args.queue_size == 0 {
         anyhow::bail!("--queue-size must be at least 1");
     }
-    let data = args.data.clone().unwrap_or_else(default_data_dir);
-    let store = Store::open(&data)?;
-    let (requeued, failed) = store.recover()?;
-    if !requeued.is_empty() || !failed.is_empty() {
-        eprintln!(
-            "recovered after a stop: {} job(s) queued again, {} marked failed",
-            requeued.len(),
-            failed.len()
-        );
+    if args.max_connections == 0 {
+        anyhow::bail!("--max-connections must be at least 1");
     }
+    let data = args.data.clone().unwrap_or_else(default_data_dir);
+    // The folder is ours before anything in it is touched, and the port before any job is
+    // recovered: a second host on the same folder or port changes nothing.
+    let _lock = lock_data(&data)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -229,6 +324,19 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         .with_context(|| {
             format!("cannot listen on {addr} (is another server using the port? try --port)")
         })?;
+    let store = Store::open(&data)?;
+    let (requeued, failed) = store.recover()?;
+    if !requeued.is_empty() || !failed.is_empty() {
+        eprintln!(
+            "recovered after a stop: {} job(s) queued again, {} marked failed",
+            requeued.len(),
+            failed.len()
+        );
+    }
+    // Faces of jobs that ended (here, or before a stop) without being deleted.
+    if let Err(e) = store.release_faces() {
+        eprintln!("error: cannot delete the faces of finished jobs: {e:#}");
+    }
     let local = listener.local_addr()?;
     let shown_host = if args.host.is_unspecified() {
         "127.0.0.1".to_string()
@@ -246,8 +354,8 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let web = web_dir(&args);
     let csp = security::content_security_policy(web.as_deref());
     let state = Arc::new(AppState {
+        hub: Hub::new(store.clone()),
         store,
-        hub: Hub::default(),
         api_keys: args.api_keys.iter().map(|k| ids::owner_of(k)).collect(),
         limiter: RateLimiter::new(args.rate_limit),
         args: args.clone(),
@@ -271,16 +379,16 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     }
     let worker = worker::spawn(state.clone(), args.model.clone(), device, dtype);
     let app = routes::router(state.clone());
+    let limits = listen::Limits {
+        header_timeout: args.header_timeout,
+        max_connections: listen::connection_cap(args.max_connections),
+    };
     println!("ConsistentID is listening on {base}/ (API: {base}/v1, OpenAPI: {base}/openapi.json)");
     let shutdown_state = state.clone();
     let janitor_state = state.clone();
-    let served = runtime.block_on(async move {
+    runtime.block_on(async move {
         let janitor = tokio::spawn(worker::janitor(janitor_state));
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        listen::serve(listener, app, limits, async move {
             shutdown_signal().await;
             eprintln!("stopping: no new jobs; the running one is finished or queued again");
             shutdown_state.draining.store(true, Ordering::SeqCst);
@@ -289,13 +397,11 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         })
         .await;
         janitor.abort();
-        result
     });
     state.draining.store(true, Ordering::SeqCst);
     state.wake.notify();
     let _ = worker.join();
     runtime.shutdown_timeout(Duration::from_secs(2));
-    served.context("the HTTP server stopped")?;
     Ok(())
 }
 

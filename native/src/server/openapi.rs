@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
         events::stream,
         files::upload,
         files::download,
+        files::delete,
         pages::health,
         pages::share_json,
     ),

@@ -64,6 +64,17 @@ impl ApiError {
         }
     }
 
+    /// 507: the data folder is full; the client may try again later.
+    pub fn storage_full() -> Self {
+        Self {
+            retry_after: Some(60),
+            ..Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the host's storage is full; nothing was stored, try again later",
+            )
+        }
+    }
+
     /// An unexpected failure: logged (without request data), answered with 500.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         eprintln!("error: internal: {e}");
@@ -76,13 +87,16 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if crate::server::store::is_full(&e) {
+            return Self::storage_full();
+        }
         Self::internal(format!("{e:#}"))
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        Self::internal(e)
+        anyhow::Error::from(e).into()
     }
 }
 

@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::problem::ApiError;
 
-/// A token bucket per client address: `per_minute` requests, refilled continuously.
+/// A token bucket per client address: `per_minute` requests, refilled continuously (0: no
+/// limit).
 pub struct RateLimiter {
     per_minute: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
@@ -26,13 +27,16 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
         Self {
-            per_minute: f64::from(per_minute.max(1)),
+            per_minute: f64::from(per_minute),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
     /// `Ok` if `ip` may send one more request, else the seconds to wait.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        if self.per_minute == 0.0 {
+            return Ok(());
+        }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if buckets.len() > 100_000 {
@@ -54,6 +58,26 @@ impl RateLimiter {
     }
 }
 
+/// The client's address: the connection's, or, when that is a `--trusted-proxy`, the last
+/// address in `X-Forwarded-For` that is not one (what the proxy saw).
+pub fn client_ip(trusted: &[IpAddr], peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|a| !trusted.contains(a))
+        .unwrap_or(peer)
+}
+
 /// Rate-limits POST (and DELETE) requests per client address.
 pub async fn rate_limit(
     State(state): State<std::sync::Arc<AppState>>,
@@ -61,8 +85,9 @@ pub async fn rate_limit(
     request: Request,
     next: Next,
 ) -> Response {
+    let ip = client_ip(&state.args.trusted_proxies, addr.ip(), request.headers());
     if matches!(*request.method(), Method::POST | Method::DELETE)
-        && let Err(wait) = state.limiter.check(addr.ip())
+        && let Err(wait) = state.limiter.check(ip)
     {
         return ApiError::too_many("too many requests from your address; slow down", wait)
             .into_response();
@@ -147,6 +172,26 @@ mod tests {
         assert!((0..3).all(|_| limiter.check(ip).is_ok()));
         assert!(limiter.check(ip).is_err());
         assert!(limiter.check([127, 0, 0, 2].into()).is_ok());
+        let off = RateLimiter::new(0);
+        assert!((0..1000).all(|_| off.check(ip).is_ok()));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 5.6.7.8".parse().unwrap());
+        let peer: IpAddr = [9, 9, 9, 9].into();
+        assert_eq!(client_ip(&[], peer, &headers), peer);
+        assert_eq!(client_ip(&[proxy], peer, &headers), peer);
+        assert_eq!(
+            client_ip(&[proxy], proxy, &headers),
+            IpAddr::from([5, 6, 7, 8])
+        );
+        assert_eq!(
+            client_ip(&[proxy], proxy, &axum::http::HeaderMap::new()),
+            proxy
+        );
     }
 
     #[test]

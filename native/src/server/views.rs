@@ -1,5 +1,7 @@
 //! Stored records as the API's objects: predictions (the owner's full view, or the public
 //! view of someone holding only the id: no face, identity or label map), files and shares.
+//! URLs are built on the base the request came to (its `Host`, or `--public-url`), so a page
+//! opened at `localhost` or a LAN name gets links that work there.
 
 use consistentid_core::api::{FileObject, Prediction, PredictionInput, PredictionUrls, ShareView};
 
@@ -17,13 +19,35 @@ pub fn public_input(input: &PredictionInput) -> PredictionInput {
     }
 }
 
-pub fn file_url(state: &AppState, id: &str) -> String {
-    format!("{}/v1/files/{id}", state.base)
+/// A stored file's path on this host.
+pub fn file_path(id: &str) -> String {
+    format!("/v1/files/{id}")
+}
+
+pub fn file_url(base: &str, id: &str) -> String {
+    format!("{base}{}", file_path(id))
+}
+
+/// A path of this host made absolute on `base`; other text as it is.
+pub fn absolute(base: &str, url: &str) -> String {
+    if url.starts_with('/') {
+        format!("{base}{url}")
+    } else {
+        url.to_string()
+    }
+}
+
+/// The input as stored (file references as paths), with absolute URLs.
+fn input_urls(base: &str, input: PredictionInput) -> PredictionInput {
+    PredictionInput {
+        face_image: input.face_image.map(|u| absolute(base, &u)),
+        face_parsing: input.face_parsing.map(|u| absolute(base, &u)),
+        ..input
+    }
 }
 
 /// A prediction as the API shows it; `owner` decides whether the face fields are included.
-pub fn prediction(state: &AppState, r: &Record, owner: bool) -> Prediction {
-    let base = &state.base;
+pub fn prediction(state: &AppState, base: &str, r: &Record, owner: bool) -> Prediction {
     let queue_position = (r.status == consistentid_core::api::Status::Starting)
         .then(|| state.store.queue_position(r.seq).ok())
         .flatten();
@@ -33,12 +57,12 @@ pub fn prediction(state: &AppState, r: &Record, owner: bool) -> Prediction {
         version: r.version.clone(),
         status: r.status,
         input: if owner {
-            r.input.clone()
+            input_urls(base, r.input.clone())
         } else {
             public_input(&r.input)
         },
         output: (!r.outputs.is_empty())
-            .then(|| r.outputs.iter().map(|f| file_url(state, f)).collect()),
+            .then(|| r.outputs.iter().map(|f| file_url(base, f)).collect()),
         error: r.error.clone(),
         logs: r.logs.clone(),
         metrics: r.metrics.clone(),
@@ -55,7 +79,7 @@ pub fn prediction(state: &AppState, r: &Record, owner: bool) -> Prediction {
     }
 }
 
-pub fn file(state: &AppState, f: &FileRecord) -> FileObject {
+pub fn file(base: &str, f: &FileRecord) -> FileObject {
     FileObject {
         id: f.id.clone(),
         name: f.name.clone(),
@@ -66,25 +90,51 @@ pub fn file(state: &AppState, f: &FileRecord) -> FileObject {
         metadata: Default::default(),
         created_at: rfc3339(f.created_at),
         expires_at: None,
-        urls: [("get".to_string(), file_url(state, &f.id))].into(),
+        urls: [("get".to_string(), file_url(base, &f.id))].into(),
     }
 }
 
-pub fn share(state: &AppState, share_id: &str, r: &Record, include_face: bool) -> ShareView {
+/// The input with every defaulted parameter filled in with the value the job ran with (what
+/// the PNG's parameters say).
+pub fn effective_input(input: PredictionInput) -> PredictionInput {
+    let Ok(request) = input.to_request() else {
+        return input;
+    };
+    PredictionInput {
+        num_inference_steps: Some(request.num_inference_steps),
+        guidance_scale: Some(request.guidance_scale),
+        start_merge_step: request.start_merge_step,
+        width: Some(request.width),
+        height: Some(request.height),
+        num_outputs: Some(request.num_outputs),
+        scheduler: Some(request.scheduler),
+        negative_prompt: Some(input.negative_prompt.clone().unwrap_or_default()),
+        ..input
+    }
+}
+
+pub fn share(base: &str, share_id: &str, r: &Record, include_face: bool) -> ShareView {
+    let r = &Record {
+        input: effective_input(r.input.clone()),
+        ..r.clone()
+    };
     ShareView {
         share_id: share_id.to_string(),
-        url: format!("{}/s/{share_id}", state.base),
+        url: format!("{base}/s/{share_id}"),
         status: r.status,
         input: if include_face {
-            PredictionInput {
-                id_embedding: None,
-                face_parsing: None,
-                ..r.input.clone()
-            }
+            input_urls(
+                base,
+                PredictionInput {
+                    id_embedding: None,
+                    face_parsing: None,
+                    ..r.input.clone()
+                },
+            )
         } else {
             public_input(&r.input)
         },
-        output: r.outputs.iter().map(|f| file_url(state, f)).collect(),
+        output: r.outputs.iter().map(|f| file_url(base, f)).collect(),
         created_at: rfc3339(r.created_at),
     }
 }

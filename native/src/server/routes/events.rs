@@ -1,7 +1,9 @@
 //! `GET /v1/predictions/{id}/events`: the prediction's server-sent events. Each event has an
-//! `id:`, so a client that reconnects with `Last-Event-ID` continues where it left off; a
-//! keep-alive comment goes out every 15 s; the stream ends after `completed`. Disconnecting
-//! does not cancel the job.
+//! `id:` from one sequence per prediction, the same in the live stream, in the replay from the
+//! database after the live buffer is gone, and after a restart; a client that reconnects with
+//! `Last-Event-ID` continues where it left off, and one that resumes at or past the end of a
+//! finished prediction gets its `completed` event and the end of the stream. A keep-alive
+//! comment goes out every 15 s. Disconnecting does not cancel the job.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -14,6 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use consistentid_core::api::{OutputEvent, Status, StatusEvent, StreamEvent};
 use futures_util::Stream;
 
+use super::base_url;
 use crate::server::AppState;
 use crate::server::hub::Channel;
 use crate::server::ids::is_id;
@@ -45,30 +48,7 @@ pub async fn stream(
         .unwrap_or(0);
     let source = match state.hub.existing(&id) {
         Some(channel) => Source::Live(channel),
-        None if record.status.is_terminal() => {
-            // Long finished: rebuild the end of the story from the database.
-            let mut events = vec![StreamEvent::Status(StatusEvent {
-                status: record.status,
-                queue_position: None,
-            })];
-            for (index, f) in record.outputs.iter().enumerate() {
-                events.push(StreamEvent::Output(OutputEvent {
-                    index,
-                    url: views::file_url(&state, f),
-                }));
-            }
-            events.push(StreamEvent::Completed(Box::new(views::prediction(
-                &state, &record, false,
-            ))));
-            Source::Replay(
-                events
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, e)| (i as u64 + 1, e))
-                    .filter(|(i, _)| *i > last)
-                    .collect(),
-            )
-        }
+        None if record.status.is_terminal() => Source::Stored,
         None => {
             // Queued or running after a restart: start a live channel.
             let channel = state.hub.channel(&id);
@@ -87,6 +67,9 @@ pub async fn stream(
         }
     };
     let reader = Reader {
+        base: base_url(&state, &headers),
+        state: state.clone(),
+        id,
         source,
         last,
         pending: VecDeque::new(),
@@ -103,13 +86,21 @@ pub async fn stream(
 
 enum Source {
     Live(Arc<Channel>),
-    Replay(VecDeque<(u64, StreamEvent)>),
+    /// A finished prediction whose live buffer is gone: the stored events.
+    Stored,
 }
 
+/// An event ready to send: (id, name, JSON data).
+type Ready = (u64, String, String);
+
 struct Reader {
+    state: Arc<AppState>,
+    /// This request's base URL, for the URLs in `output` and `completed`.
+    base: String,
+    id: String,
     source: Source,
     last: u64,
-    pending: VecDeque<(u64, StreamEvent)>,
+    pending: VecDeque<Ready>,
     done: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -120,41 +111,114 @@ impl Reader {
             if self.done {
                 return None;
             }
-            if let Some((id, event)) = self.pending.pop_front() {
-                self.last = id;
-                if matches!(event, StreamEvent::Completed(_)) {
+            if let Some((id, name, data)) = self.pending.pop_front() {
+                self.last = self.last.max(id);
+                if name == "completed" {
                     self.done = true;
                 }
-                return Some(
-                    Event::default()
-                        .id(id.to_string())
-                        .event(event.name())
-                        .data(event.data()),
-                );
+                return Some(Event::default().id(id.to_string()).event(name).data(data));
             }
-            match &mut self.source {
-                Source::Replay(events) => {
-                    if events.is_empty() {
-                        return None;
-                    }
-                    self.pending.append(events);
-                }
-                Source::Live(channel) => {
-                    let mut changes = channel.subscribe();
-                    let fresh = channel.after(self.last);
+            match &self.source {
+                Source::Stored => {
+                    let fresh = self.stored_after();
                     if fresh.is_empty() {
-                        if *self.stop.borrow() {
-                            return None;
-                        }
-                        tokio::select! {
-                            _ = changes.changed() => {}
-                            _ = self.stop.changed() => {}
-                        }
-                        continue;
+                        return None;
                     }
                     self.pending.extend(fresh);
                 }
+                Source::Live(channel) => {
+                    let channel = channel.clone();
+                    let mut changes = channel.subscribe();
+                    let fresh = channel.after(self.last);
+                    if !fresh.is_empty() {
+                        let ready: Vec<Ready> = fresh
+                            .into_iter()
+                            .map(|(id, e)| (id, e.name().to_string(), self.render(&e)))
+                            .collect();
+                        self.pending.extend(ready);
+                        continue;
+                    }
+                    if let Some(end) = channel.completed() {
+                        // Resumed at or past the end: the end again, then close.
+                        let data = self.completed_data();
+                        self.pending.push_back((end, "completed".into(), data));
+                        continue;
+                    }
+                    // An id from the future (a stale client): continue from the present.
+                    self.last = self.last.min(channel.latest());
+                    if *self.stop.borrow() {
+                        return None;
+                    }
+                    tokio::select! {
+                        _ = changes.changed() => {}
+                        _ = self.stop.changed() => {}
+                    }
+                }
             }
         }
+    }
+
+    /// A live event's data, with this request's URLs.
+    fn render(&self, event: &StreamEvent) -> String {
+        match event {
+            StreamEvent::Output(o) => StreamEvent::Output(OutputEvent {
+                index: o.index,
+                url: views::absolute(&self.base, &o.url),
+            })
+            .data(),
+            StreamEvent::Completed(_) => self.completed_data(),
+            other => other.data(),
+        }
+    }
+
+    /// The prediction as it is now, as a `completed` event's data.
+    fn completed_data(&self) -> String {
+        match self.state.store.get(&self.id) {
+            Ok(Some(record)) => StreamEvent::Completed(Box::new(views::prediction(
+                &self.state,
+                &self.base,
+                &record,
+                false,
+            )))
+            .data(),
+            _ => "{}".into(),
+        }
+    }
+
+    /// The stored events after `last`, ending with `completed` (sent again to a client that
+    /// resumes at or past it).
+    fn stored_after(&self) -> Vec<Ready> {
+        let store = &self.state.store;
+        let mut events: Vec<Ready> = store
+            .events_after(&self.id, self.last)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(id, name, data)| {
+                let data = match name.as_str() {
+                    "completed" => self.completed_data(),
+                    "output" => match serde_json::from_str::<OutputEvent>(&data) {
+                        Ok(mut o) => {
+                            o.url = views::absolute(&self.base, &o.url);
+                            StreamEvent::Output(o).data()
+                        }
+                        Err(_) => data,
+                    },
+                    _ => data,
+                };
+                (id, name, data)
+            })
+            .collect();
+        if events.last().is_none_or(|(_, name, _)| name != "completed") {
+            let end = store
+                .events_after(&self.id, 0)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .find(|(_, name, _)| name == "completed")
+                .map(|(id, _, _)| *id)
+                .unwrap_or_else(|| store.event_floor(&self.id).unwrap_or(0) + 1);
+            events.push((end, "completed".into(), self.completed_data()));
+        }
+        events
     }
 }

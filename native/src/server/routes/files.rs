@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use consistentid_core::api::{FileObject, Problem};
 
-use super::{body_problem, json, maybe_owner, owner};
+use super::{base_url, body_problem, json, keyed_owner, maybe_owner, owner};
 use crate::server::AppState;
 use crate::server::ids::is_id;
 use crate::server::jobs::{check_image, image_type};
@@ -42,7 +42,9 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let owner = owner(&headers)?;
+    // Uploads take disk space: in `--api-key` mode only the keys may store them.
+    let owner = keyed_owner(&state, &headers)?;
+    crate::server::check_storage(&state)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -91,7 +93,10 @@ pub async fn upload(
     let file = state
         .store
         .add_file(&bytes, &owner, &name, content_type, "upload", None)?;
-    Ok(json(StatusCode::CREATED, &views::file(&state, &file)))
+    Ok(json(
+        StatusCode::CREATED,
+        &views::file(&base_url(&state, &headers), &file),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/files/{id}", params(("id" = String, Path)),
@@ -140,4 +145,42 @@ pub async fn download(
         HeaderValue::from_static("private, max-age=31536000, immutable"),
     );
     Ok(response)
+}
+
+#[utoipa::path(delete, path = "/v1/files/{id}", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted (an upload of yours, or a face you kept)"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let owner = owner(&headers)?;
+    let file = is_id(&id)
+        .then(|| state.store.file(&id))
+        .transpose()?
+        .flatten()
+        .filter(|f| f.owner == owner)
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    if file.kind != "upload" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "an output image goes with its prediction: DELETE /v1/predictions/{id}",
+        ));
+    }
+    if let Some(prediction) = &file.prediction
+        && state
+            .store
+            .get(prediction)?
+            .is_some_and(|p| !p.status.is_terminal())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this face is used by a prediction that has not ended: cancel it first",
+        ));
+    }
+    state.store.delete_file(&file.id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

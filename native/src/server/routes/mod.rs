@@ -53,7 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/files",
             post(files::upload).layer(DefaultBodyLimit::max(limit + 64 * 1024)),
         )
-        .route("/v1/files/{id}", get(files::download))
+        .route("/v1/files/{id}", get(files::download).delete(files::delete))
         .route(
             &format!("{ANALYSIS_MODELS_PATH}/{{name}}"),
             get(analysis_models::download),
@@ -65,8 +65,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::app_page_root))
         .route("/mine", get(pages::app_page_root))
         .route("/bench", get(pages::app_page_root))
-        .fallback(pages::static_file);
+        .fallback(pages::static_file)
+        .method_not_allowed_fallback(method_not_allowed);
     let mut app = api
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.args.body_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::security::rate_limit,
@@ -96,6 +100,37 @@ pub fn router(state: Arc<AppState>) -> Router {
     app.with_state(state)
 }
 
+/// 405 as a problem, like every other error.
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this method is not allowed here (see /openapi.json)",
+    )
+    .into_response()
+}
+
+/// The base URL of this request: `--public-url`, else the host the client addressed
+/// (`Host`), so that pages opened at `localhost`, `127.0.0.1` or a LAN name get links that
+/// work from there; the listening address when the header is missing or malformed.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if state.args.public_url.is_some() {
+        return state.base.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        });
+    match host {
+        Some(h) => format!("http://{h}"),
+        None => state.base.clone(),
+    }
+}
+
 /// The bearer token, if any (`Authorization: Bearer …`, or `Token …` as older clients send).
 pub fn token(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -113,6 +148,19 @@ pub fn owner(headers: &HeaderMap) -> Result<String, ApiError> {
     token(headers)
         .map(|t| owner_of(&t))
         .ok_or_else(ApiError::unauthorized)
+}
+
+/// The caller's owner id, which must be one of the `--api-key`s when the host has any (for
+/// everything that stores: predictions and uploads).
+pub fn keyed_owner(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let owner = owner(headers)?;
+    if !state.api_keys.is_empty() && !state.api_keys.contains(&owner) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this host only accepts predictions and uploads from its API keys",
+        ));
+    }
+    Ok(owner)
 }
 
 /// The caller's owner id, if they sent a token.
@@ -158,10 +206,15 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// A body-reading failure (too large, cut off) as a problem.
 pub fn body_problem(status: StatusCode, text: String) -> Response {
-    let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "the request body is too large".to_string()
+    let (status, detail) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (status, "the request body is too large".to_string())
+    } else if text.contains("timeout") || text.contains("timed out") {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time".to_string(),
+        )
     } else {
-        text
+        (status, text)
     };
     problem_response(status, detail, Vec::new(), None)
 }

@@ -6,11 +6,11 @@ use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use consistentid_core::api::{Health, Problem, ShareView};
 
-use super::json;
+use super::{base_url, json};
 use crate::server::AppState;
 use crate::server::ids::is_id;
 use crate::server::problem::ApiError;
@@ -30,7 +30,7 @@ pub async fn openapi() -> Response {
 }
 
 /// A share: the prediction's images and parameters, never its face unless the owner chose.
-fn share_view(state: &AppState, share_id: &str) -> Result<ShareView, ApiError> {
+fn share_view(state: &AppState, base: &str, share_id: &str) -> Result<ShareView, ApiError> {
     if !is_id(share_id) {
         return Err(ApiError::not_found("share"));
     }
@@ -42,7 +42,7 @@ fn share_view(state: &AppState, share_id: &str) -> Result<ShareView, ApiError> {
         .store
         .get(&prediction)?
         .ok_or_else(|| ApiError::not_found("share"))?;
-    Ok(views::share(state, share_id, &record, include_face))
+    Ok(views::share(base, share_id, &record, include_face))
 }
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}", params(("share_id" = String, Path)),
@@ -51,8 +51,10 @@ fn share_view(state: &AppState, share_id: &str) -> Result<ShareView, ApiError> {
 pub async fn share_json(
     State(state): State<Arc<AppState>>,
     Path(share_id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, &share_view(&state, &share_id)?))
+    let base = base_url(&state, &headers);
+    Ok(json(StatusCode::OK, &share_view(&state, &base, &share_id)?))
 }
 
 pub fn escape(text: &str) -> String {
@@ -73,8 +75,10 @@ pub fn escape(text: &str) -> String {
 pub async fn share_page(
     State(state): State<Arc<AppState>>,
     Path(share_id): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
-    let view = match share_view(&state, &share_id) {
+    let base = base_url(&state, &headers);
+    let view = match share_view(&state, &base, &share_id) {
         Ok(v) => v,
         Err(e) => {
             return (

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use consistentid_core::api::{Prediction, PredictionPage, Problem, Share, Status}
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{body_problem, json, maybe_owner, owner, require_json};
+use super::{base_url, body_problem, json, keyed_owner, maybe_owner, owner, require_json};
 use crate::server::AppState;
 use crate::server::ids::is_id;
 use crate::server::jobs;
@@ -113,13 +113,7 @@ async fn create_checked(
             format!("the models could not be loaded: {}", health.detail),
         ));
     }
-    let owner = owner(headers)?;
-    if !state.api_keys.is_empty() && !state.api_keys.contains(&owner) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "this host only accepts predictions from its API keys",
-        ));
-    }
+    let owner = keyed_owner(state, headers)?;
     require_json(headers)?;
     let body = match body {
         Ok(b) => b,
@@ -133,7 +127,7 @@ async fn create_checked(
         Some(secs) => wait_for(state, &record.id, secs).await?,
         None => record,
     };
-    let mut view = views::prediction(state, &record, true);
+    let mut view = views::prediction(state, &base_url(state, headers), &record, true);
     if prefer_wait(headers).is_some() && !record.status.is_terminal() {
         // As Replicate: an answer that stops waiting says `starting`, so clients poll.
         view.status = Status::Starting;
@@ -216,7 +210,7 @@ pub async fn get_one(
     let is_owner = maybe_owner(&headers).is_some_and(|o| o == record.owner);
     Ok(json(
         StatusCode::OK,
-        &views::prediction(&state, &record, is_owner),
+        &views::prediction(&state, &base_url(&state, &headers), &record, is_owner),
     ))
 }
 
@@ -231,10 +225,11 @@ pub struct ListQuery {
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let owner = owner(&headers)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let before = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(
@@ -245,7 +240,7 @@ pub async fn list(
     let records = state.store.list(&owner, before, PAGE_SIZE + 1)?;
     let more = records.len() > PAGE_SIZE;
     let records = &records[..records.len().min(PAGE_SIZE)];
-    let base = &state.base;
+    let base = &base_url(&state, &headers);
     let next = (more)
         .then(|| {
             records
@@ -270,7 +265,7 @@ pub async fn list(
         previous,
         results: records
             .iter()
-            .map(|r| views::prediction(&state, r, true))
+            .map(|r| views::prediction(&state, base, r, true))
             .collect(),
     };
     Ok(json(StatusCode::OK, &page))
@@ -307,7 +302,7 @@ pub async fn cancel(
     let record = find(&state, &record.id)?;
     Ok(json(
         StatusCode::OK,
-        &views::prediction(&state, &record, true),
+        &views::prediction(&state, &base_url(&state, &headers), &record, true),
     ))
 }
 
@@ -383,7 +378,7 @@ pub async fn share(
     Ok(json(
         StatusCode::CREATED,
         &Share {
-            url: format!("{}/s/{share_id}", state.base),
+            url: format!("{}/s/{share_id}", base_url(&state, &headers)),
             share_id,
         },
     ))

@@ -2,18 +2,24 @@
 //! owning all SQL, plus the content-addressed files next to it. Nothing else in the host
 //! writes SQL, so a Postgres-backed store for several hosts can replace this module.
 
+mod events;
+mod files;
+mod shares;
+
+pub use files::FileRecord;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
 use consistentid_core::api::{Metrics, PredictionInput, Status};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use sha2::{Digest, Sha256};
 
-use super::ids::{hex, new_id, now};
+use super::ids::now;
 
 /// Each entry upgrades the schema by one version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE predictions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -55,7 +61,25 @@ CREATE TABLE shares (
     created_at REAL NOT NULL
 );
 CREATE INDEX shares_prediction ON shares (prediction);
-"#];
+"#,
+    // The durable events of each prediction's stream, numbered as they went out, so a client
+    // resuming with `Last-Event-ID` gets the same ids from the live buffer, the database and
+    // after a restart.
+    r#"
+CREATE TABLE events (
+    prediction TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (prediction, seq)
+) WITHOUT ROWID;
+ALTER TABLE predictions ADD COLUMN events_reserved INTEGER NOT NULL DEFAULT 0;
+-- A prediction's own reference to a face names the upload it was made from: the upload goes
+-- when no prediction still waiting or running refers to it.
+ALTER TABLE files ADD COLUMN source TEXT;
+CREATE INDEX files_source ON files (source);
+"#,
+];
 
 /// A prediction as stored.
 #[derive(Clone, Debug)]
@@ -81,26 +105,26 @@ pub struct Record {
     pub attempts: u32,
 }
 
-/// A stored file (an upload or an output image).
-#[derive(Clone, Debug)]
-pub struct FileRecord {
-    pub id: String,
-    pub sha256: String,
-    pub owner: String,
-    pub name: String,
-    pub content_type: String,
-    pub size: u64,
-    /// `upload` or `output`.
-    pub kind: String,
-    pub prediction: Option<String>,
-    pub created_at: f64,
-}
-
 /// The database and the file folder.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Mutex<Connection>>,
     files: PathBuf,
+    dir: PathBuf,
+}
+
+/// Whether an error is the disk (or quota) being full, from SQLite or the file system.
+pub fn is_full(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
+            return e.code == rusqlite::ErrorCode::DiskFull;
+        }
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+        })
+    })
 }
 
 fn record(row: &Row) -> rusqlite::Result<Record> {
@@ -128,35 +152,21 @@ fn record(row: &Row) -> rusqlite::Result<Record> {
 
 const COLUMNS: &str = "seq, id, owner, model, version, status, input, face_file, keep_face, outputs, error, logs, metrics, created_at, started_at, completed_at, attempts";
 
-fn file_record(row: &Row) -> rusqlite::Result<FileRecord> {
-    Ok(FileRecord {
-        id: row.get(0)?,
-        sha256: row.get(1)?,
-        owner: row.get(2)?,
-        name: row.get(3)?,
-        content_type: row.get(4)?,
-        size: row.get::<_, i64>(5)? as u64,
-        kind: row.get(6)?,
-        prediction: row.get(7)?,
-        created_at: row.get(8)?,
-    })
-}
-
-const FILE_COLUMNS: &str =
-    "id, sha256, owner, name, content_type, size, kind, prediction, created_at";
-
 impl Store {
     /// Opens (creating) `dir/consistentid.sqlite3` and `dir/files/`, migrating the schema.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir.join("files"))
             .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
         let path = dir.join("consistentid.sqlite3");
-        let db = Connection::open(&path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
+        let cannot = || format!("cannot open the database {}", path.display());
+        let db = Connection::open(&path).with_context(cannot)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .with_context(cannot)?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version = db.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        let version = db
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .with_context(cannot)? as usize;
         if version > MIGRATIONS.len() {
             anyhow::bail!(
                 "the database {} was written by a newer consistentid (schema {version})",
@@ -164,15 +174,36 @@ impl Store {
             );
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = db.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
+            let migrate = || -> rusqlite::Result<()> {
+                let tx = db.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+                tx.commit()
+            };
+            migrate().with_context(|| {
+                format!(
+                    "cannot update the database {} to schema {}",
+                    path.display(),
+                    i + 1
+                )
+            })?;
         }
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
             files: dir.join("files"),
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes free for us on the data folder's file system.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let s = rustix::fs::statvfs(&self.dir).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
     }
 
     fn db(&self) -> MutexGuard<'_, Connection> {
@@ -180,10 +211,18 @@ impl Store {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn insert(&self, r: &Record) -> Result<i64> {
+    /// Stores a queued prediction if fewer than `capacity` wait, checking and inserting in
+    /// one statement (never more than `capacity`, however many requests race); its `seq`,
+    /// or `None` when the queue is full.
+    pub fn insert_if_room(
+        &self,
+        r: &Record,
+        capacity: usize,
+        per_owner: usize,
+    ) -> Result<Option<i64>> {
         let db = self.db();
-        db.execute(
-            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        let added = db.execute(
+            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at, logs) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12 WHERE (SELECT COUNT(*) FROM predictions WHERE status = 'starting') < ?10 AND (SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND owner = ?2) < ?11",
             params![
                 r.id,
                 r.owner,
@@ -193,10 +232,13 @@ impl Store {
                 serde_json::to_string(&r.input)?,
                 r.face_file,
                 r.keep_face,
-                r.created_at
+                r.created_at,
+                capacity as i64,
+                per_owner as i64,
+                r.logs
             ],
         )?;
-        Ok(db.last_insert_rowid())
+        Ok((added == 1).then(|| db.last_insert_rowid()))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
@@ -357,6 +399,7 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
         drop(stmt);
         db.execute("DELETE FROM shares WHERE prediction = ?1", [id])?;
+        db.execute("DELETE FROM events WHERE prediction = ?1", [id])?;
         db.execute("DELETE FROM predictions WHERE id = ?1", [id])?;
         Ok(files)
     }
@@ -381,148 +424,20 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    pub fn count_queued_of(&self, owner: &str) -> Result<usize> {
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND owner = ?1",
+            [owner],
+            |r| r.get::<_, i64>(0),
+        )? as usize)
+    }
+
     pub fn count_queued(&self) -> Result<usize> {
         Ok(self.db().query_row(
             "SELECT COUNT(*) FROM predictions WHERE status = 'starting'",
             [],
             |r| r.get::<_, i64>(0),
         )? as usize)
-    }
-
-    // Files.
-
-    /// Stores `bytes` (content-addressed on disk) as a new file record.
-    pub fn add_file(
-        &self,
-        bytes: &[u8],
-        owner: &str,
-        name: &str,
-        content_type: &str,
-        kind: &str,
-        prediction: Option<&str>,
-    ) -> Result<FileRecord> {
-        let sha = hex(&Sha256::digest(bytes));
-        let path = self.blob_path(&sha);
-        if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            crate::io::output::write_atomic(&path, bytes)?;
-        }
-        let file = FileRecord {
-            id: new_id(),
-            sha256: sha,
-            owner: owner.to_string(),
-            name: name.to_string(),
-            content_type: content_type.to_string(),
-            size: bytes.len() as u64,
-            kind: kind.to_string(),
-            prediction: prediction.map(str::to_string),
-            created_at: now(),
-        };
-        self.db().execute(
-            &format!(
-                "INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ),
-            params![
-                file.id,
-                file.sha256,
-                file.owner,
-                file.name,
-                file.content_type,
-                file.size as i64,
-                file.kind,
-                file.prediction,
-                file.created_at
-            ],
-        )?;
-        Ok(file)
-    }
-
-    pub fn file(&self, id: &str) -> Result<Option<FileRecord>> {
-        Ok(self
-            .db()
-            .query_row(
-                &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = ?1"),
-                [id],
-                file_record,
-            )
-            .optional()?)
-    }
-
-    /// Ties an upload to the job that uses it.
-    pub fn attach_file(&self, file: &str, prediction: &str) -> Result<()> {
-        self.db().execute(
-            "UPDATE files SET prediction = ?2 WHERE id = ?1",
-            params![file, prediction],
-        )?;
-        Ok(())
-    }
-
-    pub fn read_blob(&self, file: &FileRecord) -> Result<Vec<u8>> {
-        std::fs::read(self.blob_path(&file.sha256)).context("cannot read a stored file")
-    }
-
-    /// Deletes a file record, and its content once no record refers to it.
-    pub fn delete_file(&self, id: &str) -> Result<()> {
-        let db = self.db();
-        let sha: Option<String> = db
-            .query_row("SELECT sha256 FROM files WHERE id = ?1", [id], |r| r.get(0))
-            .optional()?;
-        let Some(sha) = sha else { return Ok(()) };
-        db.execute("DELETE FROM files WHERE id = ?1", [id])?;
-        let left: i64 = db.query_row(
-            "SELECT COUNT(*) FROM files WHERE sha256 = ?1",
-            [&sha],
-            |r| r.get(0),
-        )?;
-        if left == 0 {
-            let _ = std::fs::remove_file(self.blob_path(&sha));
-        }
-        Ok(())
-    }
-
-    /// Content-addressed: `files/ab/abcdef…` (the name is always our own hex digest).
-    fn blob_path(&self, sha: &str) -> PathBuf {
-        self.files.join(&sha[..2]).join(sha)
-    }
-
-    // Shares.
-
-    pub fn create_share(&self, prediction: &str, include_face: bool) -> Result<String> {
-        let id = new_id();
-        self.db().execute(
-            "INSERT INTO shares (share_id, prediction, include_face, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, prediction, include_face, now()],
-        )?;
-        Ok(id)
-    }
-
-    /// (prediction id, include_face) of a share.
-    pub fn share(&self, share_id: &str) -> Result<Option<(String, bool)>> {
-        Ok(self
-            .db()
-            .query_row(
-                "SELECT prediction, include_face FROM shares WHERE share_id = ?1",
-                [share_id],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)),
-            )
-            .optional()?)
-    }
-
-    /// Whether an uploaded face is visible through a share whose owner chose to include it.
-    pub fn face_shared(&self, file: &str) -> Result<bool> {
-        Ok(self.db().query_row(
-            "SELECT EXISTS (SELECT 1 FROM shares s JOIN predictions p ON s.prediction = p.id WHERE s.include_face = 1 AND p.face_file = ?1)",
-            [file],
-            |r| r.get(0),
-        )?)
-    }
-
-    pub fn delete_shares(&self, prediction: &str) -> Result<usize> {
-        Ok(self
-            .db()
-            .execute("DELETE FROM shares WHERE prediction = ?1", [prediction])?)
     }
 }
 
@@ -557,7 +472,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         for id in ["a", "b", "c"] {
-            store.insert(&record(id, "o")).unwrap();
+            store
+                .insert_if_room(&record(id, "o"), 10, 10)
+                .unwrap()
+                .unwrap();
         }
         store
             .finish("a", Status::Succeeded, None, "", &Metrics::default())

@@ -1,0 +1,64 @@
+//! The durable part of each prediction's event stream (status, output, log, error, completed;
+//! not progress or previews), stored with the ids they went out with.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::Store;
+
+/// One stored event: (id, SSE event name, JSON data).
+pub type StoredEvent = (u64, String, String);
+
+impl Store {
+    pub fn add_event(&self, prediction: &str, seq: u64, name: &str, data: &str) -> Result<()> {
+        self.db().execute(
+            "INSERT OR REPLACE INTO events (prediction, seq, name, data) VALUES (?1, ?2, ?3, ?4)",
+            params![prediction, seq as i64, name, data],
+        )?;
+        Ok(())
+    }
+
+    /// A prediction's stored events after id `last`, in order.
+    pub fn events_after(&self, prediction: &str, last: u64) -> Result<Vec<StoredEvent>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT seq, name, data FROM events WHERE prediction = ?1 AND seq > ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![prediction, last as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The highest event id a prediction has stored (0 for none).
+    pub fn last_event(&self, prediction: &str) -> Result<u64> {
+        Ok(self.db().query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM events WHERE prediction = ?1",
+            [prediction],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Ids up to `upto` may be handed out by this process (progress events are not stored,
+    /// so a restarted host starts above every id it may have sent).
+    /// `false` when the prediction is not stored yet.
+    pub fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool> {
+        Ok(self.db().execute(
+            "UPDATE predictions SET events_reserved = MAX(events_reserved, ?2) WHERE id = ?1",
+            params![prediction, upto as i64],
+        )? == 1)
+    }
+
+    /// The highest id a prediction may have sent: a new channel starts above it.
+    pub fn event_floor(&self, prediction: &str) -> Result<u64> {
+        let reserved: i64 = self
+            .db()
+            .query_row(
+                "SELECT events_reserved FROM predictions WHERE id = ?1",
+                [prediction],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        Ok(self.last_event(prediction)?.max(reserved as u64))
+    }
+}
