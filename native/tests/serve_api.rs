@@ -434,6 +434,17 @@ fn the_browsers_analysis_models_are_served_from_the_model_folder() {
     let (code, _, bytes) = get_bytes(&host.url("/v1/analysis-models/blazeface.onnx"), None);
     assert_eq!(code, 200);
     assert_eq!(bytes, std::fs::read(&dest).unwrap());
+    let back = model
+        .path()
+        .join(consistentid_core::face::blazeface::BACK_MODEL_FOLDER_PATH);
+    std::fs::copy(
+        real_data("blazeface/face_detection_back_256x256_barracuda.onnx"),
+        &back,
+    )
+    .unwrap();
+    let (code, _, bytes) = get_bytes(&host.url("/v1/analysis-models/blazeface-back.onnx"), None);
+    assert_eq!(code, 200);
+    assert_eq!(bytes, std::fs::read(&back).unwrap());
     for other in [
         "ConsistentID-v1.bin",
         "..%2FConsistentID-v1.bin",

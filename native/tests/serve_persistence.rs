@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::host::*;
 use common::*;
@@ -22,40 +22,6 @@ fn create(host: &Host, steps: u32) -> String {
     let (code, p) = post_json(&host.url("/v1/predictions"), Some(TOKEN), &body(steps), &[]);
     assert_eq!(code, 201, "{p}");
     p["id"].as_str().unwrap().to_string()
-}
-
-fn status(host: &Host, id: &str) -> Value {
-    let (code, p) = get(&host.url(&format!("/v1/predictions/{id}")), Some(TOKEN));
-    assert_eq!(code, 200, "{p}");
-    p
-}
-
-/// Polls until the prediction's status is one of `want` (bounded).
-fn wait_status(host: &Host, id: &str, want: &[&str]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let p = status(host, id);
-        if want.contains(&p["status"].as_str().unwrap_or("")) {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {want:?}: {p}; log: {}",
-            host.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until the job has done a few denoising steps (from its event stream).
-fn wait_steps(host: &Host, id: &str) {
-    let events = read_events(&host.url(&format!("/v1/predictions/{id}/events")), None, 40);
-    assert!(
-        events
-            .iter()
-            .any(|e| e.event == "progress" && e.data["step"].as_u64() >= Some(3)),
-        "{events:?}"
-    );
 }
 
 #[test]

@@ -272,7 +272,15 @@ fn a_full_queue_and_a_fast_client_get_429() {
     let host = Host::start(
         model.path(),
         data.path(),
-        &["--paused", "--queue-size", "2", "--rate-limit", "6"],
+        &[
+            "--paused",
+            "--queue-size",
+            "2",
+            "--owner-queue",
+            "2",
+            "--rate-limit",
+            "6",
+        ],
     );
     host.wait_health("ready");
     let body =

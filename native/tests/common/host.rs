@@ -120,14 +120,28 @@ impl Host {
 
     /// Resident memory in kB (Linux).
     pub fn rss_kb(&self) -> u64 {
+        self.proc_status_kb("VmRSS:")
+    }
+
+    /// The peak resident memory so far, in kB (Linux).
+    pub fn peak_rss_kb(&self) -> u64 {
+        self.proc_status_kb("VmHWM:")
+    }
+
+    fn proc_status_kb(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
@@ -191,6 +205,12 @@ pub fn get_bytes(url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
         .read_to_vec()
         .unwrap();
     (status, ct, bytes)
+}
+
+/// Uploads `bytes` as a file (multipart, part `content`): (status, JSON body).
+pub fn upload(base: &str, token: Option<&str>, name: &str, bytes: &[u8]) -> (u16, Value) {
+    let (ct, body) = multipart(name, "image/png", bytes);
+    post_raw(&format!("{base}/v1/files"), token, &ct, body, &[])
 }
 
 /// POST a JSON value with the token and extra headers.
@@ -377,4 +397,39 @@ pub fn post_expect_continue(
     let mut rest = String::new();
     let _ = reader.read_to_string(&mut rest);
     (status, rest)
+}
+
+/// A prediction as its owner (`TOKEN`) reads it.
+pub fn status(host: &Host, id: &str) -> Value {
+    let (code, p) = get(&host.url(&format!("/v1/predictions/{id}")), Some(TOKEN));
+    assert_eq!(code, 200, "{p}");
+    p
+}
+
+/// Polls until the prediction's status is one of `want` (bounded).
+pub fn wait_status(host: &Host, id: &str, want: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let p = status(host, id);
+        if want.contains(&p["status"].as_str().unwrap_or("")) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {want:?}: {p}; log: {}",
+            host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the job has done a few denoising steps (from its event stream).
+pub fn wait_steps(host: &Host, id: &str) {
+    let events = read_events(&host.url(&format!("/v1/predictions/{id}/events")), None, 40);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "progress" && e.data["step"].as_u64() >= Some(3)),
+        "{events:?}"
+    );
 }
