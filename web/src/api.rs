@@ -53,6 +53,28 @@ async fn call(
     body: Option<JsValue>,
     json: bool,
 ) -> Result<String, String> {
+    let (status, text) = call_status(method, path, body, json).await?;
+    if (200..300).contains(&status) {
+        Ok(text)
+    } else {
+        Err(problem_detail(status, &text))
+    }
+}
+
+/// The host's problem detail, or the bare status.
+fn problem_detail(status: u16, text: &str) -> String {
+    serde_json::from_str::<consistentid_core::api::Problem>(text)
+        .map(|p| p.detail)
+        .unwrap_or_else(|_| format!("the host answered {status}"))
+}
+
+/// A call's status and body (an error only when the host could not be reached).
+async fn call_status(
+    method: &str,
+    path: &str,
+    body: Option<JsValue>,
+    json: bool,
+) -> Result<(u16, String), String> {
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     let headers = web_sys::Headers::new().map_err(js_message)?;
@@ -78,14 +100,7 @@ async fn call(
         .map_err(js_message)?
         .as_string()
         .unwrap_or_default();
-    if response.ok() {
-        Ok(text)
-    } else {
-        let detail = serde_json::from_str::<consistentid_core::api::Problem>(&text)
-            .map(|p| p.detail)
-            .unwrap_or_else(|_| format!("the host answered {}", response.status()));
-        Err(detail)
-    }
+    Ok((response.status(), text))
 }
 
 fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
@@ -134,6 +149,16 @@ pub async fn prediction(id: &str) -> Result<Prediction, String> {
     get(&format!("/v1/predictions/{id}")).await
 }
 
+/// The prediction, or `None` when the host has no such prediction (404).
+pub async fn find_prediction(id: &str) -> Result<Option<Prediction>, String> {
+    let (status, text) = call_status("GET", &format!("/v1/predictions/{id}"), None, false).await?;
+    match status {
+        404 => Ok(None),
+        200..300 => parse(&text).map(Some),
+        _ => Err(problem_detail(status, &text)),
+    }
+}
+
 pub async fn mine(cursor: Option<&str>) -> Result<PredictionPage, String> {
     get(cursor.unwrap_or("/v1/predictions")).await
 }
@@ -142,13 +167,24 @@ pub async fn shared(share_id: &str) -> Result<ShareView, String> {
     get(&format!("/v1/shares/{share_id}")).await
 }
 
+/// The name [`events`] gives the stream's own failures (the browser's `error` event, which
+/// shares its name with the host's): data `{"closed": true}` when the browser gave up, else
+/// it is reconnecting.
+pub const STREAM_LOST: &str = "stream-lost";
+
 /// Opens the prediction's event stream; `on_event(name, json)` gets every event (the
-/// browser reconnects by itself with `Last-Event-ID`). Closed after `completed`.
-pub fn events(id: &str, on_event: impl Fn(&str, serde_json::Value) + 'static) {
+/// browser reconnects by itself with `Last-Event-ID`). Closed after `completed`, or at the
+/// first event after `open()` turns false.
+pub fn events(
+    id: &str,
+    open: impl Fn() -> bool + 'static,
+    on_event: impl Fn(&str, serde_json::Value) + 'static,
+) {
     let Ok(source) = web_sys::EventSource::new(&format!("/v1/predictions/{id}/events")) else {
         return;
     };
     let on_event = std::rc::Rc::new(on_event);
+    let open = std::rc::Rc::new(open);
     for name in [
         "status",
         "progress",
@@ -159,37 +195,55 @@ pub fn events(id: &str, on_event: impl Fn(&str, serde_json::Value) + 'static) {
         "completed",
     ] {
         let handler = on_event.clone();
+        let open = open.clone();
         let source2 = source.clone();
-        let closure =
-            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-                let data = e
-                    .data()
-                    .as_string()
-                    .and_then(|d| serde_json::from_str(&d).ok())
-                    .unwrap_or(serde_json::Value::Null);
-                if name == "completed" {
-                    source2.close();
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            // The page moved on (inside the app): nothing listens any more.
+            if !open() {
+                source2.close();
+                return;
+            }
+            // The host's events carry data; the browser's own `error` (a lost stream) does not.
+            let data = e
+                .dyn_ref::<web_sys::MessageEvent>()
+                .and_then(|m| m.data().as_string())
+                .and_then(|d| serde_json::from_str(&d).ok());
+            let Some(data) = data else {
+                if name == "error" {
+                    let closed = source2.ready_state() == web_sys::EventSource::CLOSED;
+                    handler(STREAM_LOST, serde_json::json!({ "closed": closed }));
                 }
-                handler(name, data);
-            });
+                return;
+            };
+            if name == "completed" {
+                source2.close();
+            }
+            handler(name, data);
+        });
         let _ = source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
-        // The stream lives as long as the page.
+        // The stream lives until it completes or `open` says the page has gone.
         closure.forget();
     }
 }
 
-/// Copies text to the clipboard when the browser allows it.
-pub fn copy(text: &str) {
+/// Copies text to the clipboard; whether it was copied (a page on plain HTTP away from
+/// localhost has no clipboard access, and a browser may refuse).
+pub async fn copy(text: &str) -> bool {
     let navigator = window().navigator();
-    if let Ok(clipboard) = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
-        && let Ok(write) = js_sys::Reflect::get(&clipboard, &JsValue::from_str("writeText"))
-        && let Some(write) = write.dyn_ref::<js_sys::Function>()
-    {
-        let _ = write.call1(&clipboard, &JsValue::from_str(text));
+    let Ok(clipboard) = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard")) else {
+        return false;
+    };
+    let Ok(write) = js_sys::Reflect::get(&clipboard, &JsValue::from_str("writeText")) else {
+        return false;
+    };
+    let Some(write) = write.dyn_ref::<js_sys::Function>() else {
+        return false;
+    };
+    match write.call1(&clipboard, &JsValue::from_str(text)) {
+        Ok(promise) => match promise.dyn_into::<js_sys::Promise>() {
+            Ok(p) => JsFuture::from(p).await.is_ok(),
+            Err(_) => false,
+        },
+        Err(_) => false,
     }
-}
-
-/// Goes to another page of the app.
-pub fn go(path: &str) {
-    let _ = window().location().assign(path);
 }

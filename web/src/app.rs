@@ -1,8 +1,10 @@
-//! The app: a header, and the page for the address (routes are real URLs, so every page
-//! survives a reload): `/` create, `/p/{id}` a prediction, `/s/{share_id}` a share, `/mine`,
-//! `/bench` the analysis benchmark.
+//! The app: a header, and the page for the address: `/` create, `/p/{id}` a prediction,
+//! `/s/{share_id}` a share, `/mine`, `/bench` the analysis benchmark. Routes are real URLs, so
+//! every page survives a reload; moves inside the app do not reload it (nav.rs).
 
 use leptos::prelude::*;
+
+use crate::nav;
 
 use crate::pages::bench::BenchPage;
 use crate::pages::create::CreatePage;
@@ -13,20 +15,18 @@ use crate::pages::share::SharePage;
 /// The root component.
 #[component]
 pub fn App() -> impl IntoView {
-    let path = leptos::web_sys::window()
-        .and_then(|w| w.location().pathname().ok())
-        .unwrap_or_default();
-    let parts: Vec<String> = path
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
-    let page = match parts.as_slice() {
-        [p, id] if p == "p" => view! { <PredictionPage id=id.clone() /> }.into_any(),
-        [s, id] if s == "s" => view! { <SharePage share_id=id.clone() /> }.into_any(),
-        [m] if m == "mine" => view! { <MyImages /> }.into_any(),
-        [b] if b == "bench" => view! { <BenchPage /> }.into_any(),
-        _ => view! { <CreatePage /> }.into_any(),
+    let route = nav::route();
+    let page = move || {
+        let address = route.get();
+        let path = address.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        match parts.as_slice() {
+            ["p", id] => view! { <PredictionPage id=id.to_string() /> }.into_any(),
+            ["s", id] => view! { <SharePage share_id=id.to_string() /> }.into_any(),
+            ["mine"] => view! { <MyImages /> }.into_any(),
+            ["bench"] => view! { <BenchPage /> }.into_any(),
+            _ => view! { <CreatePage /> }.into_any(),
+        }
     };
     view! {
         <header class="bar">

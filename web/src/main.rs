@@ -5,7 +5,9 @@ mod analysis;
 mod api;
 mod app;
 mod components;
+mod nav;
 mod pages;
+mod remembered;
 
 fn main() {
     console_error_panic_hook::set_once();

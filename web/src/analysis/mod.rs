@@ -1,5 +1,5 @@
 //! The face analysis the browser does before anything is sent: decode the photo, find the
-//! faces (BlazeFace), parse the face (BiSeNet, 512 × 512 label map), with core's models on
+//! faces (BlazeFace's front model, then its back model for small faces), parse the face (BiSeNet, 512 × 512 label map), with core's models on
 //! WebGPU or the CPU, every device read asynchronous. It runs in a dedicated worker (worker.rs,
 //! started by client.rs), so the page stays responsive while a network runs.
 
@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use consistentid_core::bisenet::preprocess::SIZE;
-use consistentid_core::face::Detection;
+use consistentid_core::face::{Detection, blazeface};
 use consistentid_core::image::RgbImage;
 use leptos::web_sys;
 use wasm_bindgen::JsValue;
@@ -137,12 +137,24 @@ pub async fn analyse(
     status("Finding faces…");
     yield_now().await;
     let t = now();
-    let faces = models
+    let mut faces = models
         .blazeface
         .detect_async(&decoded.image)
         .await
         .map_err(|e| e.to_string())?;
     timings.push(("BlazeFace".to_string(), now() - t));
+    if let Some(back) = &models.blazeface_back {
+        // The back model finds the small faces beside a large one that the front model misses;
+        // the front model's boxes stay for the faces both find.
+        yield_now().await;
+        let t = now();
+        let small = back
+            .detect_async(&decoded.image)
+            .await
+            .map_err(|e| e.to_string())?;
+        faces = blazeface::merge(faces, small, back.nms_threshold);
+        timings.push(("BlazeFace (small faces)".to_string(), now() - t));
+    }
     status("Parsing the face…");
     yield_now().await;
     let t = now();

@@ -10,10 +10,13 @@ use wasm_bindgen_futures::JsFuture;
 use super::device::Backend;
 use super::{js_error, scope};
 
-/// The two networks on one device.
+/// The networks on one device.
 pub struct Models {
     pub backend: Backend,
     pub blazeface: BlazeFace,
+    /// The back-camera model, for faces too small for the front one; `None` when the host's
+    /// model folder predates it.
+    pub blazeface_back: Option<BlazeFace>,
     pub bisenet: BiSeNet,
 }
 
@@ -38,7 +41,7 @@ async fn fetch(name: &str) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
 }
 
-/// Downloads and builds both networks; `Ok(None)` when the host serves no analysis models.
+/// Downloads and builds the networks; `Ok(None)` when the host serves no analysis models.
 pub async fn load(backend: Backend) -> Result<Option<Models>, String> {
     let Some(onnx) = fetch("blazeface.onnx").await? else {
         return Ok(None);
@@ -50,9 +53,18 @@ pub async fn load(backend: Backend) -> Result<Option<Models>, String> {
     let graph = OnnxModel::parse(&onnx, "blazeface.onnx").map_err(|e| e.to_string())?;
     let blazeface = BlazeFace::new(graph, device).map_err(|e| e.to_string())?;
     let bisenet = BiSeNet::load(&pth, "face_parsing.pth", device).map_err(|e| e.to_string())?;
+    let blazeface_back = match fetch("blazeface-back.onnx").await? {
+        Some(onnx) => {
+            let graph =
+                OnnxModel::parse(&onnx, "blazeface-back.onnx").map_err(|e| e.to_string())?;
+            Some(BlazeFace::new(graph, device).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     Ok(Some(Models {
         backend,
         blazeface,
+        blazeface_back,
         bisenet,
     }))
 }

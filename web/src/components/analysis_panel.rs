@@ -183,9 +183,12 @@ pub fn AnalysisPanel(
     view! {
         <section class="analysis" aria-label="Face analysis">
             <canvas id="analysis-canvas" node_ref=canvas aria-label="The photo with the faces and facial regions found"></canvas>
-            <p id="backend" class="hint">{format!("Analysed in this browser on {}.", analysis.backend)}</p>
-            <p id="timings" class="hint">{timings}</p>
-            {scaled.map(|s| view! { <p class="hint">{s}</p> })}
+            <details id="analysis-details">
+                <summary>"Details"</summary>
+                <p id="backend" class="hint">{format!("Analysed in this browser on {}.", analysis.backend)}</p>
+                <p id="timings" class="hint">{timings}</p>
+                {scaled.map(|s| view! { <p class="hint">{s}</p> })}
+            </details>
             <p id="face-count">{count}</p>
             <ol id="faces">
                 {faces
@@ -230,7 +233,7 @@ pub fn AnalysisPanel(
                     .collect_view()}
             </ol>
             <fieldset class="regions">
-                <legend>"Facial regions (used for the identity)"</legend>
+                <legend>"Facial regions the identity uses (the boxes only change the drawing)"</legend>
                 {shown
                     .iter()
                     .enumerate()

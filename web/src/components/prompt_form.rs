@@ -43,6 +43,51 @@ impl Controls {
         }
     }
 
+    /// Fills the form from an earlier request (its face is not reused: the host keeps none).
+    pub fn prefill(&self, input: &PredictionInput) {
+        let set = |signal: RwSignal<String>, value: Option<String>| {
+            if let Some(v) = value {
+                signal.set(v);
+            }
+        };
+        set(self.prompt, input.prompt.clone());
+        set(self.style, input.style.clone());
+        set(self.negative, input.negative_prompt.clone());
+        set(self.steps, input.num_inference_steps.map(|v| v.to_string()));
+        set(self.guidance, input.guidance_scale.map(|v| v.to_string()));
+        set(
+            self.merge_step,
+            input.start_merge_step.map(|v| v.to_string()),
+        );
+        set(self.num_outputs, input.num_outputs.map(|v| v.to_string()));
+        set(
+            self.scheduler,
+            input.scheduler.map(|s| s.name().to_string()),
+        );
+        if let (Some(w), Some(h)) = (input.width, input.height) {
+            let preset = format!("{w}x{h}");
+            let known = ["512x768", "512x512", "768x512"].contains(&preset.as_str());
+            self.size.set(if known { preset } else { "custom".into() });
+            self.width.set(w.to_string());
+            self.height.set(h.to_string());
+        }
+    }
+
+    /// What the host will warn about, knowable before sending (the identity never applied,
+    /// reserved markers removed); `None` while a number does not parse.
+    pub fn warnings(&self) -> Vec<String> {
+        let Ok(input) = self.input(String::new(), None, None) else {
+            return Vec::new();
+        };
+        let Ok(request) = input.to_request() else {
+            return Vec::new();
+        };
+        match request.validate() {
+            Ok((_, warnings)) => warnings,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// The request's input (the host validates every number again).
     /// `face_parsing`: the browser's label map of the face, if it analysed it; `face_box`: the
     /// face chosen among several.
@@ -92,6 +137,14 @@ impl Controls {
     }
 }
 
+/// Prompts to start from, one click each.
+static EXAMPLES: [&str; 4] = [
+    "a woman as an astronaut, oil painting",
+    "portrait of a man in a café, 35mm film photo",
+    "a knight in shining armour, fantasy illustration",
+    "a person reading in a sunlit library, watercolour",
+];
+
 /// A labelled text/number input bound to a signal.
 #[component]
 fn Field(
@@ -129,15 +182,25 @@ pub fn PromptForm(controls: Controls) -> impl IntoView {
                 prop:value=move || c.prompt.get()
                 on:input=move |ev| c.prompt.set(event_target_value(&ev))
             ></textarea>
+            <p class="examples" aria-label="Example prompts">
+                "Try: "
+                {EXAMPLES
+                    .iter()
+                    .copied()
+                    .map(|e| view! {
+                        <button type="button" class="example" on:click=move |_| c.prompt.set(e.to_string())>{e}</button>
+                    })
+                    .collect_view()}
+            </p>
             <label for="style">"Style"</label>
-            <select id="style" on:change=move |ev| c.style.set(event_target_value(&ev))>
-                <option value="" selected=true>"Official (infer.py)"</option>
+            <select id="style" prop:value=move || c.style.get() on:change=move |ev| c.style.set(event_target_value(&ev))>
+                <option value="">"Official (infer.py)"</option>
                 {styles::names()
                     .into_iter()
                     .map(|n| view! { <option value=n>{n}</option> })
                     .collect_view()}
             </select>
-            <details>
+            <details id="advanced">
                 <summary>"Advanced"</summary>
                 <div class="grid">
                     <Field id="negative" label="Negative prompt" value=c.negative />
@@ -157,8 +220,8 @@ pub fn PromptForm(controls: Controls) -> impl IntoView {
                         <button type="button" on:click=randomise>"Randomise"</button>
                     </span>
                     <label for="size">"Size"</label>
-                    <select id="size" on:change=move |ev| c.size.set(event_target_value(&ev))>
-                        <option value="512x768" selected=true>"Portrait 512×768"</option>
+                    <select id="size" prop:value=move || c.size.get() on:change=move |ev| c.size.set(event_target_value(&ev))>
+                        <option value="512x768">"Portrait 512×768"</option>
                         <option value="512x512">"Square 512×512"</option>
                         <option value="768x512">"Landscape 768×512"</option>
                         <option value="custom">"Custom"</option>
@@ -169,10 +232,10 @@ pub fn PromptForm(controls: Controls) -> impl IntoView {
                     </Show>
                     <Field id="num-outputs" label="Number of images" value=c.num_outputs kind="number" />
                     <label for="scheduler">"Sampler"</label>
-                    <select id="scheduler" on:change=move |ev| c.scheduler.set(event_target_value(&ev))>
+                    <select id="scheduler" prop:value=move || c.scheduler.get() on:change=move |ev| c.scheduler.set(event_target_value(&ev))>
                         {SchedulerKind::NAMES
                             .iter()
-                            .map(|n| view! { <option value=*n selected=*n == "euler">{*n}</option> })
+                            .map(|n| view! { <option value=*n>{*n}</option> })
                             .collect_view()}
                     </select>
                 </div>

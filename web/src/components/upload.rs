@@ -15,8 +15,34 @@ use crate::analysis::{self, Analysis, client};
 use crate::api;
 use crate::components::analysis_panel::AnalysisPanel;
 
-/// The largest photo accepted (the host's default upload limit).
-pub const MAX_BYTES: f64 = 10.0 * 1024.0 * 1024.0;
+/// The largest photo accepted. The browser sends the decoded pixels (at most 1536 px a side)
+/// as a PNG, not the file, so the host's 10 MB upload limit applies only when the browser
+/// cannot analyse the photo and sends it as it is.
+pub const MAX_BYTES: f64 = 50.0 * 1024.0 * 1024.0;
+
+/// The image format of a file by its first bytes (not its name or type).
+fn sniff(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// The first bytes of a file.
+async fn head(file: &web_sys::File) -> Vec<u8> {
+    let Ok(slice) = file.slice_with_i32_and_i32(0, 16) else {
+        return Vec::new();
+    };
+    match wasm_bindgen_futures::JsFuture::from(slice.array_buffer()).await {
+        Ok(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
 
 /// The face as the request names it.
 #[derive(Clone, Debug)]
@@ -25,6 +51,9 @@ pub struct Face {
     pub url: String,
     /// The browser's label map (PNG data URI), when it analysed the photo.
     pub parsing: Option<String>,
+    /// What was uploaded, and under which name (to send it again for another run).
+    pub photo: web_sys::Blob,
+    pub name: String,
 }
 
 fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
@@ -42,6 +71,8 @@ fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
 pub fn FaceUpload(
     face: RwSignal<Option<Face>>,
     face_box: RwSignal<Option<[f32; 4]>>,
+    /// Faces the browser found in the current photo.
+    faces_found: RwSignal<usize>,
 ) -> impl IntoView {
     let status = RwSignal::new(String::from("Choose a photo of one face to begin."));
     // " (W×H px)" once the browser has decoded the picture.
@@ -59,40 +90,55 @@ pub fn FaceUpload(
                 .map(|d| d.bbox)
         }));
     });
+    Effect::new(move |_| {
+        faces_found.set(found.with(|f| f.as_ref().map_or(0, |(a, _)| a.faces.len())));
+    });
     // Each new photo supersedes the work still running for an earlier one.
     let generation = StoredValue::new(0u64);
     client::preload();
-
-    let take = move |file: web_sys::File| {
-        if !["image/png", "image/jpeg", "image/webp"].contains(&file.type_().as_str()) {
-            status.set(format!("{} is not a PNG, JPEG or WebP image.", file.name()));
-            return;
-        }
-        if file.size() > MAX_BYTES {
-            status.set(format!(
-                "{} is {:.1} MB; photos up to 10 MB are accepted.",
-                file.name(),
-                file.size() / 1024.0 / 1024.0
-            ));
-            return;
-        }
-        // Release the previous picture's object URL before replacing it.
+    // Forgets the current photo (a new one is coming, or the one chosen was refused): nothing
+    // can be generated from an earlier photo.
+    let reset = move || {
         if let Some(old) = preview.get_untracked() {
             let _ = web_sys::Url::revoke_object_url(&old);
         }
-        if let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) {
-            preview.set(Some(url));
-        }
-        file_name.set(file.name());
+        preview.set(None);
         dims.set(String::new());
         face.set(None);
         found.set(None);
         chosen.set(0);
         generation.update_value(|g| *g += 1);
+    };
+
+    let take = move |file: web_sys::File| {
+        reset();
+        status.set(format!("Reading {}…", file.name()));
         let mine = generation.get_value();
         let current = move || generation.get_value() == mine;
         spawn_local(async move {
             let name = file.name();
+            if sniff(&head(&file).await).is_none() {
+                if current() {
+                    status.set(format!(
+                        "{name} is not an image (only PNG, JPEG and WebP photos can be used)."
+                    ));
+                }
+                return;
+            }
+            if file.size() > MAX_BYTES {
+                status.set(format!(
+                    "{name} is {:.1} MB; photos up to 50 MB are accepted.",
+                    file.size() / 1024.0 / 1024.0
+                ));
+                return;
+            }
+            if !current() {
+                return;
+            }
+            if let Ok(url) = web_sys::Url::create_object_url_with_blob(&file) {
+                preview.set(Some(url));
+            }
+            file_name.set(name.clone());
             let result = client::analyse(&file, move |s| {
                 if current() {
                     status.set(s.to_string());
@@ -105,7 +151,7 @@ pub fn FaceUpload(
             let (upload, parsing, note) = match result {
                 Ok(Some(a)) => {
                     let note = if a.faces.is_empty() {
-                        " (no face found in the browser: the host will look again)"
+                        ": no face was found in the browser; the host will look again when you generate"
                     } else {
                         ""
                     };
@@ -138,8 +184,17 @@ pub fn FaceUpload(
             };
             match api::upload(&upload, &sent_name).await {
                 Ok(url) if current() => {
-                    face.set(Some(Face { url, parsing }));
-                    status.set(format!("{name} is ready{note}"));
+                    face.set(Some(Face {
+                        url,
+                        parsing,
+                        photo: upload,
+                        name: sent_name,
+                    }));
+                    status.set(if note.is_empty() {
+                        format!("{name} is ready")
+                    } else {
+                        format!("{name} is uploaded{note}")
+                    });
                 }
                 Ok(_) => {}
                 Err(e) => status.set(format!("Upload failed: {e}")),
@@ -189,10 +244,9 @@ pub fn FaceUpload(
         }
     };
     let on_error = move |_| {
-        status.set(format!(
-            "{} could not be decoded as an image.",
-            file_name.get_untracked()
-        ))
+        let name = file_name.get_untracked();
+        reset();
+        status.set(format!("{name} could not be decoded as an image."));
     };
 
     view! {
@@ -202,7 +256,7 @@ pub fn FaceUpload(
             on:drop=on_drop
             on:paste=on_paste
         >
-            <label for="face-input">"Reference face (one person, PNG, JPEG or WebP up to 10 MB)"</label>
+            <label for="face-input">"Reference face (one person, PNG, JPEG or WebP up to 50 MB)"</label>
             <input id="face-input" type="file" accept="image/png,image/jpeg,image/webp" on:change=on_change />
             <p class="hint">"…or drop a photo here, or paste one."</p>
             <p id="status" class="status" role="status">

@@ -1,14 +1,20 @@
 //! A prediction's page (`/p/{id}`): status and queue position, a progress bar with ETA, live
-//! previews, cancel, the images, and share. Reload-safe: it reads the prediction and
-//! reconnects to its event stream.
+//! previews, the host's warnings, cancel, the images, share, and the same request again with a
+//! new seed (while this tab still holds the face). Reload-safe: it reads the
+//! prediction and reconnects to its event stream; an unknown id says so, and a lost stream
+//! says it is reconnecting.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use consistentid_core::api::{Prediction, Status};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
 
-use crate::api;
 use crate::components::gallery::Gallery;
+use crate::{api, nav, remembered};
 
 /// What the page shows, updated by the event stream.
 #[derive(Clone, Copy)]
@@ -22,8 +28,12 @@ struct Live {
     outputs: RwSignal<Vec<String>>,
     error: RwSignal<Option<String>>,
     prediction: RwSignal<Option<Prediction>>,
-    /// When the current image's denoising began (ms), for the ETA.
-    started: RwSignal<f64>,
+    /// The first denoising step this page saw: (time in ms, image, step), for the ETA.
+    seen: RwSignal<Option<(f64, u64, u64)>>,
+    /// What the host warned about (identity not used, words cut, …).
+    warnings: RwSignal<Vec<String>>,
+    /// The event stream is lost: `Some(true)` for good, `Some(false)` while reconnecting.
+    lost: RwSignal<Option<bool>>,
 }
 
 fn now() -> f64 {
@@ -31,8 +41,34 @@ fn now() -> f64 {
 }
 
 impl Live {
+    fn warn(&self, text: &str) {
+        let text = text.trim();
+        if !text.is_empty()
+            && !self
+                .warnings
+                .with_untracked(|w| w.iter().any(|t| t == text))
+        {
+            self.warnings.update(|w| w.push(text.to_string()));
+        }
+    }
+
+    /// The warnings in a prediction's logs (`warning: …` lines).
+    fn warnings_from_logs(&self, logs: &str) {
+        for line in logs.lines() {
+            if let Some(w) = line.strip_prefix("warning: ") {
+                self.warn(w);
+            }
+        }
+    }
+
     fn on_event(&self, name: &str, data: Value) {
+        if name != api::STREAM_LOST {
+            self.lost.set(None);
+        }
         match name {
+            api::STREAM_LOST => self
+                .lost
+                .set(Some(data["closed"].as_bool().unwrap_or(false))),
             "status" => {
                 self.status
                     .set(data["status"].as_str().unwrap_or("").to_string());
@@ -44,12 +80,13 @@ impl Live {
                     data["step"].as_u64().unwrap_or(0),
                     data["total"].as_u64().unwrap_or(0),
                 );
-                if phase == "denoise" && step <= 1 {
-                    self.started.set(now());
+                let image = data["image"].as_u64().unwrap_or(0);
+                if phase == "denoise" && step > 0 && self.seen.get_untracked().is_none() {
+                    self.seen.set(Some((now(), image, step)));
                 }
                 self.status.set("processing".into());
                 self.queue.set(None);
-                self.image.set(data["image"].as_u64().unwrap_or(0));
+                self.image.set(image);
                 self.phase.set(phase);
                 self.step.set((step, total));
             }
@@ -61,9 +98,22 @@ impl Live {
                     self.outputs.update(|o| o.push(url.to_string()));
                 }
             }
-            "error" => self.error.set(data["detail"].as_str().map(str::to_string)),
+            "log" => {
+                if let Some(w) = data["text"]
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("warning: "))
+                {
+                    self.warn(w);
+                }
+            }
+            "error" => {
+                if let Some(detail) = data["detail"].as_str() {
+                    self.error.set(Some(detail.to_string()));
+                }
+            }
             "completed" => {
                 if let Ok(p) = serde_json::from_value::<Prediction>(data) {
+                    self.warnings_from_logs(&p.logs);
                     self.status.set(p.status.as_str().to_string());
                     self.outputs.set(p.output.clone().unwrap_or_default());
                     if p.error.is_some() {
@@ -77,14 +127,52 @@ impl Live {
     }
 }
 
-/// Seconds left, from the time per step so far.
-fn eta(started: f64, step: u64, total: u64) -> String {
-    if step == 0 || total == 0 {
+/// Time per step and the time left for every image, from the steps this page has watched
+/// (not from when it opened: after a reload the job is already far along).
+fn eta(seen: Option<(f64, u64, u64)>, image: u64, step: u64, total: u64, images: u64) -> String {
+    let Some((t0, image0, step0)) = seen else {
+        return String::new();
+    };
+    let done = (image * total + step).saturating_sub(image0 * total + step0);
+    if done < 2 || total == 0 {
         return String::new();
     }
-    let per = (now() - started) / 1000.0 / step as f64;
-    let left = per * (total - step) as f64;
+    let per = (now() - t0) / 1000.0 / done as f64;
+    let left_steps = (images * total).saturating_sub(image * total + step);
+    let left = per * left_steps as f64;
     format!("{per:.2} s/step, about {left:.0} s left")
+}
+
+/// How to get this prediction, and make another like it, from a terminal or Python.
+fn api_snippet(p: &Prediction) -> String {
+    let mut input = p.input.clone();
+    input.face_image = Some("<your face photo's URL>".into());
+    input.face_parsing = None;
+    input.id_embedding = None;
+    input.seed = None;
+    // As a Python dict (the only JSON literals an input has besides strings and numbers).
+    let input = serde_json::to_string(&input)
+        .unwrap_or_default()
+        .replace(":true", ":True")
+        .replace(":false", ":False");
+    let base = p.urls.get.split("/v1/").next().unwrap_or_default();
+    format!(
+        "# this prediction (your token: localStorage \"consistentid-token\")\ncurl -s -H \"Authorization: Bearer $TOKEN\" {get}\n\n# another like it\nimport replicate\nclient = replicate.Client(api_token=TOKEN, base_url=\"{base}\")\noutput = client.run(\"consistentid/consistentid\", input={input})",
+        get = p.urls.get,
+    )
+}
+
+/// Sends `p`'s request again with a new seed and the face this tab remembers; the new
+/// prediction's id.
+async fn again_with_new_seed(p: &Prediction, face: Rc<remembered::Face>) -> Result<String, String> {
+    let url = api::upload(&face.photo, &face.name).await?;
+    let mut input = p.input.clone();
+    input.face_image = Some(url);
+    input.face_parsing = face.parsing.clone();
+    input.seed = Some((js_sys::Math::random() * 1e12).floor() as u64);
+    let next = api::create(&input).await?;
+    remembered::remember(&next.id, face);
+    Ok(next.id)
 }
 
 #[component]
@@ -99,23 +187,42 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         outputs: RwSignal::new(Vec::new()),
         error: RwSignal::new(None),
         prediction: RwSignal::new(None),
-        started: RwSignal::new(now()),
+        seen: RwSignal::new(None),
+        warnings: RwSignal::new(Vec::new()),
+        lost: RwSignal::new(None),
     };
-    let share_url = RwSignal::new(None::<String>);
+    let missing = RwSignal::new(false);
+    // The share link, and whether it reached the clipboard.
+    let share_url = RwSignal::new(None::<(String, bool)>);
+    // Whether this page is still the one shown (the app moves between pages without a reload).
+    let shown = Arc::new(AtomicBool::new(true));
+    let gone = shown.clone();
+    on_cleanup(move || gone.store(false, Ordering::Relaxed));
     let id_for_load = id.clone();
     spawn_local(async move {
-        match api::prediction(&id_for_load).await {
-            Ok(p) => {
+        match api::find_prediction(&id_for_load).await {
+            Ok(Some(p)) => {
                 live.status.set(p.status.as_str().to_string());
                 live.queue.set(p.queue_position.map(|q| q as u64));
                 live.outputs.set(p.output.clone().unwrap_or_default());
+                live.warnings_from_logs(&p.logs);
                 live.prediction.set(Some(p));
+            }
+            Ok(None) => {
+                missing.set(true);
+                return;
             }
             Err(e) => live.error.set(Some(e)),
         }
-        api::events(&id_for_load, move |name, data| live.on_event(name, data));
+        let open = shown.clone();
+        api::events(
+            &id_for_load,
+            move || open.load(Ordering::Relaxed),
+            move |name, data| live.on_event(name, data),
+        );
     });
-    let terminal = move || Status::parse(&live.status.get()).is_some_and(|s| s.is_terminal());
+    let terminal =
+        move || missing.get() || Status::parse(&live.status.get()).is_some_and(|s| s.is_terminal());
     let id_cancel = id.clone();
     let cancel = move |_| {
         let id = id_cancel.clone();
@@ -131,8 +238,8 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         spawn_local(async move {
             match api::share(&id).await {
                 Ok(s) => {
-                    api::copy(&s.url);
-                    share_url.set(Some(s.url));
+                    let copied = api::copy(&s.url).await;
+                    share_url.set(Some((s.url, copied)));
                 }
                 Err(e) => live.error.set(Some(e)),
             }
@@ -148,19 +255,62 @@ pub fn PredictionPage(id: String) -> impl IntoView {
             .and_then(|p| p.input.num_outputs)
             .unwrap_or(1)
     };
+    let select_all = |ev: leptos::ev::FocusEvent| {
+        if let Some(input) = ev.target().and_then(|t| {
+            wasm_bindgen::JsCast::dyn_into::<leptos::web_sys::HtmlInputElement>(t).ok()
+        }) {
+            input.select();
+        }
+    };
+    let again = format!("/?from={id}");
+    // The face stays only in this tab's memory: after a reload the form is the way.
+    let can_rerun = remembered::recall(&id).is_some();
+    let rerunning = RwSignal::new(false);
+    let id_rerun = id.clone();
+    let new_seed = move |_| {
+        let (Some(p), Some(face)) = (
+            live.prediction.get_untracked(),
+            remembered::recall(&id_rerun),
+        ) else {
+            return;
+        };
+        rerunning.set(true);
+        spawn_local(async move {
+            match again_with_new_seed(&p, face).await {
+                Ok(next) => nav::go(&format!("/p/{next}")),
+                Err(e) => {
+                    live.error.set(Some(e));
+                    rerunning.set(false);
+                }
+            }
+        });
+    };
     view! {
         <h1>"Your portrait"</h1>
+        <Show when=move || missing.get()>
+            <p id="error" class="error" role="alert">
+                "This prediction does not exist: the link may be mistyped, or it was deleted."
+            </p>
+        </Show>
+        <Show when=move || !missing.get()>
         <p class="prompt">{move || live.prediction.get().and_then(|p| p.input.prompt).unwrap_or_default()}</p>
         <p id="pstatus" class="status" role="status">
             {move || match (live.status.get().as_str(), live.queue.get()) {
-                ("starting", Some(q)) => format!("Waiting: {q} job(s) ahead."),
+                ("starting", Some(0)) => "Next in line: it starts when the running job ends.".to_string(),
+                ("starting", Some(q)) => format!("Waiting: {q} job(s) ahead of yours, after the running one."),
                 ("starting", None) => "Waiting for the host…".to_string(),
                 ("processing", _) => format!(
                     "Image {} of {}: {} {}",
                     live.image.get() + 1,
                     total_images(),
                     live.phase.get(),
-                    eta(live.started.get(), live.step.get().0, live.step.get().1)
+                    eta(
+                        live.seen.get(),
+                        live.image.get(),
+                        live.step.get().0,
+                        live.step.get().1,
+                        total_images() as u64
+                    )
                 ),
                 ("succeeded", _) => "Done.".to_string(),
                 ("canceled", _) => "Canceled.".to_string(),
@@ -168,6 +318,21 @@ pub fn PredictionPage(id: String) -> impl IntoView {
                 (other, _) => other.to_string(),
             }}
         </p>
+        <Show when=move || live.lost.get().is_some()>
+            <p id="stream-lost" class="note" role="status">
+                {move || if live.lost.get() == Some(true) {
+                    "The connection to the host was lost. Reload the page to see how it went."
+                } else {
+                    "The connection to the host was lost; reconnecting…"
+                }}
+            </p>
+        </Show>
+        <Show when=move || !live.warnings.get().is_empty()>
+            <ul id="warnings" class="warnings" aria-label="Warnings">
+                {move || live.warnings.get().into_iter().map(|w| view! { <li>{w}</li> }).collect_view()}
+            </ul>
+        </Show>
+        </Show>
         <Show when=move || !terminal()>
             <div
                 id="progress"
@@ -193,10 +358,29 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         <Show when=move || live.status.get() == "succeeded">
             <p class="seed">{move || live.prediction.get().and_then(|p| p.input.seed).map(|s| format!("Seed {s}")).unwrap_or_default()}</p>
             <button id="share" type="button" on:click=share.clone()>"Share"</button>
-            <Show when=move || share_url.get().is_some()>
-                <p>"Link copied: " <a id="share-url" href=move || share_url.get().unwrap_or_default()>{move || share_url.get().unwrap_or_default()}</a></p>
-            </Show>
+            {move || share_url.get().map(|(url, copied)| if copied {
+                view! { <p id="share-note">"Link copied: " <a id="share-url" href=url.clone()>{url.clone()}</a></p> }.into_any()
+            } else {
+                view! {
+                    <p id="share-note">
+                        <label for="share-url-text">"Copy this link (the browser did not allow copying it): "</label>
+                        <input id="share-url-text" type="text" readonly=true value=url.clone() on:focus=select_all autofocus=true />
+                        " " <a id="share-url" href=url.clone()>"open"</a>
+                    </p>
+                }.into_any()
+            })}
         </Show>
-        <p><a href="/">"Make another"</a></p>
+        <Show when=move || can_rerun && terminal() && live.prediction.get().is_some()>
+            <button id="new-seed" type="button" disabled=move || rerunning.get() on:click=new_seed.clone()>
+                {move || if rerunning.get() { "Sending…" } else { "Again with a new seed" }}
+            </button>
+        </Show>
+        <p><a id="again" href=again>"Make another with these settings"</a></p>
+        <Show when=move || live.prediction.get().is_some()>
+            <details id="api-snippet">
+                <summary>"Use the API"</summary>
+                <pre>{move || live.prediction.get().map(|p| api_snippet(&p)).unwrap_or_default()}</pre>
+            </details>
+        </Show>
     }
 }

@@ -9,6 +9,7 @@ use crate::components::gallery::Gallery;
 
 #[component]
 pub fn SharePage(share_id: String) -> impl IntoView {
+    let again = format!("/?from_share={share_id}");
     let view_data = RwSignal::new(None::<consistentid_core::api::ShareView>);
     let error = RwSignal::new(None::<String>);
     spawn_local(async move {
@@ -39,8 +40,9 @@ pub fn SharePage(share_id: String) -> impl IntoView {
             <dt>"Guidance"</dt><dd>{field(|i| i.guidance_scale.map(|s| s.to_string()))}</dd>
             <dt>"Identity starts after step"</dt><dd>{field(|i| i.start_merge_step.map(|s| s.to_string()))}</dd>
             <dt>"Size"</dt><dd>{field(|i| Some(format!("{}×{}", i.width.unwrap_or(512), i.height.unwrap_or(768))))}</dd>
-            <dt>"Negative prompt"</dt><dd>{field(|i| i.negative_prompt.clone())}</dd>
+            <dt>"Sampler"</dt><dd>{field(|i| i.scheduler.map(|s| s.name().to_string()))}</dd>
+            <dt>"Negative prompt"</dt><dd>{field(|i| Some(i.negative_prompt.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "none (the style's own)".into())))}</dd>
         </dl>
-        <p><a class="button" href="/">"Make your own"</a></p>
+        <p><a id="make-your-own" class="button" href=again>"Make your own with these settings"</a></p>
     }
 }
