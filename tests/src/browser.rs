@@ -28,6 +28,11 @@ pub struct Host(pub Child, pub String);
 
 impl Host {
     pub fn start(model: &Path, data: &Path, dist: &Path) -> Self {
+        Self::start_with(model, data, dist, &[])
+    }
+
+    /// With more `serve` arguments.
+    pub fn start_with(model: &Path, data: &Path, dist: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .args(["serve", "--port", "0", "--model"])
             .arg(model)
@@ -35,6 +40,7 @@ impl Host {
             .arg(data)
             .arg("--web")
             .arg(dist)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: fixture paths, real-data paths, tolerances.
 
 pub mod browser;
+pub mod page;
 
 use std::path::PathBuf;
 

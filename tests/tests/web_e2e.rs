@@ -20,88 +20,15 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use burn::tensor::Device;
 use consistentid_core::bisenet::BiSeNet;
-use consistentid_core::face::blazeface::BlazeFace;
-use consistentid_core::onnx::OnnxModel;
 use consistentid_native::io::image::decode;
 use consistentid_tests::browser::{Driver, Host, binary, browser};
+use consistentid_tests::page::{
+    attr, dist, model_folder, native_faces, set, shot, small_settings, text,
+};
 use consistentid_tests::real_data;
 use fantoccini::{Client, Locator};
 
 const STEPS: &str = "120";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-const BLAZEFACE: &str = "blazeface/face_detection_front_128x128_barracuda.onnx";
-
-/// sd_tiny + the tiny pipeline replica + BiSeNet + replica buffalo_l graphs + the real
-/// BlazeFace (the browser's detector).
-fn model_folder(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    copy_dir(&fixture("sd_tiny"), &dir);
-    copy_dir(
-        &fixture("consistentid_pipeline/image_encoder"),
-        &dir.join("image_encoder"),
-    );
-    for (from, to) in [
-        (
-            "consistentid_pipeline/ConsistentID-v1.bin",
-            "ConsistentID-v1.bin",
-        ),
-        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
-        ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
-        ("onnx/iresnet_tiny_512.onnx", "w600k_r50.onnx"),
-    ] {
-        std::fs::copy(fixture(from), dir.join(to)).unwrap();
-    }
-    std::fs::create_dir_all(dir.join("blazeface")).unwrap();
-    std::fs::copy(real_data(BLAZEFACE), dir.join(BLAZEFACE)).unwrap();
-    dir
-}
-
-async fn shot(client: &Client, mode: &str, name: &str) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("web-e2e")
-        .join(mode);
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = client.screenshot().await.unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-}
-
-async fn text(client: &Client, css: &str) -> String {
-    match client.find(Locator::Css(css)).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// An attribute of the first element matching `css` ("" when absent).
-async fn attr(client: &Client, css: &str, name: &str) -> String {
-    let e = client.find(Locator::Css(css)).await.unwrap();
-    e.attr(name).await.unwrap().unwrap_or_default()
-}
-
-async fn set(client: &Client, css: &str, value: &str) {
-    let e = client.find(Locator::Css(css)).await.unwrap();
-    e.clear().await.unwrap();
-    e.send_keys(value).await.unwrap();
-}
 
 /// Decoded RGB of a PNG.
 fn pixels(png: &[u8]) -> (u32, u32, Vec<u8>) {
@@ -143,7 +70,15 @@ fn two_faces(dir: &Path) -> PathBuf {
 /// The browser's analysis against core's models run natively on the same photo: BlazeFace's
 /// keypoints within 1 px, the label map it sends equal to BiSeNet's.
 async fn check_analysis(client: &Client, model: &Path, photo: &Path, webgpu: bool) {
-    let backend = text(client, "#backend").await;
+    // Under the closed "Details" toggle: its text content, not its (hidden) rendered text.
+    let backend = client
+        .find(Locator::Css("#backend"))
+        .await
+        .unwrap()
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap_or_default();
     let expected = if webgpu { "WebGPU" } else { "CPU" };
     assert!(
         backend.contains(expected),
@@ -152,11 +87,7 @@ async fn check_analysis(client: &Client, model: &Path, photo: &Path, webgpu: boo
     );
     let img = decode(&std::fs::read(photo).unwrap(), "two_faces.png").unwrap();
     let device = Device::flex();
-    let file = std::fs::read(model.join(BLAZEFACE)).unwrap();
-    let native = BlazeFace::new(OnnxModel::parse(&file, BLAZEFACE).unwrap(), &device)
-        .unwrap()
-        .detect(&img)
-        .unwrap();
+    let native = native_faces(model, photo, true);
     let items = client.find_all(Locator::Css("#faces li")).await.unwrap();
     assert_eq!(items.len(), native.len(), "faces found");
     assert!(!native.is_empty());
@@ -202,11 +133,10 @@ async fn a_portrait_from_upload_to_share_link_on_the_cpu_fallback() {
 
 async fn portrait(webgpu: bool) {
     let mode = if webgpu { "webgpu" } else { "cpu" };
-    let dist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist");
-    assert!(
-        dist.join("index.html").exists(),
-        "build the web app first: `trunk build` (scripts/test.sh does)"
-    );
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("web-e2e")
+        .join(mode);
+    let dist = dist();
     let tmp = tempfile::tempdir().unwrap();
     let model = model_folder(tmp.path());
     let photo = two_faces(tmp.path());
@@ -222,7 +152,7 @@ async fn portrait(webgpu: bool) {
         .await
         .expect("the upload input appears once the wasm app mounts");
     assert!(text(&client, "#status").await.contains("Choose a photo"));
-    shot(&client, mode, "1-create").await;
+    shot(&client, &shots, "1-create").await;
     input.send_keys(photo.to_str().unwrap()).await.unwrap();
     let start = Instant::now();
     loop {
@@ -236,7 +166,7 @@ async fn portrait(webgpu: bool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    shot(&client, mode, "2-analysed").await;
+    shot(&client, &shots, "2-analysed").await;
     check_analysis(&client, &model, &photo, webgpu).await;
     // The analysis ran in the worker: the page itself never downloaded the models (a worker's
     // requests are in the worker's resource timeline, not the page's).
@@ -302,26 +232,10 @@ async fn portrait(webgpu: bool) {
     assert!(src.starts_with("blob:"), "{src}");
 
     set(&client, "#prompt", "a portrait, oil painting").await;
-    client
-        .find(Locator::Css("details summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    set(&client, "#steps", STEPS).await;
+    small_settings(&client, STEPS, "32", "48").await;
     set(&client, "#merge-step", "1").await;
     set(&client, "#seed", "7").await;
-    client
-        .find(Locator::Css("#size"))
-        .await
-        .unwrap()
-        .select_by_value("custom")
-        .await
-        .unwrap();
-    set(&client, "#width", "32").await;
-    set(&client, "#height", "48").await;
-    shot(&client, mode, "3-settings").await;
+    shot(&client, &shots, "3-settings").await;
     client
         .find(Locator::Css("#generate"))
         .await
@@ -338,11 +252,11 @@ async fn portrait(webgpu: bool) {
         if url.path().starts_with("/p/") {
             if !saw_progress && text(&client, ".steps").await.starts_with("Step ") {
                 saw_progress = true;
-                shot(&client, mode, "4-progress").await;
+                shot(&client, &shots, "4-progress").await;
             }
             if !saw_preview && client.find(Locator::Css("#preview")).await.is_ok() {
                 saw_preview = true;
-                shot(&client, mode, "5-preview").await;
+                shot(&client, &shots, "5-preview").await;
             }
             if text(&client, "#pstatus").await == "Done." {
                 break;
@@ -364,7 +278,7 @@ async fn portrait(webgpu: bool) {
         .await
         .unwrap();
     let shown = img.attr("src").await.unwrap().unwrap();
-    shot(&client, mode, "6-done").await;
+    shot(&client, &shots, "6-done").await;
 
     // The CLI's image for the same request and seed.
     let out = tmp.path().join("cli");
@@ -409,7 +323,7 @@ async fn portrait(webgpu: bool) {
         .await
         .unwrap()
         .unwrap();
-    shot(&client, mode, "7-shared").await;
+    shot(&client, &shots, "7-shared").await;
     // "My images" (a real address: it survives a reload) lists the prediction.
     client.goto(&format!("{}/mine", host.1)).await.unwrap();
     let mine = client
@@ -442,6 +356,6 @@ async fn portrait(webgpu: bool) {
     // Link previews: the host fills in the OpenGraph image.
     let html = String::from_utf8(fetch(&link)).unwrap();
     assert!(html.contains("og:image") && html.contains(&shown), "{html}");
-    shot(&fresh, mode, "8-share-page").await;
+    shot(&fresh, &shots, "8-share-page").await;
     fresh.close().await.unwrap();
 }
