@@ -75,7 +75,7 @@ fn per_step(status: &str) -> Option<f64> {
 }
 
 /// POSTs a prediction with `token` over the API (the tests' own client).
-fn create(base: &str, token: &str, steps: u32) -> String {
+fn create(base: &str, token: &str, steps: u32, side: u32) -> String {
     use base64::Engine as _;
     let face = format!(
         "data:image/png;base64,{}",
@@ -84,7 +84,7 @@ fn create(base: &str, token: &str, steps: u32) -> String {
     );
     let body = json!({ "input": {
         "prompt": "x", "face_image": face, "id_embedding": vec![0.0; 512],
-        "num_inference_steps": steps, "start_merge_step": 0, "width": 32, "height": 32
+        "num_inference_steps": steps, "start_merge_step": 0, "width": side, "height": side
     }});
     let mut resp = ureq::post(&format!("{base}/v1/predictions"))
         .header("Authorization", &format!("Bearer {token}"))
@@ -338,8 +338,8 @@ async fn the_web_app_used_as_a_person_would() {
 
     // While another client's job runs, ours waits "next in line"; after a reload mid-run the
     // ETA is the job's pace, not the time since the reload.
-    let other = create(&printed, "someone-else", 1000);
-    let ours = create(&printed, &token, 400);
+    let other = create(&printed, "someone-else", 1000, 32);
+    let ours = create(&printed, &token, 300, 128);
     client.goto(&format!("{local}/p/{ours}")).await.unwrap();
     wait_text(&client, "#pstatus", 60, |t| t.contains("Next in line")).await;
     shot(&client, &shots, "6-next-in-line").await;

@@ -76,6 +76,23 @@ impl Controls {
     /// What the host will warn about, knowable before sending (the identity never applied,
     /// reserved markers removed); `None` while a number does not parse.
     pub fn warnings(&self) -> Vec<String> {
+        // `input` reads untracked; a warnings view must follow every field.
+        for field in [
+            self.prompt,
+            self.style,
+            self.negative,
+            self.steps,
+            self.guidance,
+            self.merge_step,
+            self.seed,
+            self.size,
+            self.width,
+            self.height,
+            self.num_outputs,
+            self.scheduler,
+        ] {
+            field.track();
+        }
         let Ok(input) = self.input(String::new(), None, None) else {
             return Vec::new();
         };

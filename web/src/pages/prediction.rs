@@ -28,13 +28,20 @@ struct Live {
     outputs: RwSignal<Vec<String>>,
     error: RwSignal<Option<String>>,
     prediction: RwSignal<Option<Prediction>>,
-    /// The first denoising step this page saw: (time in ms, image, step), for the ETA.
+    /// The first denoising step this page saw live: (time in ms, image, step), for the ETA.
     seen: RwSignal<Option<(f64, u64, u64)>>,
+    /// When the last progress event arrived (ms): a reconnect replays the steps already done
+    /// in a burst, which says nothing about the pace.
+    last_progress: RwSignal<f64>,
     /// What the host warned about (identity not used, words cut, …).
     warnings: RwSignal<Vec<String>>,
     /// The event stream is lost: `Some(true)` for good, `Some(false)` while reconnecting.
     lost: RwSignal<Option<bool>>,
 }
+
+/// Progress events closer together than this are a replay, not steps being done (no job that
+/// needs an ETA does 50 steps a second).
+const REPLAY_GAP_MS: f64 = 20.0;
 
 fn now() -> f64 {
     js_sys::Date::now()
@@ -81,8 +88,14 @@ impl Live {
                     data["total"].as_u64().unwrap_or(0),
                 );
                 let image = data["image"].as_u64().unwrap_or(0);
-                if phase == "denoise" && step > 0 && self.seen.get_untracked().is_none() {
-                    self.seen.set(Some((now(), image, step)));
+                let t = now();
+                let replayed = t - self.last_progress.get_untracked() < REPLAY_GAP_MS;
+                self.last_progress.set(t);
+                if phase == "denoise"
+                    && step > 0
+                    && (replayed || self.seen.get_untracked().is_none())
+                {
+                    self.seen.set(Some((t, image, step)));
                 }
                 self.status.set("processing".into());
                 self.queue.set(None);
@@ -188,6 +201,7 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         error: RwSignal::new(None),
         prediction: RwSignal::new(None),
         seen: RwSignal::new(None),
+        last_progress: RwSignal::new(0.0),
         warnings: RwSignal::new(Vec::new()),
         lost: RwSignal::new(None),
     };
