@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use consistentid_tests::browser::{Driver, Host, browser};
 use consistentid_tests::page::{
-    choose_photo, dist, model_folder, native_faces, page_token, set, shot, small_settings, text,
+    attr, choose_photo, dist, model_folder, native_faces, page_token, set, shot, small_settings,
+    text,
 };
 use consistentid_tests::real_data;
 use fantoccini::{Client, Locator};
@@ -174,14 +175,7 @@ async fn the_web_app_used_as_a_person_would() {
     wait_text(&client, "#pstatus", 240, |t| t == "Done.").await;
     let warnings = text(&client, "#warnings").await;
     assert!(warnings.contains("identity will not be used"), "{warnings}");
-    let src = client
-        .find(Locator::Css("#results img"))
-        .await
-        .unwrap()
-        .attr("src")
-        .await
-        .unwrap()
-        .unwrap();
+    let src = attr(&client, "#results img", "src").await;
     assert!(src.starts_with(&format!("{local}/v1/files/")), "{src}");
     assert!(
         image_loaded(&client).await,
@@ -189,14 +183,7 @@ async fn the_web_app_used_as_a_person_would() {
     );
     click(&client, "#share").await;
     let note = wait_text(&client, "#share-note", 10, |t| !t.is_empty()).await;
-    let link = client
-        .find(Locator::Css("#share-url"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
+    let link = attr(&client, "#share-url", "href").await;
     assert!(link.starts_with(&format!("{local}/s/")), "{link}");
     assert!(
         note.contains("Link copied") || note.contains("Copy this link"),
@@ -296,14 +283,7 @@ async fn the_web_app_used_as_a_person_would() {
         boxes[picked]
     );
     click(&client, &format!("#face-{picked}")).await;
-    let chosen = client
-        .find(Locator::Css("#faces li.chosen"))
-        .await
-        .unwrap()
-        .attr("data-box")
-        .await
-        .unwrap()
-        .unwrap();
+    let chosen = attr(&client, "#faces li.chosen", "data-box").await;
     assert_eq!(parse_box(&chosen), boxes[picked]);
     shot(&client, &shots, "4-small-second-face").await;
     set(&client, "#prompt", "a portrait").await;
