@@ -145,6 +145,33 @@ fn prediction(base: &str, token: &str, id: &str) -> Value {
     serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
 }
 
+/// The prediction page's "Use the API" block: a curl line for this prediction at the page's
+/// address, and a Python call whose input is a literal Python evaluates (no JSON `true`/`null`).
+async fn api_snippet(client: &Client, base: &str, id: &str) {
+    click(client, "#api-snippet summary").await;
+    let snippet = wait_text(client, "#api-snippet pre", 10, |t| !t.is_empty()).await;
+    assert!(
+        snippet.contains(&format!("{base}/v1/predictions/{id}")),
+        "{snippet}"
+    );
+    let input = snippet
+        .split("input=")
+        .nth(1)
+        .and_then(|s| s.trim().strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no input in {snippet}"));
+    let check = "import ast, sys; d = ast.literal_eval(sys.argv[1]); \
+                 assert d['prompt'] == 'a portrait, oil painting' and 'seed' not in d, d";
+    let out = std::process::Command::new("python3")
+        .args(["-c", check, input])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{input}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_app_used_as_a_person_would() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-use");
@@ -192,6 +219,7 @@ async fn the_web_app_used_as_a_person_would() {
     shot(&client, &shots, "2-prediction-at-localhost").await;
     let page = client.current_url().await.unwrap();
     let id = page.path().trim_start_matches("/p/").to_string();
+    api_snippet(&client, &local, &id).await;
 
     // The same request again with a new seed: the tab still holds the face (the host has
     // deleted its copy), uploads it again, and shows the new prediction.

@@ -1,9 +1,11 @@
-//! Plain tensor layers loaded by checkpoint name from a torch state dict (ModuleList indices
-//! kept as they are): Linear, LayerNorm, GELU, with the shapes checked on load.
+//! Building burn layers (`nn::Linear`, `nn::LayerNorm`) by checkpoint name from a torch state
+//! dict (ModuleList indices kept as they are), with the shapes checked on load. The layers are
+//! ordinary `Param`s, so the modules built from them train like any burn module.
 
 use std::collections::HashMap;
 
-use burn::tensor::activation::gelu;
+use burn::module::Param;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::weights::torch_file::TorchTensor;
@@ -42,27 +44,26 @@ impl StateDict<'_> {
         Tensor::from_data(TensorData::new(t.data, dims), self.device)
     }
 
+    /// `nn.Linear` (torch weight `[out, in]`, burn's `[in, out]`).
     pub fn linear(&mut self, prefix: &str, bias: bool) -> Result<Linear> {
         let w = self.take(&format!("{prefix}.weight"), 2)?;
-        let (out, inp) = (w.shape[0], w.shape[1]);
+        let out = w.shape[0];
         let bias = if bias {
             let b = self.take(&format!("{prefix}.bias"), 1)?;
             if b.shape[0] != out {
                 return Err(self.mismatch(format!("`{prefix}.bias` does not match its weight")));
             }
-            Some(self.upload::<1>(b).reshape([1, 1, out]))
+            Some(Param::from_tensor(self.upload::<1>(b)))
         } else {
             None
         };
-        let weight = self.upload::<2>(w).transpose().reshape([1, inp, out]);
         Ok(Linear {
-            weight,
+            weight: Param::from_tensor(self.upload::<2>(w).transpose()),
             bias,
-            inp,
-            out,
         })
     }
 
+    /// `nn.LayerNorm` (eps 1e-5, the torch default every ConsistentID norm uses).
     pub fn layer_norm(&mut self, prefix: &str) -> Result<LayerNorm> {
         let w = self.take(&format!("{prefix}.weight"), 1)?;
         let b = self.take(&format!("{prefix}.bias"), 1)?;
@@ -70,52 +71,24 @@ impl StateDict<'_> {
         if b.shape[0] != n {
             return Err(self.mismatch(format!("`{prefix}` weight and bias differ")));
         }
-        Ok(LayerNorm {
-            weight: self.upload::<1>(w).reshape([1, 1, n]),
-            bias: self.upload::<1>(b).reshape([1, 1, n]),
-            size: n,
-        })
+        let mut norm = LayerNormConfig::new(n).init(self.device);
+        norm.gamma = Param::from_tensor(self.upload::<1>(w));
+        norm.beta = Some(Param::from_tensor(self.upload::<1>(b)));
+        Ok(norm)
     }
 }
 
-/// `nn.Linear`, weight stored as `[1, in, out]` for batched matmul.
-pub struct Linear {
-    weight: Tensor<3>,
-    bias: Option<Tensor<3>>,
-    pub inp: usize,
-    pub out: usize,
+/// A linear layer's input width.
+pub fn d_in(l: &Linear) -> usize {
+    l.weight.dims()[0]
 }
 
-impl Linear {
-    /// # Shapes
-    /// - `x`: `[b, n, in]` → `[b, n, out]`
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, _, _] = x.dims();
-        let y = x.matmul(self.weight.clone().expand([b, self.inp, self.out]));
-        match &self.bias {
-            Some(bias) => y + bias.clone(),
-            None => y,
-        }
-    }
+/// A linear layer's output width.
+pub fn d_out(l: &Linear) -> usize {
+    l.weight.dims()[1]
 }
 
-/// `nn.LayerNorm` (eps 1e-5).
-pub struct LayerNorm {
-    weight: Tensor<3>,
-    bias: Tensor<3>,
-    pub size: usize,
-}
-
-impl LayerNorm {
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let mean = x.clone().mean_dim(2);
-        let centred = x - mean;
-        let var = centred.clone().square().mean_dim(2);
-        centred / (var + 1e-5).sqrt() * self.weight.clone() + self.bias.clone()
-    }
-}
-
-/// Exact (erf) GELU.
-pub fn gelu3(x: Tensor<3>) -> Tensor<3> {
-    gelu(x)
+/// A layer norm's width.
+pub fn width(n: &LayerNorm) -> usize {
+    n.gamma.dims()[0]
 }

@@ -1,22 +1,26 @@
 //! The perceiver blocks shared by `ProjPlusModel` and the FacialEncoder (IP-Adapter's
 //! `PerceiverAttention` and `FeedForward`).
 
+use burn::module::Module;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{gelu, softmax};
 
-use super::params::{LayerNorm, Linear, StateDict, gelu3};
+use super::params::{StateDict, d_in, d_out};
 use crate::Result;
 
 /// The official head width.
 pub const DIM_HEAD: usize = 64;
 
 /// Latents attend to the context concatenated with themselves.
+#[derive(Module, Debug)]
 pub struct PerceiverAttention {
-    norm1: LayerNorm,
-    norm2: LayerNorm,
-    to_q: Linear,
-    to_kv: Linear,
-    to_out: Linear,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub to_q: Linear,
+    pub to_kv: Linear,
+    pub to_out: Linear,
+    #[module(skip)]
     heads: usize,
 }
 
@@ -27,8 +31,8 @@ impl PerceiverAttention {
         let to_q = sd.linear(&format!("{prefix}.to_q"), false)?;
         let to_kv = sd.linear(&format!("{prefix}.to_kv"), false)?;
         let to_out = sd.linear(&format!("{prefix}.to_out"), false)?;
-        let inner = to_q.out;
-        if !inner.is_multiple_of(DIM_HEAD) || to_kv.out != 2 * inner || to_out.inp != inner {
+        let inner = d_out(&to_q);
+        if !inner.is_multiple_of(DIM_HEAD) || d_out(&to_kv) != 2 * inner || d_in(&to_out) != inner {
             return Err(sd.mismatch(format!(
                 "`{prefix}` projections do not fit heads of {DIM_HEAD}"
             )));
@@ -71,10 +75,11 @@ impl PerceiverAttention {
 }
 
 /// `FeedForward`: LN → Linear (×mult, no bias) → GELU → Linear (no bias); keys `.0 .1 .3`.
+#[derive(Module, Debug)]
 pub struct FeedForward {
-    norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    pub norm: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
 }
 
 impl FeedForward {
@@ -88,25 +93,29 @@ impl FeedForward {
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.fc2
-            .forward(gelu3(self.fc1.forward(self.norm.forward(x))))
+            .forward(gelu(self.fc1.forward(self.norm.forward(x))))
     }
 }
 
+/// `layers.{i}`: a `PerceiverAttention` (`.0`) and a `FeedForward` (`.1`), each with a residual.
+#[derive(Module, Debug)]
+pub struct PerceiverLayer {
+    pub attn: PerceiverAttention,
+    pub ff: FeedForward,
+}
+
 /// `layers.{i}` = [PerceiverAttention, FeedForward] with residuals, for every `i` present.
-pub fn load_layers(
-    sd: &mut StateDict,
-    prefix: &str,
-) -> Result<Vec<(PerceiverAttention, FeedForward)>> {
+pub fn load_layers(sd: &mut StateDict, prefix: &str) -> Result<Vec<PerceiverLayer>> {
     let mut layers = Vec::new();
     while sd
         .tensors
         .contains_key(&format!("{prefix}.{}.0.to_q.weight", layers.len()))
     {
         let p = format!("{prefix}.{}", layers.len());
-        layers.push((
-            PerceiverAttention::load(sd, &format!("{p}.0"))?,
-            FeedForward::load(sd, &format!("{p}.1"))?,
-        ));
+        layers.push(PerceiverLayer {
+            attn: PerceiverAttention::load(sd, &format!("{p}.0"))?,
+            ff: FeedForward::load(sd, &format!("{p}.1"))?,
+        });
     }
     if layers.is_empty() {
         return Err(sd.mismatch(format!("no `{prefix}.*` layers")));
@@ -115,15 +124,11 @@ pub fn load_layers(
 }
 
 /// Runs the perceiver stack on `latents` with context `x`.
-pub fn run_layers(
-    layers: &[(PerceiverAttention, FeedForward)],
-    x: &Tensor<3>,
-    latents: Tensor<3>,
-) -> Tensor<3> {
+pub fn run_layers(layers: &[PerceiverLayer], x: &Tensor<3>, latents: Tensor<3>) -> Tensor<3> {
     let mut latents = latents;
-    for (attn, ff) in layers {
-        latents = attn.forward(x.clone(), latents.clone()) + latents;
-        latents = ff.forward(latents.clone()) + latents;
+    for layer in layers {
+        latents = layer.attn.forward(x.clone(), latents.clone()) + latents;
+        latents = layer.ff.forward(latents.clone()) + latents;
     }
     latents
 }

@@ -22,8 +22,12 @@ const BLOCK: usize = 1 << 22;
 const MIN_INPUT: usize = 1 << 21;
 
 /// Whether this path takes the call: f32 3×3 convolutions with stride 1, padding 1, no
-/// dilation or groups, inputs of [`MIN_INPUT`] values or more, off the CubeCL devices.
+/// dilation or groups, inputs of [`MIN_INPUT`] values or more, off the CubeCL devices, and not
+/// under autodiff (building the result from host data would cut the graph).
 pub(super) fn applies(conv: &Conv2d, x: &Tensor<4>) -> bool {
+    if x.is_autodiff() {
+        return false;
+    }
     #[cfg(feature = "cube")]
     if super::on_cube(x) {
         return false;

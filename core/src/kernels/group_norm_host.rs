@@ -18,8 +18,12 @@ const PARALLEL_MIN: usize = 1 << 16;
 
 /// Whether this path takes `x`: non-empty f32 tensors off the CubeCL devices (which have their
 /// own kernel) whose channels divide into the norm's groups. Half precision stays on burn's ops
-/// (they widen the statistics themselves).
+/// (they widen the statistics themselves). Autodiff tensors take burn's ops, which keep the
+/// graph (this path builds its result from host data).
 pub(super) fn applies(norm: &GroupNorm, x: &Tensor<4>) -> bool {
+    if x.is_autodiff() {
+        return false;
+    }
     #[cfg(feature = "cube")]
     if super::on_cube(x) {
         return false;

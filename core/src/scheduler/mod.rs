@@ -7,12 +7,14 @@
 //! across backends.
 
 pub mod config;
+mod forward_process;
 mod schedule;
 
 use burn::tensor::Tensor;
 
 use config::Resolved;
 pub use config::{BetaSchedule, PredictionType, SchedulerConfig, TimestepSpacing};
+pub use forward_process::ForwardProcess;
 use schedule::{alphas_cumprod, betas, f32r, interp, karras, sigma_to_t, train_sigmas};
 
 use crate::{Error, Result};

@@ -7,7 +7,7 @@
 use burn::tensor::{DType, Device};
 
 use super::UNet2DConditionModel;
-use super::attention::Attention;
+use super::attention::{Attention, AttentionProbe};
 use crate::tensor_io::TensorFile;
 use crate::weights::{LoadSpec, WeightSource, load_safetensors_filtered};
 use crate::{Error, Result};
@@ -54,6 +54,24 @@ impl UNet2DConditionModel {
             for block in t.transformer_blocks.iter_mut() {
                 out.push(&mut block.attn1);
                 out.push(&mut block.attn2);
+            }
+        }
+        out
+    }
+
+    /// Attaches `probe` to every attention module whose path `hooked` accepts (and detaches it
+    /// from the others); the hooked paths, in [`Self::attention_paths`] order.
+    pub fn attach_probe(
+        &mut self,
+        probe: &AttentionProbe,
+        hooked: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let paths = self.attention_paths();
+        let mut out = Vec::new();
+        for (path, attn) in paths.into_iter().zip(self.attentions_mut()) {
+            attn.probe = hooked(&path).then(|| (path.clone(), probe.clone()));
+            if attn.probe.is_some() {
+                out.push(path);
             }
         }
         out

@@ -5,12 +5,40 @@
 //! (IP-Adapter's decoupled cross-attention), as ConsistentID's `Consistent_AttProcessor` and
 //! `Consistent_IPAttProcessor` do.
 
+use std::sync::{Arc, Mutex};
+
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::nn::attention::multi_head_attention;
+use crate::nn::attention::{multi_head_attention, multi_head_attention_with_probs};
 use crate::nn::lora::LoraLinear;
+
+/// Collects the attention probabilities of the layers it is attached to, by layer path, as
+/// training's localization loss reads them (the official code patches
+/// `Attention.get_attention_scores` to the same end). Attached to an `attn1` it holds the
+/// self-attention probabilities; to an `attn2`, those of the text branch (before the image
+/// branch is added).
+#[derive(Clone, Debug, Default)]
+pub struct AttentionProbe {
+    taken: Arc<Mutex<Vec<(String, Tensor<4>)>>>,
+}
+
+impl AttentionProbe {
+    fn record(&self, path: &str, probs: Tensor<4>) {
+        if let Ok(mut taken) = self.taken.lock() {
+            taken.push((path.to_string(), probs));
+        }
+    }
+
+    /// What was recorded since the last call, in call order: `(layer path, [b, heads, n, m])`.
+    pub fn take(&self) -> Vec<(String, Tensor<4>)> {
+        self.taken
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+}
 
 /// `Attention(query_dim, cross_attention_dim, heads, dim_head)`; `to_out.0` upstream is `to_out`.
 #[derive(Module, Debug)]
@@ -23,6 +51,9 @@ pub struct Attention {
     pub processor: Option<AttnProcessor>,
     #[module(skip)]
     pub heads: usize,
+    /// Where this layer's probabilities go, with its path, when training hooks it.
+    #[module(skip)]
+    pub probe: Option<(String, AttentionProbe)>,
 }
 
 /// The attention processors this port knows.
@@ -90,6 +121,7 @@ impl Attention {
             to_out: LinearConfig::new(inner, query_dim).init(device),
             processor: None,
             heads,
+            probe: None,
         }
     }
 
@@ -130,8 +162,7 @@ impl Attention {
                 let q = self.to_q.forward(x);
                 let k = self.to_k.forward(context.clone());
                 let v = self.to_v.forward(context);
-                self.to_out
-                    .forward(multi_head_attention(q, k, v, self.heads))
+                self.to_out.forward(self.attend(q, k, v))
             }
             Some(AttnProcessor::Lora(lora)) => {
                 let q = self.to_q.forward(x.clone()) + lora.to_q_lora.forward(x);
@@ -163,6 +194,18 @@ impl Attention {
     fn lora_attention(&self, lora: &LoraProcessor, q: Tensor<3>, context: Tensor<3>) -> Tensor<3> {
         let k = self.to_k.forward(context.clone()) + lora.to_k_lora.forward(context.clone());
         let v = self.to_v.forward(context.clone()) + lora.to_v_lora.forward(context);
-        multi_head_attention(q, k, v, self.heads)
+        self.attend(q, k, v)
+    }
+
+    /// The attention over projected q/k/v, its probabilities recorded when probed.
+    fn attend(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        match &self.probe {
+            None => multi_head_attention(q, k, v, self.heads),
+            Some((path, probe)) => {
+                let (out, probs) = multi_head_attention_with_probs(q, k, v, self.heads);
+                probe.record(path, probs);
+                out
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod keymap;
 pub mod pickle;
 pub mod single_file;
 pub mod torch_file;
+pub mod torch_write;
 
 use burn::module::Module;
 use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};

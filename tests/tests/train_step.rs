@@ -1,0 +1,413 @@
+//! The trainer against the official ConsistentID training code (tests/scripts/gen_train_step.py
+//! runs the official `ConsistentID.forward`, its L_loc hooks and its AdamW on a tiny random
+//! replica): loss parts, the prediction, every trained tensor's gradient and the parameters after
+//! the steps, for the `code` and `paper` localization variants, the official initialisation
+//! (LoRA `up` = 0), a step whose text was dropped (no facial tokens: zero, not absent,
+//! gradients) and the frozen-adapter recipe. CPU, f32, `Device::flex().autodiff()`.
+//!
+//! Tolerances: losses relative 1e-5 (L_loc, a difference of small averages, absolute 1e-7);
+//! tensors relative to their largest magnitude, 1e-4 for the prediction and gradients, and 1e-5
+//! for parameters.
+
+use std::collections::HashMap;
+
+use burn::module::{ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{DType, Device, Tensor};
+use consistentid_core::consistentid::ConsistentIdModules;
+use consistentid_core::scheduler::{ForwardProcess, SchedulerConfig};
+use consistentid_core::tensor_io::TensorFile;
+use consistentid_core::unet::UNet2DConditionModel;
+use consistentid_core::unet::attention::AttentionProbe;
+use consistentid_core::weights::MemorySource;
+use consistentid_native::source::DirSource;
+use consistentid_tests::fixture;
+use consistentid_train::localization::{FacialTargets, LocVariant, hooked};
+use consistentid_train::network::{HostTensor, Network, TrainAdapter};
+use consistentid_train::objective::ForegroundMasks;
+use consistentid_train::optimizer::{LEARNING_RATE, adamw};
+use consistentid_train::step::{self, StepInputs};
+
+const LOC_WEIGHT: f64 = 0.01;
+
+/// Zeroes the LoRA `up` weights: the official initialisation.
+struct ZeroUp(Vec<String>);
+
+impl ModuleMapper for ZeroUp {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.0.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.0.join(".").contains("_lora.up.") {
+            param.map(|t| t.zeros_like())
+        } else {
+            param
+        }
+    }
+}
+
+fn network(device: &Device, zero_up: bool, adapter: TrainAdapter) -> Network {
+    let dir = fixture("train_step");
+    let source = DirSource::open(&dir).unwrap();
+    let mut unet = UNet2DConditionModel::load(&source, "unet", None, DType::F32, device).unwrap();
+    let bytes = std::fs::read(dir.join("ConsistentID-init.bin")).unwrap();
+    let modules = ConsistentIdModules::load(&bytes, "ConsistentID-init.bin", device).unwrap();
+    let adapters = MemorySource {
+        files: [(
+            "adapter_modules.safetensors".to_string(),
+            modules.adapter_safetensors().unwrap(),
+        )]
+        .into(),
+    };
+    unet.load_ip_lora_adapters(
+        &adapters,
+        "adapter_modules.safetensors",
+        4,
+        1.0,
+        DType::F32,
+        device,
+    )
+    .unwrap();
+    let mut net = Network {
+        image_proj: modules.image_proj,
+        facial_encoder: modules.facial_encoder,
+        unet,
+    };
+    if zero_up {
+        net = burn::module::Module::map(net, &mut ZeroUp(Vec::new()));
+    }
+    net.with_trained(adapter)
+}
+
+/// Step `s`'s batch from the case file.
+fn inputs(file: &TensorFile, s: usize, masked: bool, device: &Device) -> StepInputs {
+    let t = |n: &str| format!("{s}.{n}");
+    let f32s = |n: &str| file.f32(&t(n)).unwrap();
+    let flags =
+        |n: &str| -> Vec<bool> { file.i64(&t(n)).unwrap().0.iter().map(|&v| v != 0).collect() };
+    let (masks, shape) = f32s("facial_masks");
+    let (fg, fg_shape) = f32s("foreground");
+    StepInputs {
+        latents: file.tensor::<4>(&t("latents"), device).unwrap(),
+        noise: file.tensor::<4>(&t("noise"), device).unwrap(),
+        timesteps: file
+            .i64(&t("timesteps"))
+            .unwrap()
+            .0
+            .iter()
+            .map(|&v| v as usize)
+            .collect(),
+        prompt_embeds: file.tensor::<3>(&t("prompt_embeds"), device).unwrap(),
+        image_embeds: file.tensor::<3>(&t("image_embeds"), device).unwrap(),
+        region_embeds: file.tensor::<3>(&t("region_embeds"), device).unwrap(),
+        face_id: file.tensor::<2>(&t("face_id"), device).unwrap(),
+        facial_token_mask: flags("facial_token_mask"),
+        facial: FacialTargets {
+            masks,
+            batch: shape[0],
+            slots: shape[1],
+            height: shape[2],
+            width: shape[3],
+            token_index: file.i64(&t("facial_token_idx")).unwrap().0,
+            valid: flags("facial_token_idx_mask"),
+        },
+        foreground: masked.then(|| ForegroundMasks {
+            masks: fg,
+            batch: fg_shape[0],
+            height: fg_shape[1],
+            width: fg_shape[2],
+        }),
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// `max |a − b| / max |b|` ≤ `tol` (and the same shape).
+fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let scale = expected
+        .iter()
+        .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
+    let err = actual
+        .iter()
+        .zip(expected)
+        .fold(0f64, |m, (&a, &b)| m.max(f64::from(a - b).abs()));
+    let rel = if scale == 0.0 { err } else { err / scale };
+    assert!(
+        rel <= tol,
+        "{what}: max error {err:e} over max magnitude {scale:e} (relative {rel:e} > {tol:e})"
+    );
+}
+
+fn assert_scalar(what: &str, actual: f32, expected: f32, rel: f64, abs: f64) {
+    let err = f64::from(actual - expected).abs();
+    assert!(
+        err <= abs + rel * f64::from(expected).abs(),
+        "{what}: {actual} vs {expected}"
+    );
+}
+
+/// Every tensor `{prefix}{key}` of the file equals ours, and we have no other.
+fn assert_named(
+    what: &str,
+    ours: &[(String, HostTensor)],
+    file: &TensorFile,
+    prefix: &str,
+    tol: f64,
+) {
+    let expected: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(prefix).map(str::to_string))
+        .collect();
+    assert!(!expected.is_empty(), "{what}: no `{prefix}*` tensors");
+    let ours: HashMap<&str, &HostTensor> = ours.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for key in &expected {
+        let (want, shape) = file.f32(&format!("{prefix}{key}")).unwrap();
+        let got = ours
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{what}: we have no `{key}`"));
+        assert_eq!(got.shape, shape, "{what}: {key} shape");
+        assert_tensor(&format!("{what} {key}"), &got.data, &want, tol);
+    }
+    let extra: Vec<&&str> = ours
+        .keys()
+        .filter(|k| !expected.iter().any(|e| e == *k))
+        .collect();
+    assert!(extra.is_empty(), "{what}: only ours have {extra:?}");
+}
+
+struct Case {
+    name: &'static str,
+    coin: bool,
+    zero_up: bool,
+    variant: LocVariant,
+    adapter: TrainAdapter,
+    steps: usize,
+    grads_at: &'static [usize],
+    final_params: bool,
+}
+
+fn run(case: Case) {
+    let device = Device::flex().autodiff();
+    let dir = fixture("train_step");
+    let bytes = std::fs::read(dir.join(format!("{}.safetensors", case.name))).unwrap();
+    let file = TensorFile::parse(case.name, &bytes).unwrap();
+    let config = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json")).unwrap();
+    let process =
+        ForwardProcess::new(&SchedulerConfig::from_json("scheduler", &config).unwrap()).unwrap();
+    let mut net = network(&device, case.zero_up, case.adapter);
+    let probe = AttentionProbe::default();
+    let layers = net
+        .unet
+        .attach_probe(&probe, |p| hooked(p, case.variant, 5));
+    let attn = if case.variant == LocVariant::Paper {
+        "attn2"
+    } else {
+        "attn1"
+    };
+    let want: Vec<String> = [
+        "down_blocks.1.attentions.0",
+        "up_blocks.1.attentions.0",
+        "up_blocks.1.attentions.1",
+        "mid_block.attentions.0",
+    ]
+    .iter()
+    .map(|p| format!("{p}.transformer_blocks.0.{attn}"))
+    .collect();
+    assert_eq!(layers, want, "{}: hooked layers", case.name);
+    let mut optim = adamw().init();
+    for s in 0..case.steps {
+        let what = format!("{} step {s}", case.name);
+        let batch = inputs(&file, s, case.coin, &device);
+        let out = step::forward(&net, &process, &probe, &batch, LOC_WEIGHT).unwrap();
+        let scalar = |n: &str| file.f32(&format!("{s}.{n}")).unwrap().0[0];
+        assert_scalar(
+            &format!("{what} noise loss"),
+            values(out.noise_loss.clone())[0],
+            scalar("predict_loss"),
+            1e-5,
+            0.0,
+        );
+        let loc = out.localization.clone().map_or(0.0, |l| values(l)[0]);
+        assert_scalar(
+            &format!("{what} L_loc"),
+            loc,
+            scalar("loc_loss"),
+            1e-5,
+            1e-7,
+        );
+        if s == 0 {
+            let pred = match &batch.foreground {
+                Some(m) => {
+                    let [_, _, h, w] = out.prediction.dims();
+                    out.prediction.clone() * m.at_latent(h, w, &device)
+                }
+                None => out.prediction.clone(),
+            };
+            let (want, _) = file.f32("0.pred").unwrap();
+            assert_tensor(&format!("{what} prediction"), &values(pred), &want, 1e-4);
+        }
+        let grads = out.total.backward();
+        if case.grads_at.contains(&s) {
+            let ours = net.release_gradients(&grads);
+            assert_named(
+                &format!("{what} gradient"),
+                &ours,
+                &file,
+                &format!("{s}.grad."),
+                1e-4,
+            );
+        }
+        let grads = GradientsParams::from_grads(grads, &net);
+        net = optim.step(LEARNING_RATE, net, grads);
+    }
+    if case.final_params {
+        assert_named(
+            &format!("{} parameters after {} steps", case.name, case.steps),
+            &net.release_parameters(),
+            &file,
+            "final.",
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn official_initialisation_three_steps_code_variant_masked_loss() {
+    run(Case {
+        name: "official",
+        coin: true,
+        zero_up: true,
+        variant: LocVariant::Code,
+        adapter: TrainAdapter::All,
+        steps: 3,
+        grads_at: &[0],
+        final_params: true,
+    });
+}
+
+#[test]
+fn a_dropped_caption_gives_zero_gradients_to_the_fuse() {
+    run(Case {
+        name: "dropped",
+        coin: false,
+        zero_up: false,
+        variant: LocVariant::Code,
+        adapter: TrainAdapter::All,
+        steps: 2,
+        grads_at: &[1],
+        final_params: false,
+    });
+}
+
+#[test]
+fn paper_variant_supervises_the_text_cross_attention() {
+    run(Case {
+        name: "paper",
+        coin: false,
+        zero_up: false,
+        variant: LocVariant::Paper,
+        adapter: TrainAdapter::All,
+        steps: 1,
+        grads_at: &[0],
+        final_params: false,
+    });
+}
+
+#[test]
+fn frozen_adapter_moves_only_projection_and_encoder() {
+    run(Case {
+        name: "frozen_adapter",
+        coin: true,
+        zero_up: false,
+        variant: LocVariant::Code,
+        adapter: TrainAdapter::None,
+        steps: 1,
+        grads_at: &[],
+        final_params: true,
+    });
+}
+
+#[test]
+fn a_facial_token_past_the_self_attention_keys_is_a_clear_error() {
+    let device = Device::flex();
+    let probs = Tensor::<4>::ones([1, 2, 100, 100], &device) / 100.0;
+    let targets = FacialTargets {
+        masks: vec![1.0; 40 * 40],
+        batch: 1,
+        slots: 1,
+        height: 40,
+        width: 40,
+        token_index: vec![120],
+        valid: vec![true],
+    };
+    let err = consistentid_train::localization::layer_loss(probs, &targets)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("position 120") && err.contains("--loc-variant paper"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_release_export_loads_back_as_the_official_structure() {
+    let device = Device::flex();
+    let net = network(&device, false, TrainAdapter::All);
+    let bytes = consistentid_train::export::release_bin(&net);
+    let back = ConsistentIdModules::load(&bytes, "exported.bin", &device).unwrap();
+    let again = Network {
+        image_proj: back.image_proj,
+        facial_encoder: back.facial_encoder,
+        unet: net.unet.clone(),
+    };
+    let ours: HashMap<String, HostTensor> = net.release_parameters().into_iter().collect();
+    let read: HashMap<String, HostTensor> = again.release_parameters().into_iter().collect();
+    let init = std::fs::read(fixture("train_step").join("ConsistentID-init.bin")).unwrap();
+    let adapters: HashMap<String, Vec<f32>> = consistentid_core::weights::torch_file::read(&bytes)
+        .unwrap()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("adapter_modules."))
+        .map(|(k, t)| (k, t.data))
+        .collect();
+    let official: HashMap<String, Vec<f32>> = consistentid_core::weights::torch_file::read(&init)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.data))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        official.len(),
+        "every released tensor is exported"
+    );
+    for (key, t) in &ours {
+        if key.starts_with("adapter_modules.") {
+            assert_eq!(adapters[key], t.data, "{key}");
+            continue;
+        }
+        let want: Vec<f32> = if key.starts_with("image_proj.") {
+            // Saved in bf16, as released.
+            t.data
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .collect()
+        } else {
+            t.data.clone()
+        };
+        assert_eq!(read[key].data, want, "{key}");
+        assert_eq!(
+            official[key], t.data,
+            "{key} equals the file it was loaded from"
+        );
+    }
+}
