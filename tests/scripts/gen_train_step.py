@@ -235,7 +235,8 @@ def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_
         face = torch.nn.functional.normalize(torch.randn(B, 1, ID, generator=gen), dim=-1)
         noisy = sched.add_noise(latents, noise, t)
         model.cross_attention_scores.clear()
-        pred, losses = model(noisy, t, prompt, image, face, regions, token_mask, valid, noise, [{"WithoutBackground": m} for m in fg], masks, idx, valid)
+        # FuseModule scatters into its input in place: the model gets a copy.
+        pred, losses = model(noisy, t, prompt.clone(), image, face, regions, token_mask, valid, noise, [{"WithoutBackground": m} for m in fg], masks, idx, valid)
         loss = losses["predict_loss"] + losses["facial_loss"]
         opt.zero_grad()
         loss.backward()

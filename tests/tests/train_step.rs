@@ -7,7 +7,7 @@
 //!
 //! Tolerances: losses relative 1e-5 (L_loc, a difference of small averages, absolute 1e-7);
 //! tensors relative to their largest magnitude, 1e-4 for the prediction and gradients, and 1e-5
-//! for parameters.
+//! for parameters plus 1 % of the learning rate absolute (see `run`).
 
 use std::collections::HashMap;
 
@@ -130,8 +130,8 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap()
 }
 
-/// `max |a − b| / max |b|` ≤ `tol` (and the same shape).
-fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
+/// `max |a − b|` ≤ `tol · max |b| + abs` (and the same length).
+fn assert_tensor_abs(what: &str, actual: &[f32], expected: &[f32], tol: f64, abs: f64) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     let scale = expected
         .iter()
@@ -140,11 +140,15 @@ fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
         .iter()
         .zip(expected)
         .fold(0f64, |m, (&a, &b)| m.max(f64::from(a - b).abs()));
-    let rel = if scale == 0.0 { err } else { err / scale };
     assert!(
-        rel <= tol,
-        "{what}: max error {err:e} over max magnitude {scale:e} (relative {rel:e} > {tol:e})"
+        err <= tol * scale + abs,
+        "{what}: max error {err:e} over max magnitude {scale:e} (allowed {tol:e} relative + {abs:e})"
     );
+}
+
+/// `max |a − b|` ≤ `tol · max |b|`.
+fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
+    assert_tensor_abs(what, actual, expected, tol, 0.0);
 }
 
 fn assert_scalar(what: &str, actual: f32, expected: f32, rel: f64, abs: f64) {
@@ -155,13 +159,14 @@ fn assert_scalar(what: &str, actual: f32, expected: f32, rel: f64, abs: f64) {
     );
 }
 
-/// Every tensor `{prefix}{key}` of the file equals ours, and we have no other.
+/// Every tensor `{prefix}{key}` of the file equals ours within `tol` of its largest value plus
+/// `abs`, and we have no other.
 fn assert_named(
     what: &str,
     ours: &[(String, HostTensor)],
     file: &TensorFile,
     prefix: &str,
-    tol: f64,
+    (tol, abs): (f64, f64),
 ) {
     let expected: Vec<String> = file
         .names()
@@ -176,7 +181,7 @@ fn assert_named(
             .get(key.as_str())
             .unwrap_or_else(|| panic!("{what}: we have no `{key}`"));
         assert_eq!(got.shape, shape, "{what}: {key} shape");
-        assert_tensor(&format!("{what} {key}"), &got.data, &want, tol);
+        assert_tensor_abs(&format!("{what} {key}"), &got.data, &want, tol, abs);
     }
     let extra: Vec<&&str> = ours
         .keys()
@@ -229,6 +234,17 @@ fn run(case: Case) {
         let what = format!("{} step {s}", case.name);
         let batch = inputs(&file, s, case.coin, &device);
         let out = step::forward(&net, &process, &probe, &batch, LOC_WEIGHT).unwrap();
+        if s == 0 {
+            let pred = match &batch.foreground {
+                Some(m) => {
+                    let [_, _, h, w] = out.prediction.dims();
+                    out.prediction.clone() * m.at_latent(h, w, &device)
+                }
+                None => out.prediction.clone(),
+            };
+            let (want, _) = file.f32("0.pred").unwrap();
+            assert_tensor(&format!("{what} prediction"), &values(pred), &want, 1e-4);
+        }
         let scalar = |n: &str| file.f32(&format!("{s}.{n}")).unwrap().0[0];
         assert_scalar(
             &format!("{what} noise loss"),
@@ -245,17 +261,6 @@ fn run(case: Case) {
             1e-5,
             1e-7,
         );
-        if s == 0 {
-            let pred = match &batch.foreground {
-                Some(m) => {
-                    let [_, _, h, w] = out.prediction.dims();
-                    out.prediction.clone() * m.at_latent(h, w, &device)
-                }
-                None => out.prediction.clone(),
-            };
-            let (want, _) = file.f32("0.pred").unwrap();
-            assert_tensor(&format!("{what} prediction"), &values(pred), &want, 1e-4);
-        }
         let grads = out.total.backward();
         if case.grads_at.contains(&s) {
             let ours = net.release_gradients(&grads);
@@ -264,7 +269,7 @@ fn run(case: Case) {
                 &ours,
                 &file,
                 &format!("{s}.grad."),
-                1e-4,
+                (1e-4, 0.0),
             );
         }
         let grads = GradientsParams::from_grads(grads, &net);
@@ -276,7 +281,11 @@ fn run(case: Case) {
             &net.release_parameters(),
             &file,
             "final.",
-            1e-5,
+            // AdamW's first steps move an element by about lr·g/(|g| + ε): where |g| is near
+            // ε = 1e-8 the gradient's own rounding shows, and grows over the steps, so 1 % of
+            // one step's move (lr) absolute on top. The optimizer's own arithmetic (decay, ε)
+            // is checked exactly in consistentid-train's unit test.
+            (1e-5, 1e-2 * LEARNING_RATE),
         );
     }
 }
@@ -410,4 +419,38 @@ fn the_release_export_loads_back_as_the_official_structure() {
             "{key} equals the file it was loaded from"
         );
     }
+}
+
+/// Smoke: repeating one batch (fixed noise and timesteps) with a larger learning rate, the
+/// total loss falls and L_loc (the code variant) decreases towards negative values.
+#[test]
+fn overfitting_one_batch_lowers_both_losses() {
+    let device = Device::flex().autodiff();
+    let dir = fixture("train_step");
+    let bytes = std::fs::read(dir.join("official.safetensors")).unwrap();
+    let file = TensorFile::parse("official", &bytes).unwrap();
+    let config = std::fs::read_to_string(dir.join("scheduler/scheduler_config.json")).unwrap();
+    let process =
+        ForwardProcess::new(&SchedulerConfig::from_json("scheduler", &config).unwrap()).unwrap();
+    let mut net = network(&device, false, TrainAdapter::All);
+    let probe = AttentionProbe::default();
+    net.unet
+        .attach_probe(&probe, |p| hooked(p, LocVariant::Code, 5));
+    let batch = inputs(&file, 0, false, &device);
+    let mut optim = adamw().init();
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        // A heavier L_loc weight so that the smoke shows its term move in few steps.
+        let out = step::forward(&net, &process, &probe, &batch, 1.0).unwrap();
+        seen.push((
+            values(out.noise_loss.clone())[0],
+            values(out.localization.clone().unwrap())[0],
+        ));
+        let grads = GradientsParams::from_grads(out.total.backward(), &net);
+        net = optim.step(1e-3, net, grads);
+    }
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    eprintln!("noise loss, L_loc: first {first:?}, last {last:?}");
+    assert!(last.0 < 0.8 * first.0, "{seen:?}");
+    assert!(last.1 < first.1 - 0.01 && last.1 < 0.0, "{seen:?}");
 }

@@ -344,6 +344,15 @@ async fn the_web_app_used_as_a_person_would() {
     assert!(client.find(Locator::Css("#face-preview")).await.is_err());
     shot(&client, &shots, "5-rejected-file").await;
 
+    // The sample face: one click, found in the browser, ready to generate from.
+    click(&client, "#sample-face").await;
+    wait_text(&client, "#status", 240, |s| {
+        s == "sample-face.jpg is ready (320×320 px)"
+    })
+    .await;
+    assert!(generate.is_enabled().await.unwrap());
+    shot(&client, &shots, "5b-sample-face").await;
+
     // While another client's job runs, ours waits "next in line"; after a reload mid-run the
     // ETA is the job's pace, not the time since the reload.
     let other = create(&printed, "someone-else", 1000, 32);

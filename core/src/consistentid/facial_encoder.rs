@@ -139,7 +139,10 @@ impl FacialEncoder {
     ) -> Result<Tensor<3>> {
         let [b, seq, dim] = prompt_embeds.dims();
         let n = regions.dims()[0];
-        if facial_token_mask.len() != b * seq || valid_regions.len() != n || n % b.max(1) != 0 {
+        if facial_token_mask.len() != b * seq
+            || valid_regions.len() != n
+            || !n.is_multiple_of(b.max(1))
+        {
             return Err(Error::InvalidRequest(format!(
                 "FacialEncoder takes {b} prompt(s) of {seq} tokens with one flag each and a flag \
                  per region ({n} regions)"

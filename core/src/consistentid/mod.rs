@@ -9,6 +9,7 @@ pub mod perceiver;
 pub mod proj_plus;
 pub mod prompt;
 pub mod styles;
+pub mod training_text;
 
 use std::collections::HashMap;
 

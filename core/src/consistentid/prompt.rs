@@ -164,9 +164,11 @@ pub fn build_prompt(
     tokenizer: &ClipTokenizer,
     max_facials: usize,
 ) -> Result<ConsistentIdPrompt> {
-    let facial_id = tokenizer
-        .token_id("<|facial|>")
-        .ok_or_else(|| Error::InvalidRequest("the tokenizer lacks the <|facial|> token".into()))?;
+    if tokenizer.token_id("<|facial|>").is_none() {
+        return Err(Error::InvalidRequest(
+            "the tokenizer lacks the <|facial|> token".into(),
+        ));
+    }
     if strip_reserved_markers(prompt).is_some() {
         // Typed markers would add facial positions past the regions (upstream indexes out
         // of bounds); requests remove them before they get here.
@@ -189,8 +191,42 @@ pub fn build_prompt(
         .replace("<|facial|>", "")
         .replace("<|image|>", "");
 
-    // `tokenize_and_mask_noun_phrases_ends`.
-    let ids = tokenizer.encode(&prompt_face);
+    let marked = tokenize_with_markers(&prompt_face, tokenizer, max_facials)?;
+    Ok(ConsistentIdPrompt {
+        prompt_face,
+        prompt_text_only,
+        input_ids: marked.input_ids,
+        facial_token_mask: marked.facial_token_mask,
+        facial_token_idx: marked.facial_token_idx,
+        facial_token_idx_mask: marked.facial_token_idx_mask,
+        kept_regions: kept,
+    })
+}
+
+/// A marked text tokenised as `tokenize_and_mask_noun_phrases_ends` + `prepare_image_token_idx`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarkedTokens {
+    /// Clean ids (markers removed), truncated or padded to the model length.
+    pub input_ids: Vec<u32>,
+    /// True at the token before each `<|facial|>` marker.
+    pub facial_token_mask: Vec<bool>,
+    /// Positions of the facial tokens, zero-padded to `max_facials`.
+    pub facial_token_idx: Vec<usize>,
+    pub facial_token_idx_mask: Vec<bool>,
+}
+
+/// `tokenize_and_mask_noun_phrases_ends` and `prepare_image_token_idx` on `text` (which may hold
+/// `<|facial|>` markers). `tokenizer` must know `<|facial|>`.
+pub fn tokenize_with_markers(
+    text: &str,
+    tokenizer: &ClipTokenizer,
+    max_facials: usize,
+) -> Result<MarkedTokens> {
+    let facial_id = tokenizer
+        .token_id("<|facial|>")
+        .ok_or_else(|| Error::InvalidRequest("the tokenizer lacks the <|facial|> token".into()))?;
+    let max_len = tokenizer.model_max_length();
+    let ids = tokenizer.encode(text);
     let mut mask = vec![false; ids.len()];
     let mut clean: Vec<u32> = Vec::with_capacity(ids.len());
     for &id in &ids {
@@ -212,13 +248,10 @@ pub fn build_prompt(
         idx.resize(max_facials, 0);
         idx_mask.resize(max_facials, false);
     }
-    Ok(ConsistentIdPrompt {
-        prompt_face,
-        prompt_text_only,
+    Ok(MarkedTokens {
         input_ids: clean,
         facial_token_mask: mask,
         facial_token_idx: idx,
         facial_token_idx_mask: idx_mask,
-        kept_regions: kept,
     })
 }

@@ -56,6 +56,32 @@ pub struct Face {
     pub name: String,
 }
 
+/// The bundled sample face (`web/assets/sample-face.jpg`: NASA's public-domain portrait of the
+/// astronaut Eileen Collins, as scikit-image ships it, at 320 px).
+const SAMPLE_FACE: &str = "/sample-face.jpg";
+
+/// The sample face as a file, to go through the same path as a chosen photo.
+async fn sample_face() -> Result<web_sys::File, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(SAMPLE_FACE))
+        .await
+        .map_err(analysis::js_error)?
+        .dyn_into()
+        .map_err(analysis::js_error)?;
+    if !response.ok() {
+        return Err(format!(
+            "The sample face could not be loaded (HTTP {}).",
+            response.status()
+        ));
+    }
+    let photo = JsFuture::from(response.blob().map_err(analysis::js_error)?)
+        .await
+        .map_err(analysis::js_error)?;
+    web_sys::File::new_with_blob_sequence(&js_sys::Array::of1(&photo), "sample-face.jpg")
+        .map_err(analysis::js_error)
+}
+
 fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
@@ -231,6 +257,14 @@ pub fn FaceUpload(
             take(file);
         }
     };
+    let use_sample = move |_| {
+        spawn_local(async move {
+            match sample_face().await {
+                Ok(file) => take(file),
+                Err(e) => status.set(e),
+            }
+        });
+    };
     let on_load = move |ev: leptos::ev::Event| {
         if let Some(img) = ev
             .target()
@@ -258,7 +292,11 @@ pub fn FaceUpload(
         >
             <label for="face-input">"Reference face (one person, PNG, JPEG or WebP up to 50 MB)"</label>
             <input id="face-input" type="file" accept="image/png,image/jpeg,image/webp" on:change=on_change />
-            <p class="hint">"…or drop a photo here, or paste one."</p>
+            <p class="hint">
+                "…or drop a photo here, or paste one, or "
+                <button id="sample-face" type="button" class="link" on:click=use_sample>"try a sample face"</button>
+                "."
+            </p>
             <p id="status" class="status" role="status">
                 {move || format!("{}{}", status.get(), dims.get())}
             </p>
