@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod page;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! facial attention localization loss (L_loc), equal to the official `train.py` where the
 //! official code is right (`shared/spec/train-eval.md` §A).
 
+pub mod checkpoint;
 pub mod export;
 pub mod localization;
 pub mod names;
@@ -21,6 +22,8 @@ pub enum TrainError {
     Shape(String),
     #[error("localization loss: {0}")]
     Localization(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;

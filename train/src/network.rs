@@ -56,7 +56,10 @@ pub struct HostTensor {
 
 impl HostTensor {
     fn torch_layout<const D: usize>(t: Tensor<D>) -> Self {
-        let t = if D == 2 { t.swap_dims(0, 1) } else { t };
+        Self::host(if D == 2 { t.swap_dims(0, 1) } else { t })
+    }
+
+    fn host<const D: usize>(t: Tensor<D>) -> Self {
         Self {
             shape: t.dims().to_vec(),
             data: t
@@ -68,11 +71,13 @@ impl HostTensor {
     }
 }
 
-/// Every float parameter's path with its value, or its gradient when `grads` is given (and
-/// the parameter has one).
+/// Every float parameter's path with its value (torch's layout), or its gradient when `grads`
+/// is given (and the parameter has one), or with `trained_as_is` the trained parameters' values
+/// in burn's layout.
 struct Collect<'a> {
     path: Vec<String>,
     grads: Option<&'a Gradients>,
+    trained_as_is: bool,
     out: Vec<(String, ParamId, HostTensor)>,
 }
 
@@ -87,6 +92,13 @@ impl ModuleVisitor for Collect<'_> {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let value = param.val();
+        if self.trained_as_is {
+            if value.is_require_grad() {
+                self.out
+                    .push((self.path.join("."), param.id, HostTensor::host(value)));
+            }
+            return;
+        }
         let t = match self.grads {
             None => Some(value),
             Some(grads) => value.grad(grads),
@@ -115,6 +127,7 @@ impl Network {
         let mut c = Collect {
             path: Vec::new(),
             grads,
+            trained_as_is: false,
             out: Vec::new(),
         };
         self.visit(&mut c);
@@ -127,6 +140,19 @@ impl Network {
         all.into_iter()
             .filter_map(|(path, _, t)| Some((release_name(&path, &attention)?, t)))
             .collect()
+    }
+
+    /// The trained parameters as burn holds them (path, id, value in burn's layout): what a
+    /// checkpoint keeps.
+    pub fn trained_state(&self) -> Vec<(String, ParamId, HostTensor)> {
+        let mut c = Collect {
+            path: Vec::new(),
+            grads: None,
+            trained_as_is: true,
+            out: Vec::new(),
+        };
+        self.visit(&mut c);
+        c.out
     }
 
     /// Every float parameter: burn path, id, value (torch layout).
