@@ -11,6 +11,7 @@ pub mod network;
 pub mod objective;
 pub mod optimizer;
 pub mod resize;
+pub mod sample;
 pub mod step;
 
 /// What training refuses, with the reason.
@@ -22,6 +23,8 @@ pub enum TrainError {
     Shape(String),
     #[error("localization loss: {0}")]
     Localization(String),
+    #[error("sample: {0}")]
+    Sample(String),
     #[error("checkpoint: {0}")]
     Checkpoint(String),
 }
