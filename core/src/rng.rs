@@ -28,8 +28,13 @@ impl NoiseRng {
     }
 
     /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.uniform() * n as f64).ceil() as usize).clamp(1, n) - 1
     }
 
     /// One standard-normal sample.

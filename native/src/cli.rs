@@ -45,6 +45,10 @@ pub enum Command {
     /// portrait, each step, the big networks alone, and peak memory, as JSON on stdout
     /// (`scripts/bench.sh` puts it next to PyTorch's figures for the same shapes).
     Bench(crate::commands::bench::BenchArgs),
+    /// Fine-tune the ID-preservation network (ProjPlus, FacialEncoder, attention processors)
+    /// with the facial attention localization loss on a dataset in the official training JSON
+    /// layout; writes metrics, checkpoints (`--resume`) and `ConsistentID-v1.bin`.
+    Train(crate::commands::train::TrainArgs),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -86,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fetch(args) => crate::commands::fetch::run(&args),
         Command::Bench(args) => crate::commands::bench::run(&args, cli.device, cli.dtype),
+        Command::Train(args) => crate::commands::train::run(&args, cli.device),
         Command::Serve(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
             crate::commands::serve::run(args, cli.device, cli.dtype)

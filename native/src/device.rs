@@ -55,7 +55,7 @@ pub fn default_batch(backend: &str) -> usize {
 
 /// Whether an NVIDIA driver is visible (device nodes on Linux, the driver library elsewhere).
 #[cfg(feature = "cuda")]
-fn nvidia_gpu_present() -> bool {
+pub fn nvidia_gpu_present() -> bool {
     std::path::Path::new("/dev/nvidiactl").exists()
         || std::env::var_os("CUDA_VISIBLE_DEVICES").is_some_and(|v| !v.is_empty() && v != "-1")
 }

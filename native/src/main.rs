@@ -3,7 +3,28 @@
 fn main() -> std::process::ExitCode {
     #[cfg(all(feature = "wgpu", target_os = "linux"))]
     headless::quiet_vulkan_device_select();
+    #[cfg(feature = "cuda")]
+    burn_default::cpu_without_nvidia();
     consistentid_native::cli::main()
+}
+
+/// Environment written at start, as `headless` below (see the lint note in Cargo.toml).
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+mod burn_default {
+    /// burn materialises some state on its default device (a loaded optimizer state when
+    /// `train --resume` continues), which in a CUDA build is CUDA even where there is no
+    /// NVIDIA GPU, and fails there. Without one the default becomes the CPU; a value the user
+    /// set is kept.
+    pub fn cpu_without_nvidia() {
+        if std::env::var_os("BURN_DEVICE").is_none()
+            && !consistentid_native::device::nvidia_gpu_present()
+        {
+            // SAFETY: at the start of `main`, before any thread of ours or of a library exists,
+            // so nothing can read the environment while it changes.
+            unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+        }
+    }
 }
 
 /// The one place this workspace writes its own environment (see the lint note in Cargo.toml).

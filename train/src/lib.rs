@@ -13,6 +13,7 @@ pub mod optimizer;
 pub mod resize;
 pub mod sample;
 pub mod step;
+pub mod trainer;
 
 /// What training refuses, with the reason.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,10 @@ pub enum TrainError {
     Localization(String),
     #[error("sample: {0}")]
     Sample(String),
+    #[error(
+        "the loss is not finite at step {step} (noise loss {noise}, L_loc {loc}); the last checkpoint is kept"
+    )]
+    NotFinite { step: u64, noise: f32, loc: f32 },
     #[error("checkpoint: {0}")]
     Checkpoint(String),
 }

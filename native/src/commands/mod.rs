@@ -6,3 +6,4 @@ pub mod fetch;
 pub mod generate;
 pub mod serve;
 pub mod stage;
+pub mod train;
