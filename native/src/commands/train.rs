@@ -1,7 +1,7 @@
 //! `consistentid train`: fine-tunes ConsistentID's ID-preservation network (ProjPlus, the
 //! FacialEncoder and the UNet's attention processors) with the noise loss and the facial
 //! attention localization loss, on a dataset in the official training JSON layout, starting
-//! from the model folder's `ConsistentID-v1.bin`. Writes `metrics.csv` (one row a step),
+//! from the model folder's `ConsistentID-v1.bin` (or `--init`'s). Writes `metrics.csv` (one row a step),
 //! checkpoints every `--save-every` steps under `checkpoints/` (`--resume` continues from the
 //! newest, exactly as the uninterrupted run), and at the end `ConsistentID-v1.bin` in the
 //! released layout (the official pipeline loads it) and the same tensors as safetensors.
@@ -13,9 +13,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{DType, Device};
 use clap::Args;
-use consistentid_core::pipeline::consistentid::ConsistentIdPipeline;
+use consistentid_core::pipeline::consistentid::{CHECKPOINT, ConsistentIdPipeline};
 use consistentid_core::scheduler::ForwardProcess;
-use consistentid_core::weights::torch_file;
+use consistentid_core::weights::{WeightSource, torch_file};
 use consistentid_train::localization::LocVariant;
 use consistentid_train::network::{Network, TrainAdapter};
 use consistentid_train::trainer::{Dataset, FrozenEncoders, Record, TrainConfig, Trainer};
@@ -46,6 +46,10 @@ pub struct TrainArgs {
     /// training starts from.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// A `ConsistentID-v1.bin` to start from instead of the model folder's (its shapes must fit
+    /// the base model; a mismatch is refused before any step).
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
     /// The run's folder (metrics, checkpoints, exported weights).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -134,7 +138,38 @@ impl Dataset for Files {
     }
 }
 
-fn network(source: &DirSource, device: &Device, adapter: TrainAdapter) -> Result<Network> {
+/// The model folder with `ConsistentID-v1.bin` read from `--init` when given.
+struct WithInit {
+    folder: DirSource,
+    init: Option<PathBuf>,
+}
+
+impl WeightSource for WithInit {
+    fn exists(&self, path: &str) -> bool {
+        (path == CHECKPOINT && self.init.is_some()) || self.folder.exists(path)
+    }
+
+    fn read(&self, path: &str) -> consistentid_core::Result<Vec<u8>> {
+        match &self.init {
+            Some(init) if path == CHECKPOINT => {
+                std::fs::read(init).map_err(|e| consistentid_core::Error::Read {
+                    path: init.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            _ => self.folder.read(path),
+        }
+    }
+
+    fn display_path(&self, path: &str) -> String {
+        match &self.init {
+            Some(init) if path == CHECKPOINT => init.display().to_string(),
+            _ => self.folder.display_path(path),
+        }
+    }
+}
+
+fn network(source: &WithInit, device: &Device, adapter: TrainAdapter) -> Result<Network> {
     let pipe = ConsistentIdPipeline::load(source, DType::F32, device)?;
     Ok(Network {
         image_proj: pipe.modules.image_proj,
@@ -175,7 +210,10 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
     };
     let (plain, backend) = select(device)?;
     let ad = plain.clone().autodiff();
-    let source = DirSource::open(&args.model)?;
+    let source = WithInit {
+        folder: DirSource::open(&args.model)?,
+        init: args.init.clone(),
+    };
     let adapter = if args.train_adapter == "none" {
         TrainAdapter::None
     } else {
