@@ -49,6 +49,10 @@ pub enum Command {
     /// with the facial attention localization loss on a dataset in the official training JSON
     /// layout; writes metrics, checkpoints (`--resume`) and `ConsistentID-v1.bin`.
     Train(crate::commands::train::TrainArgs),
+    /// Evaluate portraits against their reference photos (FaceSim with ArcFace, FGIS, CLIP-I):
+    /// generate a benchmark, score any folder of images, compare runs, with an HTML report.
+    #[command(subcommand)]
+    Eval(crate::commands::eval::EvalCommand),
 }
 
 /// Parses the process arguments, runs, and turns any error or panic into one line on stderr
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fetch(args) => crate::commands::fetch::run(&args),
         Command::Bench(args) => crate::commands::bench::run(&args, cli.device, cli.dtype),
         Command::Train(args) => crate::commands::train::run(&args, cli.device),
+        Command::Eval(command) => crate::commands::eval::run(command, cli.device, cli.dtype),
         Command::Serve(mut args) => {
             args.model = crate::hf_cache::resolve_model(&args.model)?;
             crate::commands::serve::run(args, cli.device, cli.dtype)

@@ -147,6 +147,13 @@ fn generate_with_a_face_writes_consistentid_pngs() {
             text.contains("Merge step: 0") && text.contains("CFG scale: 5"),
             "{text}"
         );
+        // No recogniser in this folder (a stored identity): the likeness says why it is missing.
+        assert!(
+            text.ends_with(
+                "Face similarity: none (no face recognition model (buffalo_l) in the model folder)"
+            ),
+            "{text}"
+        );
         // The face's file name, never its local path.
         assert!(
             text.contains("Face: astronaut.png,") && !text.contains("/astronaut.png"),
@@ -156,6 +163,72 @@ fn generate_with_a_face_writes_consistentid_pngs() {
     let err = expect_error(&[&base[..], &["--style", "nope"][..]].concat());
     assert!(
         err.contains("unknown style `nope`") && err.contains("Film Noir"),
+        "{err}"
+    );
+}
+
+/// `--best-of 3 --num-images 1`: three candidates from consecutive seeds, each scored against
+/// the identity (replica buffalo_l graphs in the folder), the most alike written, its score in
+/// the PNG and every candidate's on the terminal.
+#[test]
+fn best_of_keeps_the_most_alike_candidate() {
+    let dir = consistentid_folder();
+    for (from, to) in [
+        ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
+        ("onnx/iresnet_tiny_512.onnx", "w600k_r50.onnx"),
+    ] {
+        std::fs::copy(fixture(from), dir.path().join(to)).unwrap();
+    }
+    let out = dir.path().join("best");
+    let args = face_args(
+        dir.path(),
+        &out,
+        &[
+            "--steps",
+            "2",
+            "--merge-step",
+            "1",
+            "--seed",
+            "3",
+            "--best-of",
+            "3",
+        ],
+    );
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // "  seed 4: face similarity 0.123 (kept)"
+    let scores: Vec<(u64, f64, bool)> = stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("seed "))
+        .map(|l| {
+            let (seed, rest) = l.split_once(": face similarity ").unwrap();
+            let value = rest.split_whitespace().next().unwrap();
+            (
+                seed.parse().unwrap(),
+                value.parse().unwrap(),
+                rest.ends_with("(kept)"),
+            )
+        })
+        .collect();
+    assert_eq!(scores.len(), 3, "{stderr}");
+    assert_eq!(scores.iter().map(|s| s.0).collect::<Vec<_>>(), [3, 4, 5]);
+    let kept: Vec<_> = scores.iter().filter(|s| s.2).collect();
+    assert_eq!(kept.len(), 1, "{stderr}");
+    assert!(scores.iter().all(|s| s.1 <= kept[0].1), "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let name = format!("{}-0.png", kept[0].0);
+    assert!(stdout.contains(&name), "{stdout}");
+    let (_, text) = png_parameters(&out.join(&name));
+    assert!(
+        text.contains(&format!("Face similarity: {:.3}, Best of: 3", kept[0].1)),
+        "{text}"
+    );
+    // Fewer candidates than images is refused before any compute, naming the flags.
+    let args = face_args(dir.path(), &out, &["--num-images", "2", "--best-of", "1"]);
+    let err = expect_error(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("--best-of") && err.contains("--num-images"),
         "{err}"
     );
 }

@@ -304,6 +304,23 @@ async fn portrait(webgpu: bool) {
     let cli = std::fs::read(out.join("7-0.png")).unwrap();
     let page_png = fetch(&shown);
     assert_eq!(pixels(&page_png), pixels(&cli));
+    // The card shows the likeness the CLI wrote into its PNG ("Face similarity: 0.123").
+    let cli_text = String::from_utf8_lossy(&cli).to_string();
+    let score: f64 = cli_text
+        .split("Face similarity: ")
+        .nth(1)
+        .and_then(|t| t.split([',', '\0']).next())
+        .and_then(|t| t.trim().parse().ok())
+        .expect("a face similarity in the CLI's PNG");
+    let likeness = text(&client, "#results .likeness").await;
+    let shown_score: f64 = likeness
+        .strip_prefix("Identity match ")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("card says {likeness:?}"));
+    assert!(
+        (shown_score - score).abs() <= 0.0051,
+        "{likeness} vs {score}"
+    );
 
     // Share, then open the link in a fresh profile.
     client
@@ -353,6 +370,7 @@ async fn portrait(webgpu: bool) {
         text(&fresh, "#share-prompt").await,
         "a portrait, oil painting"
     );
+    assert_eq!(text(&fresh, "#results .likeness").await, likeness);
     // Link previews: the host fills in the OpenGraph image.
     let html = String::from_utf8(fetch(&link)).unwrap();
     assert!(html.contains("og:image") && html.contains(&shown), "{html}");

@@ -190,6 +190,7 @@ pub fn events(
         "progress",
         "preview",
         "output",
+        "candidates",
         "log",
         "error",
         "completed",

@@ -58,10 +58,14 @@ pub struct PredictionInput {
     /// Keep the uploaded face after the job ends (default: deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_face: Option<bool>,
+    /// Make this many candidates (consecutive seeds) and return the `num_outputs` most like
+    /// the face, best first; `candidates` lists every one's score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_of: Option<usize>,
 }
 
 /// The names accepted in `input`.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "prompt",
     "negative_prompt",
     "style",
@@ -78,6 +82,7 @@ pub const FIELDS: [&str; 17] = [
     "face_parsing",
     "face_box",
     "keep_face",
+    "best_of",
     "version",
 ];
 
@@ -139,6 +144,7 @@ impl PredictionInput {
             height: self.height.unwrap_or(base.height),
             num_outputs: self.num_outputs.unwrap_or(base.num_outputs),
             scheduler: self.scheduler.unwrap_or(base.scheduler),
+            best_of: self.best_of,
             ..base
         })
     }

@@ -8,10 +8,12 @@ pub mod stream;
 
 pub use input::PredictionInput;
 pub use prediction::{
-    FileObject, Health, Metrics, Prediction, PredictionPage, PredictionUrls, Problem, Share,
-    ShareView, Status,
+    Candidate, FileObject, Health, Metrics, OutputInfo, Prediction, PredictionPage, PredictionUrls,
+    Problem, Share, ShareView, Status,
 };
-pub use stream::{OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEvent};
+pub use stream::{
+    CandidatesEvent, OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEvent,
+};
 
 /// Where the host serves the models the web app runs in the browser
 /// (`{ANALYSIS_MODELS_PATH}/{name}`).

@@ -4,6 +4,32 @@ use serde::{Deserialize, Serialize};
 
 use super::input::PredictionInput;
 use crate::error::FieldError;
+use crate::face::likeness::Likeness;
+pub use crate::pipeline::events::Candidate;
+
+/// What is known about one output image besides its URL.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutputInfo {
+    /// The seed that made it.
+    pub seed: u64,
+    /// Its likeness to the reference face: the cosine similarity of ArcFace embeddings, -1
+    /// to 1 (photos of one person: above about 0.4). Null when not measured.
+    pub face_similarity: Option<f32>,
+    /// Why `face_similarity` is null (no face found in the image, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_similarity_reason: Option<String>,
+}
+
+impl OutputInfo {
+    pub fn new(seed: u64, likeness: Likeness) -> Self {
+        Self {
+            seed,
+            face_similarity: likeness.face_similarity,
+            face_similarity_reason: likeness.face_similarity_reason,
+        }
+    }
+}
 
 /// Replicate's statuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +90,9 @@ pub struct Metrics {
     pub denoise_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decode_time: Option<f64>,
+    /// Measuring each image's likeness to the face.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_time: Option<f64>,
 }
 
 /// Absolute URLs of a prediction.
@@ -91,6 +120,15 @@ pub struct Prediction {
     pub input: PredictionInput,
     /// Absolute URLs of the PNGs, in order (null until the first image).
     pub output: Option<Vec<String>>,
+    /// One entry per `output` image: its seed and `face_similarity`, the ArcFace cosine
+    /// similarity to the reference face (null with `face_similarity_reason` when the image
+    /// has no face).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_metadata: Option<Vec<OutputInfo>>,
+    /// With `best_of`: every candidate made, in seed order, with its likeness and whether it
+    /// was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<Candidate>>,
     pub error: Option<String>,
     pub logs: String,
     pub metrics: Metrics,
@@ -178,5 +216,8 @@ pub struct ShareView {
     /// The parameters (no face, identity or label map).
     pub input: PredictionInput,
     pub output: Vec<String>,
+    /// Per image: its seed and likeness to the face (the face itself is never shown).
+    #[serde(default)]
+    pub output_metadata: Vec<OutputInfo>,
     pub created_at: String,
 }

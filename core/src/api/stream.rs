@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::prediction::{Prediction, Status};
+use super::prediction::{Candidate, OutputInfo, Prediction, Status};
 use crate::pipeline::events::Phase;
 
 /// `status`: the prediction's status changed (or its place in the queue).
@@ -35,12 +35,39 @@ pub struct PreviewEvent {
     pub data_uri: String,
 }
 
-/// `output`: image `index` is ready at `url`.
+/// `output`: image `index` is ready at `url`, with its seed and likeness to the face.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputEvent {
     pub index: usize,
     pub url: String,
+    /// The image's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// ArcFace cosine similarity to the reference face (absent or null: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_similarity: Option<f32>,
+    /// Why `face_similarity` is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_similarity_reason: Option<String>,
+}
+
+impl OutputEvent {
+    /// What the event says about the image, when it says anything.
+    pub fn info(&self) -> Option<OutputInfo> {
+        Some(OutputInfo {
+            seed: self.seed?,
+            face_similarity: self.face_similarity,
+            face_similarity_reason: self.face_similarity_reason.clone(),
+        })
+    }
+}
+
+/// `candidates`: with `best_of`, every candidate's likeness (sent before the kept images).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CandidatesEvent {
+    pub candidates: Vec<Candidate>,
 }
 
 /// One event of the stream.
@@ -50,6 +77,7 @@ pub enum StreamEvent {
     Progress(ProgressEvent),
     Preview(PreviewEvent),
     Output(OutputEvent),
+    Candidates(CandidatesEvent),
     Log(String),
     /// The final prediction (succeeded, failed or canceled); the stream ends after it.
     Completed(Box<Prediction>),
@@ -65,6 +93,7 @@ impl StreamEvent {
             StreamEvent::Progress(_) => "progress",
             StreamEvent::Preview(_) => "preview",
             StreamEvent::Output(_) => "output",
+            StreamEvent::Candidates(_) => "candidates",
             StreamEvent::Log(_) => "log",
             StreamEvent::Completed(_) => "completed",
             StreamEvent::Error(_) => "error",
@@ -78,6 +107,7 @@ impl StreamEvent {
             StreamEvent::Progress(e) => serde_json::to_string(e),
             StreamEvent::Preview(e) => serde_json::to_string(e),
             StreamEvent::Output(e) => serde_json::to_string(e),
+            StreamEvent::Candidates(e) => serde_json::to_string(e),
             StreamEvent::Log(text) => serde_json::to_string(&serde_json::json!({ "text": text })),
             StreamEvent::Completed(p) => serde_json::to_string(p),
             StreamEvent::Error(detail) => {

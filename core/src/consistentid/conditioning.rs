@@ -28,6 +28,20 @@ impl Conditioning {
         Tensor::cat(vec![self.null.clone(), cond], 0)
     }
 
+    /// The ablation "identity tokens off": the last `n` tokens (the ID tokens) of the
+    /// conditional sides set to zero, so only the prompt (and its facial features) steer.
+    pub fn without_id_tokens(mut self, n: usize) -> Self {
+        for t in [&mut self.augmented, &mut self.text_only] {
+            let [b, len, d] = t.dims();
+            let n = n.min(len);
+            *t = t.clone().slice_assign(
+                [0..b, len - n..len, 0..d],
+                Tensor::zeros([b, n, d], &t.device()),
+            );
+        }
+        self
+    }
+
     /// The three must share one `[1, L, D]` shape.
     pub fn check(&self) -> Result<()> {
         let dims = self.null.dims();

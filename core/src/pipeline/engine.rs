@@ -6,13 +6,14 @@
 use burn::tensor::{Tensor, TensorData};
 
 use super::consistentid::{ConsistentIdPipeline, Prepared};
-use super::events::{GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
+use super::events::{Candidate, GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
 use super::request::GenerationRequest;
 use super::txt2img::{DenoiseLoop, StableDiffusion, StepObserver};
 use crate::bisenet::preprocess::SIZE as PARSING_SIZE;
 use crate::bisenet::regions::Mask;
 use crate::consistentid::styles;
 use crate::face::analysis::{FaceAnalysis, Identity};
+use crate::face::likeness::{Likeness, best_first};
 use crate::face::{ChannelOrder, FaceChoice};
 use crate::image::RgbImage;
 use crate::rng::NoiseRng;
@@ -132,7 +133,11 @@ impl Engine {
         warn_truncated(&self.pipe.sd, &negative, "negative prompt", sink);
 
         let id = phase(sink, Phase::Analyse, None, |sink| self.identity(job, sink))?;
-        let regions = phase(sink, Phase::Parse, None, |_| self.regions(job))?;
+        let reference = id.clone();
+        let mut regions = phase(sink, Phase::Parse, None, |_| self.regions(job))?;
+        if let Some(n) = r.ablation.max_regions {
+            regions.truncate(n);
+        }
         let prepared: Prepared = phase(sink, Phase::Encode, None, |_| {
             let dim = self.pipe.modules.image_proj.id_dim();
             if id.len() != dim {
@@ -150,10 +155,20 @@ impl Engine {
             prepared.regions.join(", "),
             prepared.prompt.prompt_face
         ));
+        let mut prepared = prepared;
+        if r.ablation.no_id_tokens {
+            let n = self.pipe.modules.image_proj.num_tokens;
+            prepared.conditioning = prepared.conditioning.without_id_tokens(n);
+        }
         prepared.conditioning.check()?;
+        let ablation = r
+            .ablation
+            .label()
+            .map(|a| format!(", Ablation: {a}"))
+            .unwrap_or_default();
         let parameters = |seed: u64| {
             format!(
-                "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}",
+                "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}{ablation}",
                 r.num_inference_steps,
                 r.scheduler.sampler_name(),
                 r.guidance_scale,
@@ -164,12 +179,19 @@ impl Engine {
             )
         };
         let conditioning = &prepared.conditioning;
+        let score = |image: &RgbImage| match &self.faces {
+            Some(faces) => faces.likeness(&reference, image),
+            None => Ok(Likeness::unmeasured(
+                "no face recognition model (buffalo_l) in the model folder",
+            )),
+        };
         render(
             &self.pipe.sd,
             r,
             self.max_batch,
             &|i| conditioning.at_step(i, merge_step),
             &parameters,
+            Some(&score),
             sink,
         )
     }
@@ -244,19 +266,25 @@ pub fn run_txt2img(
         max_batch,
         &|_| context.clone(),
         &parameters,
+        None,
         sink,
     )
 }
 
+/// Scores a finished image against the reference face.
+type Scorer<'a> = &'a dyn Fn(&RgbImage) -> Result<Likeness>;
+
 /// The image loop: image k starts from the noise of seed + k, is denoised with
 /// `context_at(step)` (up to `max_batch` images share one UNet batch; each comes out as it
-/// would alone), decoded and handed to the sink.
+/// would alone), decoded, scored by `score` (when there is a reference face) and handed to the
+/// sink; with best-of-N, all N are made and the most alike handed over, best first.
 fn render(
     sd: &StableDiffusion,
     r: &GenerationRequest,
     max_batch: usize,
     context_at: &dyn Fn(usize) -> Tensor<3>,
     parameters: &dyn Fn(u64) -> String,
+    score: Option<Scorer<'_>>,
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
     let seed = r
@@ -268,8 +296,10 @@ fn render(
         steps: r.num_inference_steps,
         guidance_scale: r.guidance_scale,
     };
-    let mut images = Vec::with_capacity(r.num_outputs);
-    let indices: Vec<usize> = (0..r.num_outputs).collect();
+    let made = r.images_made();
+    let best_of = made > r.num_outputs;
+    let mut images = Vec::with_capacity(made);
+    let indices: Vec<usize> = (0..made).collect();
     for batch in indices.chunks(max_batch.max(1)) {
         let seeds: Vec<u64> = batch.iter().map(|&k| seed.wrapping_add(k as u64)).collect();
         let mut rngs: Vec<NoiseRng> = seeds.iter().map(|&s| NoiseRng::new(s)).collect();
@@ -293,17 +323,71 @@ fn render(
             let image = phase(sink, Phase::Decode, Some(index), |_| {
                 to_rgb8(sd.decode(one))
             })?;
+            let likeness = match score {
+                Some(f) => Some(phase(sink, Phase::Score, Some(index), |_| f(&image))?),
+                None => None,
+            };
+            let mut text = parameters(image_seed);
+            if let Some(l) = &likeness {
+                text = format!("{text}, {}", l.parameter());
+            }
             let generated = GeneratedImage {
                 index,
                 seed: image_seed,
                 image,
-                parameters: parameters(image_seed),
+                parameters: text,
+                likeness,
             };
-            sink.image(&generated)?;
+            if !best_of {
+                sink.image(&generated)?;
+            }
             images.push(generated);
         }
     }
+    if best_of {
+        images = keep_best(images, r.num_outputs, sink)?;
+    }
     Ok(images)
+}
+
+/// Best-of-N: tells the sink every candidate's likeness, then hands over the `keep` most
+/// alike, best first, numbered by rank.
+fn keep_best(
+    candidates: Vec<GeneratedImage>,
+    keep: usize,
+    sink: &mut dyn Sink,
+) -> Result<Vec<GeneratedImage>> {
+    let scores: Vec<Likeness> = candidates
+        .iter()
+        .map(|g| g.likeness.clone().unwrap_or_default())
+        .collect();
+    let order = best_first(&scores);
+    let kept = &order[..keep.min(order.len())];
+    let listed: Vec<Candidate> = candidates
+        .iter()
+        .zip(scores)
+        .enumerate()
+        .map(|(i, (g, likeness))| Candidate {
+            seed: g.seed,
+            face_similarity: likeness.face_similarity,
+            face_similarity_reason: likeness.face_similarity_reason,
+            kept: kept.contains(&i),
+        })
+        .collect();
+    sink.candidates(&listed);
+    let n = candidates.len();
+    let mut slots: Vec<Option<GeneratedImage>> = candidates.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(kept.len());
+    for (rank, &i) in kept.iter().enumerate() {
+        let Some(mut g) = slots[i].take() else {
+            continue;
+        };
+        g.index = rank;
+        g.parameters = format!("{}, Best of: {n}", g.parameters);
+        sink.image(&g)?;
+        out.push(g);
+    }
+    Ok(out)
 }
 
 /// Runs `f` between the sink's phase start and end.

@@ -4,6 +4,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::face::likeness::Likeness;
 use crate::image::RgbImage;
 use crate::{Error, Result};
 
@@ -22,15 +23,18 @@ pub enum Phase {
     Denoise,
     /// VAE decoding of one image.
     Decode,
+    /// The likeness of one image to the reference face (face detection + ArcFace).
+    Score,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 5] = [
+    pub const ALL: [Phase; 6] = [
         Phase::Analyse,
         Phase::Parse,
         Phase::Encode,
         Phase::Denoise,
         Phase::Decode,
+        Phase::Score,
     ];
 
     /// The name people read on a terminal.
@@ -41,6 +45,7 @@ impl Phase {
             Phase::Encode => "encode",
             Phase::Denoise => "denoise",
             Phase::Decode => "decode",
+            Phase::Score => "face similarity",
         }
     }
 
@@ -52,6 +57,7 @@ impl Phase {
             Phase::Encode => "encode",
             Phase::Denoise => "denoise",
             Phase::Decode => "decode",
+            Phase::Score => "score",
         }
     }
 }
@@ -66,6 +72,21 @@ pub struct GeneratedImage {
     pub image: RgbImage,
     /// The A1111-style `parameters` text (prompt, negative prompt, steps, sampler, …).
     pub parameters: String,
+    /// Likeness to the reference face (ConsistentID; `None` for plain text-to-image).
+    pub likeness: Option<Likeness>,
+}
+
+/// One of the N images a best-of-N request made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Candidate {
+    pub seed: u64,
+    /// ArcFace cosine similarity to the reference face (null: see the reason).
+    pub face_similarity: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_similarity_reason: Option<String>,
+    /// Among the `num_outputs` returned.
+    pub kept: bool,
 }
 
 /// Receives a generation's progress. Every method but [`Sink::image`] has a no-op default.
@@ -90,8 +111,12 @@ pub trait Sink {
     fn cancelled(&mut self) -> bool {
         false
     }
-    /// A finished image; an error (e.g. the file cannot be written) stops the run.
+    /// A finished image; an error (e.g. the file cannot be written) stops the run. With
+    /// best-of-N, the kept images come after all N are made, best first (`index` is the rank).
     fn image(&mut self, image: &GeneratedImage) -> Result<()>;
+    /// Best-of-N: the likeness of every candidate (in seed order) and whether it was kept;
+    /// called once, before the kept images.
+    fn candidates(&mut self, _candidates: &[Candidate]) {}
 }
 
 /// SD1.5 latent → RGB factors (ComfyUI's `latent_formats.SD15`): rows are latent channels,

@@ -8,6 +8,6 @@ pub mod request;
 pub mod txt2img;
 
 pub use engine::{Engine, FaceJob, IdentitySource};
-pub use events::{GeneratedImage, Phase, Sink};
+pub use events::{Candidate, GeneratedImage, Phase, Sink};
 pub use request::GenerationRequest;
 pub use txt2img::{DenoiseLoop, SingleFileConfigs, StableDiffusion, StepObserver, Txt2ImgRequest};

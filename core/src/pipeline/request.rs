@@ -44,6 +44,37 @@ pub struct GenerationRequest {
     pub height: usize,
     pub num_outputs: usize,
     pub scheduler: SchedulerKind,
+    /// Best-of-N (ConsistentID): make this many candidates from consecutive seeds and keep
+    /// the `num_outputs` most like the reference face.
+    #[serde(default)]
+    pub best_of: Option<usize>,
+    /// Inference-time ablations (`eval run --preset`); none by default and not in the API.
+    #[serde(default)]
+    pub ablation: Ablation,
+}
+
+/// The inference-time ablations of the paper's study that need no training (train-eval spec
+/// D): fewer facial regions, the overall identity tokens off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ablation {
+    /// Keep at most this many facial regions (0–5), in the official mask order.
+    pub max_regions: Option<usize>,
+    /// Zero the 4 identity tokens (ProjPlus's output) in the conditional prompt.
+    pub no_id_tokens: bool,
+}
+
+impl Ablation {
+    /// A short name for PNG parameters, or `None` when nothing is ablated.
+    pub fn label(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(n) = self.max_regions {
+            parts.push(format!("{n} facial regions"));
+        }
+        if self.no_id_tokens {
+            parts.push("no identity tokens".into());
+        }
+        (!parts.is_empty()).then(|| parts.join(" + "))
+    }
 }
 
 impl GenerationRequest {
@@ -62,6 +93,8 @@ impl GenerationRequest {
             height: 768,
             num_outputs: 1,
             scheduler: SchedulerKind::Euler,
+            best_of: None,
+            ablation: Ablation::default(),
         }
     }
 
@@ -109,6 +142,22 @@ impl GenerationRequest {
                 "num_outputs",
                 format!("must be from 1 to {MAX_OUTPUTS} (got {})", self.num_outputs),
             );
+        }
+        if let Some(n) = self.best_of {
+            if self.start_merge_step.is_none() {
+                bad(
+                    "best_of",
+                    "needs a face: candidates are ranked by their likeness to it".into(),
+                );
+            } else if !(self.num_outputs..=MAX_OUTPUTS).contains(&n) {
+                bad(
+                    "best_of",
+                    format!(
+                        "must be from num_outputs ({}) to {MAX_OUTPUTS} (got {n})",
+                        self.num_outputs
+                    ),
+                );
+            }
         }
         if let Some(name) = &self.style
             && styles::find(name).is_none()
@@ -159,6 +208,11 @@ impl GenerationRequest {
         } else {
             Err(Error::InvalidFields(errors))
         }
+    }
+
+    /// How many images are made: `best_of` candidates, else `num_outputs`.
+    pub fn images_made(&self) -> usize {
+        self.best_of.unwrap_or(0).max(self.num_outputs)
     }
 
     /// The latent shape `[1, 4, height / 8, width / 8]` of one image.
@@ -219,6 +273,24 @@ mod tests {
         }
         let long = GenerationRequest::txt2img(&"é".repeat(MAX_PROMPT_CHARS + 1));
         assert_eq!(fields(long), ["prompt"]);
+        for (best_of, outputs, face) in [(2, 3, true), (17, 1, true), (4, 1, false)] {
+            let r = GenerationRequest {
+                best_of: Some(best_of),
+                num_outputs: outputs,
+                ..if face {
+                    GenerationRequest::consistentid("x")
+                } else {
+                    GenerationRequest::txt2img("x")
+                }
+            };
+            assert_eq!(fields(r), ["best_of"], "{best_of} {outputs} {face}");
+        }
+        let r = GenerationRequest {
+            best_of: Some(4),
+            num_outputs: 2,
+            ..GenerationRequest::consistentid("x")
+        };
+        assert_eq!(r.validate().unwrap().0.images_made(), 4);
     }
 
     #[test]

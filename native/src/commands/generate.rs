@@ -13,8 +13,8 @@ use consistentid_core::face::ChannelOrder;
 use consistentid_core::pipeline::consistentid::CHECKPOINT;
 use consistentid_core::pipeline::engine::run_txt2img;
 use consistentid_core::pipeline::{
-    Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase, SingleFileConfigs,
-    Sink, StableDiffusion,
+    Candidate, Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase,
+    SingleFileConfigs, Sink, StableDiffusion,
 };
 use consistentid_core::scheduler::SchedulerKind;
 
@@ -66,6 +66,10 @@ pub struct GenerateArgs {
     /// How many images.
     #[arg(long, default_value_t = 1)]
     pub num_images: usize,
+    /// With --face: make N candidates from consecutive seeds and keep the --num-images most
+    /// like the face (ArcFace cosine), best first; every candidate's score is printed.
+    #[arg(long, value_name = "N")]
+    pub best_of: Option<usize>,
     /// How many of the images share one UNet batch (each comes out as it would alone).
     /// Default: up to 4 on a GPU, 1 on the CPU backend (where batching gains nothing).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -116,6 +120,7 @@ pub fn request(args: &GenerateArgs) -> GenerationRequest {
         height: args.height.unwrap_or(base.height),
         num_outputs: args.num_images,
         scheduler: args.scheduler,
+        best_of: args.best_of,
         ..base
     }
 }
@@ -132,7 +137,7 @@ pub fn validate(request: GenerationRequest) -> Result<GenerationRequest> {
         Err(Error::InvalidFields(fields)) => {
             let parts: Vec<String> = fields
                 .iter()
-                .map(|f| format!("{} {}", flag(&f.field), f.message))
+                .map(|f| format!("{} {}", flag(&f.field), flag_names(&f.message)))
                 .collect();
             bail!("{}", parts.join("; "))
         }
@@ -152,14 +157,20 @@ fn flag(field: &str) -> &str {
         "height" => "--height",
         "style" => "--style",
         "prompt" => "--prompt",
+        "best_of" => "--best-of",
         other => other,
     }
 }
 
 fn flag_names(text: &str) -> String {
-    ["start_merge_step", "negative_prompt", "prompt"]
-        .iter()
-        .fold(text.to_string(), |t, f| t.replacen(f, flag(f), 1))
+    [
+        "num_outputs",
+        "start_merge_step",
+        "negative_prompt",
+        "prompt",
+    ]
+    .iter()
+    .fold(text.to_string(), |t, f| t.replacen(f, flag(f), 1))
 }
 
 /// Runs `generate`: every check first (request, inputs, output folder), then the models, then
@@ -304,7 +315,7 @@ impl<'a> TerminalSink<'a> {
     /// `image 2/4`, or `images 1–3/4` for a batch.
     fn batch_label(&self) -> String {
         let (first, last) = self.batch;
-        let n = self.args.num_images;
+        let n = self.args.best_of.unwrap_or(0).max(self.args.num_images);
         if first == last {
             format!("image {}/{n}", first + 1)
         } else {
@@ -380,10 +391,32 @@ impl Sink for TerminalSink<'_> {
         eprintln!("  {text}");
     }
 
+    fn candidates(&mut self, candidates: &[Candidate]) {
+        eprintln!("best of {}:", candidates.len());
+        for c in candidates {
+            let score = c
+                .face_similarity
+                .map(|s| format!("{s:.3}"))
+                .or_else(|| c.face_similarity_reason.clone())
+                .unwrap_or_default();
+            eprintln!(
+                "  seed {}: face similarity {score}{}",
+                c.seed,
+                if c.kept { " (kept)" } else { "" }
+            );
+        }
+    }
+
     fn image(&mut self, image: &GeneratedImage) -> consistentid_core::Result<()> {
         match save_image(self.args, &self.inputs, image) {
             Ok(path) if self.face => {
                 println!("{}", path.display());
+                if let Some(l) = &image.likeness {
+                    eprintln!(
+                        "  {} (ArcFace cosine to the reference face)",
+                        l.parameter().to_lowercase()
+                    );
+                }
                 Ok(())
             }
             Ok(path) => {

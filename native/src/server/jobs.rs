@@ -337,6 +337,8 @@ pub async fn accept(
         input,
         face_file: Some(face_file.id),
         outputs: Vec::new(),
+        output_metadata: Vec::new(),
+        candidates: None,
         error: None,
         // What is knowable now, readable before the job runs (the worker writes them again).
         logs: warnings.iter().map(|w| format!("warning: {w}\n")).collect(),

@@ -41,6 +41,7 @@ impl Modify for BearerAuth {
         consistentid_core::api::ProgressEvent,
         consistentid_core::api::PreviewEvent,
         consistentid_core::api::OutputEvent,
+        consistentid_core::api::CandidatesEvent,
     )),
     modifiers(&BearerAuth)
 )]

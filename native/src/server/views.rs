@@ -63,6 +63,8 @@ pub fn prediction(state: &AppState, base: &str, r: &Record, owner: bool) -> Pred
         },
         output: (!r.outputs.is_empty())
             .then(|| r.outputs.iter().map(|f| file_url(base, f)).collect()),
+        output_metadata: (!r.output_metadata.is_empty()).then(|| r.output_metadata.clone()),
+        candidates: r.candidates.clone(),
         error: r.error.clone(),
         logs: r.logs.clone(),
         metrics: r.metrics.clone(),
@@ -135,6 +137,7 @@ pub fn share(base: &str, share_id: &str, r: &Record, include_face: bool) -> Shar
             public_input(&r.input)
         },
         output: r.outputs.iter().map(|f| file_url(base, f)).collect(),
+        output_metadata: r.output_metadata.clone(),
         created_at: rfc3339(r.created_at),
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use consistentid_core::api::{
-    Metrics, OutputEvent, PreviewEvent, ProgressEvent, Status, StatusEvent, StreamEvent,
+    Candidate, CandidatesEvent, Metrics, OutputEvent, OutputInfo, PreviewEvent, ProgressEvent,
+    Status, StatusEvent, StreamEvent,
 };
 use consistentid_core::face::ChannelOrder;
 use consistentid_core::image::RgbImage;
@@ -276,6 +277,8 @@ struct HostSink<'a> {
     phase_started: Instant,
     last_preview: Option<Instant>,
     outputs: Vec<String>,
+    /// Per stored output: its seed and likeness.
+    metadata: Vec<OutputInfo>,
     logs: String,
     metrics: Metrics,
 }
@@ -290,6 +293,7 @@ impl<'a> HostSink<'a> {
             phase_started: Instant::now(),
             last_preview: None,
             outputs: Vec::new(),
+            metadata: Vec::new(),
             logs: String::new(),
             metrics: Metrics::default(),
         }
@@ -341,6 +345,7 @@ impl Sink for HostSink<'_> {
             Phase::Encode => add(&mut m.encode_time, secs),
             Phase::Denoise => add(&mut m.denoise_time, secs),
             Phase::Decode => add(&mut m.decode_time, secs),
+            Phase::Score => add(&mut m.score_time, secs),
         }
         let which = image
             .map(|k| format!(" (image {})", k + 1))
@@ -412,16 +417,28 @@ impl Sink for HostSink<'_> {
                     ))
                 })
         })?;
+        let info = OutputInfo::new(image.seed, image.likeness.clone().unwrap_or_default());
         self.outputs.push(stored.id.clone());
+        self.metadata.push(info.clone());
         let _ = self
             .state
             .store
-            .set_progress(&self.id, &self.outputs, &self.logs);
+            .set_progress(&self.id, &self.outputs, &self.metadata, &self.logs);
         self.send(StreamEvent::Output(OutputEvent {
             index: image.index,
             url: views::file_path(&stored.id),
+            seed: Some(info.seed),
+            face_similarity: info.face_similarity,
+            face_similarity_reason: info.face_similarity_reason.clone(),
         }));
         Ok(())
+    }
+
+    fn candidates(&mut self, candidates: &[Candidate]) {
+        let _ = self.state.store.set_candidates(&self.id, candidates);
+        self.send(StreamEvent::Candidates(CandidatesEvent {
+            candidates: candidates.to_vec(),
+        }));
     }
 }
 

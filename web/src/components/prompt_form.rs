@@ -21,6 +21,8 @@ pub struct Controls {
     pub width: RwSignal<String>,
     pub height: RwSignal<String>,
     pub num_outputs: RwSignal<String>,
+    /// Best-of-N: candidates made, of which the most alike are kept (empty: off).
+    pub best_of: RwSignal<String>,
     pub scheduler: RwSignal<String>,
 }
 
@@ -39,6 +41,7 @@ impl Controls {
             width: RwSignal::new("512".into()),
             height: RwSignal::new("768".into()),
             num_outputs: RwSignal::new("1".into()),
+            best_of: RwSignal::new(String::new()),
             scheduler: RwSignal::new("euler".into()),
         }
     }
@@ -60,6 +63,7 @@ impl Controls {
             input.start_merge_step.map(|v| v.to_string()),
         );
         set(self.num_outputs, input.num_outputs.map(|v| v.to_string()));
+        set(self.best_of, input.best_of.map(|v| v.to_string()));
         set(
             self.scheduler,
             input.scheduler.map(|s| s.name().to_string()),
@@ -89,6 +93,7 @@ impl Controls {
             self.width,
             self.height,
             self.num_outputs,
+            self.best_of,
             self.scheduler,
         ] {
             field.track();
@@ -145,6 +150,7 @@ impl Controls {
             width,
             height,
             num_outputs: number(&self.num_outputs.get_untracked(), "Number of images")?,
+            best_of: number(&self.best_of.get_untracked(), "Keep the best of")?,
             scheduler: SchedulerKind::from_name(&self.scheduler.get_untracked()),
             face_image: Some(face_image),
             face_parsing,
@@ -248,6 +254,7 @@ pub fn PromptForm(controls: Controls) -> impl IntoView {
                         <Field id="height" label="Height" value=c.height kind="number" />
                     </Show>
                     <Field id="num-outputs" label="Number of images" value=c.num_outputs kind="number" />
+                    <Field id="best-of" label="Keep the best of" value=c.best_of kind="number" />
                     <label for="scheduler">"Sampler"</label>
                     <select id="scheduler" prop:value=move || c.scheduler.get() on:change=move |ev| c.scheduler.set(event_target_value(&ev))>
                         {SchedulerKind::NAMES

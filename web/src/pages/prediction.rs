@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use consistentid_core::api::{Prediction, Status};
+use consistentid_core::api::{
+    Candidate, CandidatesEvent, OutputEvent, OutputInfo, Prediction, Status,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::Value;
@@ -26,6 +28,10 @@ struct Live {
     image: RwSignal<u64>,
     preview: RwSignal<Option<String>>,
     outputs: RwSignal<Vec<String>>,
+    /// Per output: its seed and likeness to the face.
+    info: RwSignal<Vec<OutputInfo>>,
+    /// Best-of-N: every candidate's likeness.
+    candidates: RwSignal<Vec<Candidate>>,
     error: RwSignal<Option<String>>,
     prediction: RwSignal<Option<Prediction>>,
     /// The first denoising step this page saw live: (time in ms, image, step), for the ETA.
@@ -48,6 +54,14 @@ fn now() -> f64 {
 }
 
 impl Live {
+    /// A prediction's images, their likeness and the candidates (a read or `completed`).
+    fn show_outputs(&self, p: &Prediction) {
+        self.outputs.set(p.output.clone().unwrap_or_default());
+        self.info.set(p.output_metadata.clone().unwrap_or_default());
+        self.candidates
+            .set(p.candidates.clone().unwrap_or_default());
+    }
+
     fn warn(&self, text: &str) {
         let text = text.trim();
         if !text.is_empty()
@@ -107,8 +121,16 @@ impl Live {
                 .preview
                 .set(data["data_uri"].as_str().map(str::to_string)),
             "output" => {
-                if let Some(url) = data["url"].as_str() {
-                    self.outputs.update(|o| o.push(url.to_string()));
+                if let Ok(event) = serde_json::from_value::<OutputEvent>(data) {
+                    if let Some(info) = event.info() {
+                        self.info.update(|i| i.push(info));
+                    }
+                    self.outputs.update(|o| o.push(event.url));
+                }
+            }
+            "candidates" => {
+                if let Ok(event) = serde_json::from_value::<CandidatesEvent>(data) {
+                    self.candidates.set(event.candidates);
                 }
             }
             "log" => {
@@ -128,7 +150,7 @@ impl Live {
                 if let Ok(p) = serde_json::from_value::<Prediction>(data) {
                     self.warnings_from_logs(&p.logs);
                     self.status.set(p.status.as_str().to_string());
-                    self.outputs.set(p.output.clone().unwrap_or_default());
+                    self.show_outputs(&p);
                     if p.error.is_some() {
                         self.error.set(p.error.clone());
                     }
@@ -198,6 +220,8 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         image: RwSignal::new(0),
         preview: RwSignal::new(None),
         outputs: RwSignal::new(Vec::new()),
+        info: RwSignal::new(Vec::new()),
+        candidates: RwSignal::new(Vec::new()),
         error: RwSignal::new(None),
         prediction: RwSignal::new(None),
         seen: RwSignal::new(None),
@@ -218,7 +242,7 @@ pub fn PredictionPage(id: String) -> impl IntoView {
             Ok(Some(p)) => {
                 live.status.set(p.status.as_str().to_string());
                 live.queue.set(p.queue_position.map(|q| q as u64));
-                live.outputs.set(p.output.clone().unwrap_or_default());
+                live.show_outputs(&p);
                 live.warnings_from_logs(&p.logs);
                 live.prediction.set(Some(p));
             }
@@ -263,10 +287,14 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         let (s, t) = live.step.get();
         (s * 100).checked_div(t).unwrap_or(0)
     };
+    // Best-of-N makes every candidate: progress counts them all.
     let total_images = move || {
         live.prediction
             .get()
-            .and_then(|p| p.input.num_outputs)
+            .map(|p| {
+                let n = p.input.num_outputs.unwrap_or(1);
+                p.input.best_of.unwrap_or(0).max(n)
+            })
             .unwrap_or(1)
     };
     let select_all = |ev: leptos::ev::FocusEvent| {
@@ -368,7 +396,19 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         <Show when=move || live.error.get().is_some()>
             <p id="error" class="error" role="alert">{move || live.error.get().unwrap_or_default()}</p>
         </Show>
-        <Gallery urls=Signal::derive(move || live.outputs.get()) />
+        <Gallery urls=Signal::derive(move || live.outputs.get()) info=Signal::derive(move || live.info.get()) />
+        <Show when=move || !live.candidates.get().is_empty()>
+            <details id="candidates">
+                <summary>{move || format!("Kept the most alike of {} candidates", live.candidates.get().len())}</summary>
+                <ul>
+                    {move || live.candidates.get().into_iter().map(|c| {
+                        let score = c.face_similarity.map(|s| format!("{s:.2}")).unwrap_or_else(|| "no face".into());
+                        let kept = if c.kept { " (kept)" } else { "" };
+                        view! { <li>{format!("Seed {}: {score}{kept}", c.seed)}</li> }
+                    }).collect_view()}
+                </ul>
+            </details>
+        </Show>
         <Show when=move || live.status.get() == "succeeded">
             <p class="seed">{move || live.prediction.get().and_then(|p| p.input.seed).map(|s| format!("Seed {s}")).unwrap_or_default()}</p>
             <button id="share" type="button" on:click=share.clone()>"Share"</button>

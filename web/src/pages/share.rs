@@ -32,7 +32,10 @@ pub fn SharePage(share_id: String) -> impl IntoView {
             <p id="error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
         </Show>
         <p id="share-prompt" class="prompt">{field(|i| i.prompt.clone())}</p>
-        <Gallery urls=Signal::derive(move || view_data.get().map(|v| v.output).unwrap_or_default()) />
+        <Gallery
+            urls=Signal::derive(move || view_data.get().map(|v| v.output).unwrap_or_default())
+            info=Signal::derive(move || view_data.get().map(|v| v.output_metadata).unwrap_or_default())
+        />
         <dl id="share-params" class="params">
             <dt>"Style"</dt><dd>{field(|i| Some(i.style.clone().unwrap_or_else(|| "Official".into())))}</dd>
             <dt>"Seed"</dt><dd id="share-seed">{field(|i| i.seed.map(|s| s.to_string()))}</dd>

@@ -27,7 +27,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[utoipa::path(get, path = "/v1/predictions/{id}/events", params(("id" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
-    responses((status = 200, description = "Server-sent events: status, progress, preview, output, log, error, completed", content_type = "text/event-stream"),
+    responses((status = 200, description = "Server-sent events: status, progress, preview, output, candidates (best_of), log, error, completed", content_type = "text/event-stream"),
         (status = 404, body = consistentid_core::api::Problem, content_type = "application/problem+json")))]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
@@ -162,8 +162,8 @@ impl Reader {
     fn render(&self, event: &StreamEvent) -> String {
         match event {
             StreamEvent::Output(o) => StreamEvent::Output(OutputEvent {
-                index: o.index,
                 url: views::absolute(&self.base, &o.url),
+                ..o.clone()
             })
             .data(),
             StreamEvent::Completed(_) => self.completed_data(),

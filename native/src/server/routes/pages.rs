@@ -109,11 +109,14 @@ pub async fn share_page(
         Some(html) => Html(inject_head(&html, &meta)).into_response(),
         None => {
             let mut body = format!("<h1>{title}</h1><p>{}</p>", escape(&prompt));
-            for url in &view.output {
+            for (i, url) in view.output.iter().enumerate() {
                 body.push_str(&format!(
                     "<p><img src=\"{}\" alt=\"generated portrait\" style=\"max-width:100%\"></p>",
                     escape(url)
                 ));
+                if let Some(s) = view.output_metadata.get(i).and_then(|m| m.face_similarity) {
+                    body.push_str(&format!("<p class=\"likeness\">Identity match {s:.2}</p>"));
+                }
             }
             let params = serde_json::to_string_pretty(&view.input).unwrap_or_default();
             body.push_str(&format!("<pre>{}</pre>", escape(&params)));

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
-use consistentid_core::api::{Metrics, PredictionInput, Status};
+use consistentid_core::api::{Candidate, Metrics, OutputInfo, PredictionInput, Status};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::ids::now;
 
 /// Each entry upgrades the schema by one version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE predictions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -79,6 +79,11 @@ ALTER TABLE predictions ADD COLUMN events_reserved INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE files ADD COLUMN source TEXT;
 CREATE INDEX files_source ON files (source);
 "#,
+    // Per output image its seed and likeness to the face; with best-of-N every candidate's.
+    r#"
+ALTER TABLE predictions ADD COLUMN output_metadata TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE predictions ADD COLUMN candidates TEXT;
+"#,
 ];
 
 /// A prediction as stored.
@@ -96,6 +101,10 @@ pub struct Record {
     pub keep_face: bool,
     /// Output file ids, in order.
     pub outputs: Vec<String>,
+    /// Per output: its seed and likeness (empty for predictions made before it was kept).
+    pub output_metadata: Vec<OutputInfo>,
+    /// Best-of-N: every candidate's likeness.
+    pub candidates: Option<Vec<Candidate>>,
     pub error: Option<String>,
     pub logs: String,
     pub metrics: Metrics,
@@ -147,10 +156,14 @@ fn record(row: &Row) -> rusqlite::Result<Record> {
         started_at: row.get(14)?,
         completed_at: row.get(15)?,
         attempts: row.get(16)?,
+        output_metadata: serde_json::from_str(&json(17)?).unwrap_or_default(),
+        candidates: row
+            .get::<_, Option<String>>(18)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 
-const COLUMNS: &str = "seq, id, owner, model, version, status, input, face_file, keep_face, outputs, error, logs, metrics, created_at, started_at, completed_at, attempts";
+const COLUMNS: &str = "seq, id, owner, model, version, status, input, face_file, keep_face, outputs, error, logs, metrics, created_at, started_at, completed_at, attempts, output_metadata, candidates";
 
 impl Store {
     /// Opens (creating) `dir/consistentid.sqlite3` and `dir/files/`, migrating the schema.
@@ -343,16 +356,37 @@ impl Store {
     /// Puts a running job back in the queue (shutdown), keeping its attempt count.
     pub fn requeue(&self, id: &str) -> Result<()> {
         self.db().execute(
-            "UPDATE predictions SET status = 'starting', started_at = NULL, attempts = MAX(attempts - 1, 0), outputs = '[]' WHERE id = ?1",
+            "UPDATE predictions SET status = 'starting', started_at = NULL, attempts = MAX(attempts - 1, 0), outputs = '[]', output_metadata = '[]', candidates = NULL WHERE id = ?1",
             [id],
         )?;
         Ok(())
     }
 
-    pub fn set_progress(&self, id: &str, outputs: &[String], logs: &str) -> Result<()> {
+    /// The images stored so far, what is known of each, and the logs.
+    pub fn set_progress(
+        &self,
+        id: &str,
+        outputs: &[String],
+        metadata: &[OutputInfo],
+        logs: &str,
+    ) -> Result<()> {
         self.db().execute(
-            "UPDATE predictions SET outputs = ?2, logs = ?3 WHERE id = ?1",
-            params![id, serde_json::to_string(outputs)?, logs],
+            "UPDATE predictions SET outputs = ?2, output_metadata = ?3, logs = ?4 WHERE id = ?1",
+            params![
+                id,
+                serde_json::to_string(outputs)?,
+                serde_json::to_string(metadata)?,
+                logs
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Best-of-N: every candidate's likeness.
+    pub fn set_candidates(&self, id: &str, candidates: &[Candidate]) -> Result<()> {
+        self.db().execute(
+            "UPDATE predictions SET candidates = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(candidates)?],
         )?;
         Ok(())
     }
@@ -371,7 +405,7 @@ impl Store {
         for (id, attempts) in running {
             if attempts < 2 {
                 db.execute(
-                    "UPDATE predictions SET status = 'starting', started_at = NULL, outputs = '[]' WHERE id = ?1",
+                    "UPDATE predictions SET status = 'starting', started_at = NULL, outputs = '[]', output_metadata = '[]', candidates = NULL WHERE id = ?1",
                     [&id],
                 )?;
                 again.push(id);
@@ -457,6 +491,8 @@ mod tests {
             face_file: None,
             keep_face: false,
             outputs: Vec::new(),
+            output_metadata: Vec::new(),
+            candidates: None,
             error: None,
             logs: String::new(),
             metrics: Metrics::default(),

@@ -1,0 +1,203 @@
+//! The per-image metrics on the networks of a ConsistentID model folder, each against one
+//! reference photo:
+//! - **FaceSim (ArcFace)**: cos of buffalo_l's ArcFace embeddings of the highest-scoring SCRFD
+//!   face of each image, the networks fed as insightface intends (`FaceAnalysis.get` on a
+//!   `cv2.imread` image); an image without a face scores 0 and counts as not detected.
+//! - **CLIP-I**: cos of CLIP ViT-H/14 `image_embeds` (the folder's `image_encoder/`) of the
+//!   whole images, `CLIPImageProcessor`'s preprocessing.
+//! - **FGIS**, reconstructed from the official evaluation helpers (train-eval spec C2): BiSeNet
+//!   parses both images (512² bilinear); for each facial region (face, eyes, ears, nose,
+//!   mouth) present in both, the region composited over black, cropped to its pixels brighter
+//!   than 10, embedded by the region encoder (CLIP ViT-H `image_embeds`), cos; FGIS is the mean
+//!   over the common regions.
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use consistentid_core::bisenet::BiSeNet;
+use consistentid_core::bisenet::labels::REGIONS;
+use consistentid_core::bisenet::preprocess::SIZE as PARSING_SIZE;
+use consistentid_core::bisenet::regions::{facial_regions, region_image};
+use consistentid_core::clip::ClipVisionModelWithProjection;
+use consistentid_core::clip::image_processor;
+use consistentid_core::face::ChannelOrder;
+use consistentid_core::face::analysis::FaceAnalysis;
+use consistentid_core::face::likeness::cosine;
+use consistentid_core::image::RgbImage;
+use consistentid_core::pipeline::consistentid::{IMAGE_ENCODER, PARSING};
+use consistentid_core::weights::WeightSource;
+use consistentid_core::{Error, Result};
+
+use crate::crop::crop_bright;
+
+/// The brightness threshold of the official `crop_image`.
+pub const CROP_THRESHOLD: u8 = 10;
+
+/// What each metric is computed with, for the report.
+pub const NETWORKS: [(&str, &str); 3] = [
+    (
+        "FaceSim (ArcFace)",
+        "insightface buffalo_l: SCRFD det_10g (640², highest score) → 5-point norm_crop 112² → ArcFace w600k_r50, cosine; no face = 0",
+    ),
+    (
+        "CLIP-I",
+        "CLIP ViT-H/14 image_embeds (the model folder's image_encoder/), CLIPImageProcessor (224² bicubic, centre crop), cosine",
+    ),
+    (
+        "FGIS",
+        "BiSeNet face parsing (512² bilinear) → face, eyes, ears, nose, mouth present in both → region over black, cropped to pixels > 10 → CLIP ViT-H/14 image_embeds, cosine, mean over regions (reconstruction of the paper's metric, train-eval spec C2)",
+    ),
+];
+
+/// A whole image's embedding and its facial regions' (word, embedding).
+type Embedded = (Vec<f32>, Vec<(&'static str, Vec<f32>)>);
+
+/// The networks, loaded once.
+pub struct Scorer {
+    pub faces: FaceAnalysis,
+    pub clip: ClipVisionModelWithProjection,
+    pub bisenet: BiSeNet,
+    pub device: Device,
+}
+
+/// What is kept of a reference photo.
+pub struct Reference {
+    /// ArcFace embedding of its best face (`None`: no face, FaceSim is not defined).
+    pub face: Option<Vec<f32>>,
+    /// CLIP embedding of the whole photo.
+    pub clip: Vec<f32>,
+    /// (region word, CLIP embedding) of its facial regions.
+    pub regions: Vec<(&'static str, Vec<f32>)>,
+}
+
+/// The metrics of one image against its reference.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageScores {
+    /// ArcFace cosine (0 when no face was found); `None` when the reference has no face.
+    pub facesim_arcface: Option<f32>,
+    pub face_detected: bool,
+    pub clip_i: f32,
+    /// Mean over the common regions; `None` when the two images share none.
+    pub fgis: Option<f32>,
+    /// (region word, cosine) of each common region.
+    pub fgis_regions: Vec<(String, f32)>,
+    /// Regions of the reference missing from this image.
+    pub regions_missing: Vec<String>,
+}
+
+impl Scorer {
+    /// The networks of a ConsistentID model folder (buffalo_l, `image_encoder/`,
+    /// `face_parsing.pth`); the error names the file that is missing.
+    pub fn load(source: &dyn WeightSource, device: &Device) -> Result<Self> {
+        let faces =
+            FaceAnalysis::load(source, ChannelOrder::Corrected, device)?.ok_or_else(|| {
+                Error::MissingFile {
+                    path: source.display_path(consistentid_core::face::analysis::DETECTOR),
+                }
+            })?;
+        let clip =
+            ClipVisionModelWithProjection::load(source, IMAGE_ENCODER, None, DType::F32, device)?;
+        let bisenet = BiSeNet::load(
+            &source.read(PARSING)?,
+            &source.display_path(PARSING),
+            device,
+        )?;
+        Ok(Self {
+            faces,
+            clip,
+            bisenet,
+            device: device.clone(),
+        })
+    }
+
+    /// CLIP `image_embeds` of several images, one batch.
+    fn clip_embeds(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.clip.image_size();
+        let mut pixels = Vec::with_capacity(images.len() * 3 * size * size);
+        for img in images {
+            pixels.extend(image_processor::preprocess(img, size));
+        }
+        let x: Tensor<4> = Tensor::from_data(
+            TensorData::new(pixels, [images.len(), 3, size, size]),
+            &self.device,
+        );
+        let embeds = self.clip.forward(x)?.image_embeds;
+        let dim = embeds.dims()[1];
+        let values = embeds
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Readback(format!("{e:?}")))?;
+        Ok(values.chunks(dim).map(<[f32]>::to_vec).collect())
+    }
+
+    /// The whole image and its facial regions (word, crop), CLIP-embedded in one batch.
+    fn embed(&self, img: &RgbImage) -> Result<Embedded> {
+        let labels = self.bisenet.label_map(img, &self.device)?;
+        let mut words = Vec::new();
+        let mut crops = vec![img.clone()];
+        for (region, _, mask) in facial_regions(&labels, PARSING_SIZE, PARSING_SIZE) {
+            if let Some(crop) = crop_bright(&region_image(img, &mask), CROP_THRESHOLD) {
+                words.push(region.word);
+                crops.push(crop);
+            }
+        }
+        let mut embeds = self.clip_embeds(&crops)?.into_iter();
+        let whole = embeds.next().unwrap_or_default();
+        Ok((whole, words.into_iter().zip(embeds).collect()))
+    }
+
+    /// Embeds a reference photo.
+    pub fn reference(&self, img: &RgbImage, name: &str) -> Result<Reference> {
+        let face = match self.faces.identify(img, name, Default::default(), false) {
+            Ok(id) => Some(id.embedding),
+            Err(Error::Image { reason, .. }) if reason == "no face found" => None,
+            Err(e) => return Err(e),
+        };
+        let (clip, regions) = self.embed(img)?;
+        Ok(Reference {
+            face,
+            clip,
+            regions,
+        })
+    }
+
+    /// Scores `img` against `reference`.
+    pub fn score(&self, reference: &Reference, img: &RgbImage, name: &str) -> Result<ImageScores> {
+        let (facesim, detected) = match self.faces.identify(img, name, Default::default(), false) {
+            Ok(id) => (
+                reference.face.as_ref().map(|r| cosine(r, &id.embedding)),
+                true,
+            ),
+            Err(Error::Image { reason, .. }) if reason == "no face found" => {
+                (reference.face.as_ref().map(|_| 0.0), false)
+            }
+            Err(e) => return Err(e),
+        };
+        let (clip, regions) = self.embed(img)?;
+        let mut fgis_regions = Vec::new();
+        let mut missing = Vec::new();
+        for region in REGIONS.iter().map(|r| r.word) {
+            let want = reference.regions.iter().find(|(w, _)| *w == region);
+            let got = regions.iter().find(|(w, _)| *w == region);
+            match (want, got) {
+                (Some((_, a)), Some((_, b))) => {
+                    fgis_regions.push((region.to_string(), cosine(a, b)))
+                }
+                (Some(_), None) => missing.push(region.to_string()),
+                _ => {}
+            }
+        }
+        let fgis = (!fgis_regions.is_empty())
+            .then(|| fgis_regions.iter().map(|(_, s)| s).sum::<f32>() / fgis_regions.len() as f32);
+        Ok(ImageScores {
+            facesim_arcface: facesim,
+            face_detected: detected,
+            clip_i: cosine(&reference.clip, &clip),
+            fgis,
+            fgis_regions,
+            regions_missing: missing,
+        })
+    }
+}

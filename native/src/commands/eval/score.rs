@@ -1,0 +1,224 @@
+//! `eval score`: every image of a folder against its reference photo. An image names its
+//! reference by a folder (`{ref}/…`) or a prefix (`{ref}_…`, `{ref}-…`); with `--prompts`, the
+//! number after the reference is the prompt's position among that reference's rows. Images
+//! made by `eval run` carry all of it in the folder's manifest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
+use consistentid_eval::scorer::{NETWORKS, Reference, Scorer};
+use consistentid_eval::summary::{Row, summarise};
+
+use super::files::{list_images, read_manifest, write_run};
+use crate::device::{DeviceChoice, select};
+use crate::io::image::read_image;
+use crate::io::output::ensure_writable_dir;
+use crate::progress::StepProgress;
+use crate::source::DirSource;
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The images to score (searched recursively).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// The reference photos, one per identity.
+    #[arg(long)]
+    pub refs: PathBuf,
+    /// A ConsistentID model folder: its buffalo_l, image_encoder/ and face_parsing.pth are
+    /// the metrics' networks.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
+    /// category.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// Where results.csv, rows.json, summary.json and report.html go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The run's name in reports (default: the --out folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// The rows to score: from the manifest of `eval run`, else by matching names.
+fn pending(images: &Path, refs: &[String], prompts: Option<&[PromptRow]>) -> Result<Vec<Row>> {
+    if let Some(manifest) = read_manifest(images)? {
+        return Ok(manifest
+            .into_iter()
+            .map(|m| Row {
+                image: m.image,
+                reference: m.reference,
+                prompt: Some(m.prompt),
+                category: m.category,
+                seed: Some(m.seed),
+                generate_seconds: Some(m.generate_seconds),
+                ..Row::default()
+            })
+            .collect());
+    }
+    let files = list_images(images)?;
+    if files.is_empty() {
+        bail!("no images (png, jpg, webp) in {}", images.display());
+    }
+    Ok(files
+        .into_iter()
+        .map(|image| {
+            let Some((reference, k)) = match_reference(&image, refs) else {
+                return Row {
+                    error: Some(
+                        "no reference photo matches its name (use a folder or prefix named after one)"
+                            .into(),
+                    ),
+                    category: "other".into(),
+                    image,
+                    ..Row::default()
+                };
+            };
+            let prompt = prompts.and_then(|rows| {
+                rows.iter()
+                    .find(|r| r.reference == reference && Some(r.index) == k)
+            });
+            Row {
+                reference: reference.to_string(),
+                prompt: prompt.map(|p| p.prompt.clone()),
+                category: prompt.map_or_else(|| "other".into(), |p| p.category.clone()),
+                image,
+                ..Row::default()
+            }
+        })
+        .collect())
+}
+
+/// Scores `rows` (those without an error) and writes the run.
+pub fn score_rows(
+    scorer: &Scorer,
+    images: &Path,
+    refs: &Path,
+    mut rows: Vec<Row>,
+    out: &Path,
+    name: &str,
+    settings: BTreeMap<String, String>,
+) -> Result<()> {
+    let mut references: HashMap<String, Result<Reference, String>> = HashMap::new();
+    let total = rows.len();
+    let mut progress = StepProgress::new("scoring".into());
+    let started = Instant::now();
+    for (done, row) in rows.iter_mut().enumerate() {
+        if row.error.is_none() {
+            let t = Instant::now();
+            let reference = references.entry(row.reference.clone()).or_insert_with(|| {
+                let path = refs.join(&row.reference);
+                read_image(&path)
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|img| {
+                        scorer
+                            .reference(&img, &row.reference)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| format!("reference {}: {e}", row.reference))
+            });
+            let scored = match reference {
+                Ok(reference) => read_image(&images.join(&row.image))
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|img| {
+                        scorer
+                            .score(reference, &img, &row.image)
+                            .map_err(|e| e.to_string())
+                    }),
+                Err(e) => Err(e.clone()),
+            };
+            match scored {
+                Ok(s) => row.scores = Some(s),
+                Err(e) => row.error = Some(e),
+            }
+            row.score_seconds = t.elapsed().as_secs_f64();
+        }
+        progress.step(done + 1, total);
+    }
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    eprintln!(
+        "scored {} of {total} images in {:.1}s{}",
+        total - failed,
+        started.elapsed().as_secs_f64(),
+        if failed > 0 {
+            format!(" ({failed} could not be scored: see results.csv)")
+        } else {
+            String::new()
+        }
+    );
+    let summary = summarise(name, &rows, &NETWORKS, settings);
+    write_run(out, images, &summary, &rows)?;
+    for (key, stat) in &summary.overall {
+        println!("{key}: {:.4} ± {:.4} (n={})", stat.mean, stat.ci95, stat.n);
+    }
+    if let Some(rate) = summary.detection_rate {
+        println!("face detection rate: {:.1} %", 100.0 * rate);
+    }
+    println!("{}", out.join("report.html").display());
+    Ok(())
+}
+
+/// The reference photos' file names.
+pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
+    let names: Vec<String> = list_images(refs)?
+        .into_iter()
+        .filter(|n| !n.contains('/'))
+        .collect();
+    if names.is_empty() {
+        bail!("no reference photos (png, jpg, webp) in {}", refs.display());
+    }
+    Ok(names)
+}
+
+/// Loads the metrics' networks.
+pub fn load_scorer(model: &Path, device: DeviceChoice) -> Result<Scorer> {
+    let (device, _) = select(device)?;
+    let source = DirSource::open(model)?;
+    Scorer::load(&source, &device).map_err(|e| {
+        anyhow::anyhow!(
+            "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
+        )
+    })
+}
+
+pub fn run_name(out: &Path, name: Option<&str>) -> String {
+    name.map(str::to_string).unwrap_or_else(|| {
+        out.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "run".into())
+    })
+}
+
+pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
+    let refs = reference_names(&args.refs)?;
+    let prompts = match &args.prompts {
+        Some(p) => Some(
+            parse_prompts(
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let rows = pending(&args.images, &refs, prompts.as_deref())?;
+    ensure_writable_dir(&args.out)?;
+    let scorer = load_scorer(&args.model, device)?;
+    let mut settings = BTreeMap::new();
+    settings.insert("images".into(), args.images.display().to_string());
+    settings.insert("references".into(), args.refs.display().to_string());
+    settings.insert("consistentid".into(), env!("CARGO_PKG_VERSION").into());
+    score_rows(
+        &scorer,
+        &args.images,
+        &args.refs,
+        rows,
+        &args.out,
+        &run_name(&args.out, args.name.as_deref()),
+        settings,
+    )
+}

@@ -1,0 +1,282 @@
+//! `consistentid eval` end to end on the tiny replicas (generation and the metrics' networks
+//! from one model folder): `eval run` generates a small benchmark (a reference missing for one
+//! row is reported, not fatal) and resumes without redoing anything; `eval score` gives images
+//! made elsewhere the same scores from their names alone; `eval compare` puts two runs side by
+//! side; the HTML report, opened in headless Chromium, shows its tables, histograms and grid
+//! (screenshots kept under the target dir, eval-report/).
+
+use std::path::Path;
+use std::process::Command;
+
+use consistentid_core::weights::MemorySource;
+use consistentid_eval::scorer::Scorer;
+use consistentid_native::io::image::decode;
+use consistentid_tests::browser::{Driver, binary, browser};
+use consistentid_tests::page::{model_folder, shot};
+use consistentid_tests::{fixture, real_data};
+use fantoccini::Locator;
+use serde_json::Value;
+
+const PROMPTS: &str = "Image_Name,Prompt\nastronaut.png,a man wearing a red hat\nastronaut.png,a watercolor painting of a man\nmissing.png,a man on the beach\n";
+
+fn eval(args: &[&str]) -> (String, String) {
+    let o = Command::new(binary())
+        .arg("eval")
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(o.status.success(), "eval {args:?}: {err}");
+    (out, err)
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn run_args<'a>(
+    model: &'a str,
+    refs: &'a str,
+    prompts: &'a str,
+    out: &'a str,
+    merge: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--model",
+        model,
+        "--refs",
+        refs,
+        "--prompts",
+        prompts,
+        "--seeds",
+        "2",
+        "--steps",
+        "2",
+        "--merge-step",
+        merge,
+        "--width",
+        "32",
+        "--height",
+        "48",
+        "--out",
+        out,
+    ]
+}
+
+/// An image scored against itself: every metric at 1, every facial region found in both.
+#[test]
+fn an_image_against_itself_is_a_perfect_match() {
+    let mut files = std::collections::HashMap::new();
+    for (from, to) in [
+        ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
+        ("onnx/iresnet_tiny_512.onnx", "w600k_r50.onnx"),
+        ("bisenet_tiny/face_parsing.pth", "face_parsing.pth"),
+        (
+            "consistentid_pipeline/image_encoder/config.json",
+            "image_encoder/config.json",
+        ),
+        (
+            "consistentid_pipeline/image_encoder/model.safetensors",
+            "image_encoder/model.safetensors",
+        ),
+    ] {
+        files.insert(to.to_string(), std::fs::read(fixture(from)).unwrap());
+    }
+    let device = burn::tensor::Device::flex();
+    let scorer = Scorer::load(&MemorySource { files }, &device).unwrap();
+    let photo = decode(
+        &std::fs::read(real_data("images/astronaut.png")).unwrap(),
+        "photo",
+    )
+    .unwrap();
+    let reference = scorer.reference(&photo, "astronaut.png").unwrap();
+    assert!(reference.face.is_some() && !reference.regions.is_empty());
+    let s = scorer.score(&reference, &photo, "same").unwrap();
+    assert!(
+        s.face_detected && (s.facesim_arcface.unwrap() - 1.0).abs() < 1e-5,
+        "{s:?}"
+    );
+    assert!(
+        (s.clip_i - 1.0).abs() < 1e-5 && (s.fgis.unwrap() - 1.0).abs() < 1e-5,
+        "{s:?}"
+    );
+    assert_eq!(s.fgis_regions.len(), reference.regions.len());
+    assert!(s.regions_missing.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_runs_scores_compares_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let model = model_folder(root);
+    let refs = root.join("refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    std::fs::copy(
+        real_data("images/astronaut.png"),
+        refs.join("astronaut.png"),
+    )
+    .unwrap();
+    let prompts = root.join("prompts.csv");
+    std::fs::write(&prompts, PROMPTS).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (m, r, p) = (s(&model), s(&refs), s(&prompts));
+    let run_a = root.join("with-id");
+
+    let (stdout, _) = eval(&run_args(&m, &r, &p, &s(&run_a), "1"));
+    assert!(
+        stdout.contains("facesim_arcface: ") && stdout.contains("report.html"),
+        "{stdout}"
+    );
+    let summary = json(&run_a.join("summary.json"));
+    assert_eq!(
+        (summary["images"].as_u64(), summary["failed"].as_u64()),
+        (Some(5), Some(1)),
+        "{summary}"
+    );
+    for key in ["facesim_arcface", "clip_i", "generate_seconds"] {
+        assert_eq!(summary["overall"][key]["n"], 4, "{key}: {summary}");
+    }
+    assert!(
+        summary["by_category"]["accessory"].is_object()
+            && summary["by_category"]["style"].is_object()
+    );
+    let rows = json(&run_a.join("rows.json"));
+    let failed: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["error"].is_null())
+        .collect();
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("missing.png"),
+        "{failed:?}"
+    );
+    let csv = std::fs::read_to_string(run_a.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    let first = run_a.join("images/astronaut/000-2024.png");
+    let made = std::fs::metadata(&first).unwrap().modified().unwrap();
+    assert!(run_a.join("images/astronaut/001-2025.png").exists());
+
+    // Again: nothing is generated twice.
+    let (_, stderr) = eval(&run_args(&m, &r, &p, &s(&run_a), "1"));
+    assert!(
+        stderr.contains("1 rows to generate (2 done before)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::metadata(&first).unwrap().modified().unwrap(), made);
+
+    // The same images without the manifest, as another method's outputs: the same scores.
+    let elsewhere = root.join("elsewhere/astronaut");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for entry in std::fs::read_dir(run_a.join("images/astronaut")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, elsewhere.join(path.file_name().unwrap())).unwrap();
+    }
+    let scored = root.join("scored");
+    eval(&[
+        "score",
+        "--model",
+        &m,
+        "--images",
+        &s(&root.join("elsewhere")),
+        "--refs",
+        &r,
+        "--prompts",
+        &p,
+        "--out",
+        &s(&scored),
+    ]);
+    let again = json(&scored.join("rows.json"));
+    for row in again.as_array().unwrap() {
+        let original = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["image"] == row["image"])
+            .unwrap_or_else(|| panic!("{row}"));
+        assert_eq!(row["scores"], original["scores"], "{}", row["image"]);
+        assert_eq!(row["prompt"], original["prompt"]);
+        assert_eq!(row["category"], original["category"]);
+    }
+
+    // An ablation (the identity never applied) beside it.
+    let run_b = root.join("no-id");
+    eval(&run_args(&m, &r, &p, &s(&run_b), "2"));
+    let compare = root.join("compare.html");
+    let (table, _) = eval(&["compare", &s(&run_a), &s(&run_b), "--out", &s(&compare)]);
+    assert!(
+        table.contains("with-id") && table.contains("no-id") && table.contains("FaceSim"),
+        "{table}"
+    );
+
+    // A preset: one run per variant and their comparison.
+    let study = root.join("regions");
+    let (table, _) = eval(&[
+        "run",
+        "--model",
+        &m,
+        "--refs",
+        &r,
+        "--prompts",
+        &p,
+        "--seeds",
+        "1",
+        "--limit",
+        "1",
+        "--steps",
+        "2",
+        "--merge-step",
+        "0",
+        "--width",
+        "32",
+        "--height",
+        "48",
+        "--preset",
+        "regions",
+        "--out",
+        &s(&study),
+    ]);
+    for n in 0..=5 {
+        assert!(table.contains(&format!("regions-{n}")), "{table}");
+    }
+    let png = std::fs::read(study.join("regions-0/images/astronaut/000-2024.png")).unwrap();
+    assert!(String::from_utf8_lossy(&png).contains("Ablation: 0 facial regions"));
+    assert!(study.join("compare.html").exists());
+
+    // The reports in Chromium.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-report");
+    let driver = Driver::start();
+    let client = browser(&driver, &root.join("profile"), false).await;
+    client
+        .goto(&format!("file://{}", run_a.join("report.html").display()))
+        .await
+        .unwrap();
+    let overall = client
+        .find_all(Locator::Css("#overall tr[data-metric]"))
+        .await
+        .unwrap();
+    assert!(overall.len() >= 3, "{} metric rows", overall.len());
+    let hists = client
+        .find_all(Locator::Css(".hist svg rect"))
+        .await
+        .unwrap();
+    assert!(!hists.is_empty());
+    let thumbs = client
+        .execute("return [...document.querySelectorAll('#grid img')].filter(i => i.complete && i.naturalWidth > 0).length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(thumbs.as_i64(), Some(4));
+    shot(&client, &shots, "run").await;
+    client
+        .goto(&format!("file://{}", compare.display()))
+        .await
+        .unwrap();
+    let heads = client.find_all(Locator::Css("#overall th")).await.unwrap();
+    assert_eq!(heads.len(), 3);
+    shot(&client, &shots, "compare").await;
+    client.close().await.unwrap();
+}
