@@ -176,3 +176,73 @@ fn an_unusable_data_folder_is_named_with_its_cause() {
     );
     assert!(!stderr.contains("internal failure"), "{stderr}");
 }
+
+/// `GET /v1/files/{id}/faces`: the host's detector on one of the caller's uploads, as SCRFD
+/// finds them (`stage detect` with the same graph), at most 20 listed; another token's upload
+/// is not found; a folder without the detector says so (503).
+#[test]
+fn the_host_looks_for_faces_in_an_upload() {
+    let model = consistentid_folder();
+    let data = data_dir();
+    let host = Host::start(model.path(), data.path(), &[]);
+    let (_, doc) = get(&host.url("/openapi.json"), None);
+    let photo = real_data("images/astronaut.png");
+    let (ct, body) = multipart(
+        "astronaut.png",
+        "image/png",
+        &std::fs::read(&photo).unwrap(),
+    );
+    let (code, file) = post_raw(&host.url("/v1/files"), Some(TOKEN), &ct, body, &[]);
+    assert_eq!(code, 201, "{file}");
+    let faces_path = format!("/v1/files/{}/faces", file["id"].as_str().unwrap());
+    let faces_url = host.url(&faces_path);
+    // No det_10g.onnx in this folder yet.
+    let (code, p) = get(&faces_url, Some(TOKEN));
+    assert_eq!(code, 503, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("det_10g"), "{p}");
+    drop(host);
+
+    std::fs::copy(
+        fixture("onnx/scrfd_tiny_det.onnx"),
+        model.path().join("det_10g.onnx"),
+    )
+    .unwrap();
+    let host = Host::start(model.path(), data.path(), &[]);
+    let faces_url = host.url(&faces_path);
+    let (code, found) = get(&faces_url, Some(TOKEN));
+    assert_eq!(code, 200, "{found}");
+    common::openapi::check_response(&doc, "get", "/v1/files/{id}/faces", 200, &found);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("faces.safetensors");
+    let detector = format!("{}", model.path().join("det_10g.onnx").display());
+    let o = run(&[
+        "stage",
+        "detect",
+        "--detector",
+        "scrfd",
+        "--weights",
+        &detector,
+        "--image",
+        photo.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = read_out(&out);
+    let stage = consistentid_core::tensor_io::TensorFile::parse("faces", &bytes).unwrap();
+    let (boxes, shape) = stage.f32("boxes").unwrap();
+    assert_eq!(found["found"].as_u64().unwrap() as usize, shape[0]);
+    let listed = found["faces"].as_array().unwrap();
+    assert_eq!(listed.len(), shape[0].min(20));
+    for (i, face) in listed.iter().enumerate() {
+        for k in 0..4 {
+            let got = face["bbox"][k].as_f64().unwrap() as f32;
+            assert!(
+                (got - boxes[i * shape[1] + k]).abs() < 1e-3,
+                "face {i}: {face}"
+            );
+        }
+    }
+    let (code, _) = get(&faces_url, Some("someone-else"));
+    assert_eq!(code, 404);
+}

@@ -3,8 +3,9 @@
 //! opened at `localhost` while the host printed `127.0.0.1` (images and links work at both);
 //! what the host will warn about shown before Generate and on the prediction page; an unknown
 //! prediction id; a rejected file leaving nothing to generate from; the wording while another
-//! job runs; the ETA after a reload; a small second face found and picked; the same request
-//! again with a new seed. A screenshot of each state is kept under the target dir
+//! job runs; the ETA after a reload; a small second face found and picked; a face the browser
+//! misses found by the host's detector and picked; the same request
+//! again with a new seed, and with the prompt edited beside the result. A screenshot of each state is kept under the target dir
 //! (web-use/).
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,24 @@ async fn wait_text(client: &Client, css: &str, secs: u64, ok: impl Fn(&str) -> b
             start.elapsed() < Duration::from_secs(secs),
             "{css}: {t:?} (status {:?}, error {:?})",
             text(client, "#status").await,
+            text(client, "#error").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the page shows a prediction other than `id`; its id.
+async fn next_prediction(client: &Client, id: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let path = client.current_url().await.unwrap().path().to_string();
+        let next = path.trim_start_matches("/p/");
+        if path.starts_with("/p/") && next != id {
+            return next.to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{path}: {}",
             text(client, "#error").await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,6 +145,17 @@ fn small_second_face(dir: &Path) -> (PathBuf, [f32; 4]) {
 }
 
 /// "x1,y1,x2,y2" as the page writes a face's box.
+/// The host's detector (the model folder's det_10g, SCRFD) run natively on `photo`.
+fn host_scrfd(model: &Path, photo: &Path) -> Vec<consistentid_core::face::Detection> {
+    let device = burn::tensor::Device::flex();
+    let bytes = std::fs::read(model.join("det_10g.onnx")).unwrap();
+    let onnx = consistentid_core::onnx::OnnxModel::parse(&bytes, "det_10g.onnx").unwrap();
+    let scrfd = consistentid_core::face::scrfd::Scrfd::new(onnx, &device).unwrap();
+    let img =
+        consistentid_native::io::image::decode(&std::fs::read(photo).unwrap(), "photo").unwrap();
+    scrfd.detect(&img).unwrap()
+}
+
 fn parse_box(text: &str) -> [f32; 4] {
     let v: Vec<f32> = text.split(',').map(|n| n.parse().unwrap()).collect();
     [v[0], v[1], v[2], v[3]]
@@ -226,20 +256,7 @@ async fn the_web_app_used_as_a_person_would() {
     let token = page_token(&client).await;
     let first = prediction(&printed, &token, &id);
     click(&client, "#new-seed").await;
-    let start = Instant::now();
-    let next = loop {
-        let path = client.current_url().await.unwrap().path().to_string();
-        let next = path.trim_start_matches("/p/");
-        if path.starts_with("/p/") && next != id {
-            break next.to_string();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{path}: {}",
-            text(&client, "#error").await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let next = next_prediction(&client, &id).await;
     wait_text(&client, "#pstatus", 240, |t| t == "Done.").await;
     assert!(image_loaded(&client).await);
     let second = prediction(&printed, &token, &next);
@@ -248,6 +265,27 @@ async fn the_web_app_used_as_a_person_would() {
     assert!(second["input"]["seed"].is_u64(), "{second}");
     assert_ne!(second["input"]["seed"], first["input"]["seed"]);
     shot(&client, &shots, "2b-again-with-a-new-seed").await;
+
+    // The prompt stays filled in beside the result; edited, it runs again with the same face,
+    // seed and settings.
+    let filled = client
+        .find(Locator::Css("#again-prompt"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(filled, "a portrait, oil painting");
+    set(&client, "#again-prompt", "a portrait, watercolour").await;
+    click(&client, "#again-run").await;
+    let third = next_prediction(&client, &next).await;
+    wait_text(&client, "#pstatus", 240, |t| t == "Done.").await;
+    let edited = prediction(&printed, &token, &third);
+    assert_eq!(edited["input"]["prompt"], "a portrait, watercolour");
+    assert_eq!(edited["input"]["seed"], second["input"]["seed"]);
+    assert_eq!(edited["input"]["num_inference_steps"], 3);
+    shot(&client, &shots, "2c-edited-prompt").await;
 
     // The same prediction at 127.0.0.1.
     client.goto(&format!("{printed}/p/{id}")).await.unwrap();
@@ -328,6 +366,56 @@ async fn the_web_app_used_as_a_person_would() {
             "sent {sent:?}, picked {:?}",
             boxes[picked]
         );
+    }
+
+    // A face the browser's detector misses: the host's detector (the job's own, SCRFD; the
+    // replica finds many) looks again on request, its faces replace the list, and the one
+    // picked is the one the request names.
+    choose_photo(&client, &local, &photo).await;
+    wait_text(&client, "#status", 240, |s| s.contains("is ready")).await;
+    let before = client
+        .find_all(Locator::Css("#faces li"))
+        .await
+        .unwrap()
+        .len();
+    click(&client, "#host-faces").await;
+    wait_text(&client, "#status", 120, |s| {
+        s.contains("The host's detector found")
+    })
+    .await;
+    let items = client.find_all(Locator::Css("#faces li")).await.unwrap();
+    let scrfd = host_scrfd(&model, &photo);
+    assert!(
+        scrfd.len() > before,
+        "{} host faces, {before} in the browser",
+        scrfd.len()
+    );
+    assert_eq!(items.len(), scrfd.len().min(20));
+    let mut boxes = Vec::new();
+    for (item, want) in items.iter().zip(&scrfd) {
+        let got = parse_box(&item.attr("data-box").await.unwrap().unwrap());
+        for (a, b) in got.iter().zip(want.bbox) {
+            assert!(
+                (a - b).abs() < 0.01,
+                "listed {got:?}, SCRFD {:?}",
+                want.bbox
+            );
+        }
+        boxes.push(got);
+    }
+    shot(&client, &shots, "4b-host-faces").await;
+    click(&client, "#face-1").await;
+    set(&client, "#prompt", "a portrait").await;
+    small_settings(&client, "2", "32", "32").await;
+    click(&client, "#generate").await;
+    wait_text(&client, "#pstatus", 240, |t| t == "Done.").await;
+    let page = client.current_url().await.unwrap();
+    let id = page.path().trim_start_matches("/p/").to_string();
+    let sent: Vec<f32> =
+        serde_json::from_value(prediction(&printed, &token, &id)["input"]["face_box"].clone())
+            .unwrap();
+    for (a, b) in sent.iter().zip(boxes[1]) {
+        assert!((a - b).abs() < 0.01, "sent {sent:?}, picked {:?}", boxes[1]);
     }
 
     // A rejected file leaves nothing to generate from.

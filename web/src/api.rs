@@ -3,7 +3,7 @@
 //! so the page and the host cannot drift apart.
 
 use consistentid_core::api::{
-    FileObject, Prediction, PredictionInput, PredictionPage, Share, ShareView,
+    FileObject, HostFaces, Prediction, PredictionInput, PredictionPage, Share, ShareView,
 };
 use leptos::web_sys;
 use serde::de::DeserializeOwned;
@@ -122,6 +122,15 @@ pub async fn upload(file: &web_sys::Blob, name: &str) -> Result<String, String> 
         .get("get")
         .cloned()
         .ok_or_else(|| "the upload has no URL".to_string())
+}
+
+/// The faces the host's own detector finds in an uploaded photo (its URL on this host).
+pub async fn host_faces(file_url: &str) -> Result<HostFaces, String> {
+    let id = file_url
+        .rsplit_once("/v1/files/")
+        .map(|(_, id)| id)
+        .ok_or_else(|| "the photo is not uploaded to this host".to_string())?;
+    get(&format!("/v1/files/{id}/faces")).await
 }
 
 pub async fn create(input: &PredictionInput) -> Result<Prediction, String> {

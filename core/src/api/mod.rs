@@ -2,10 +2,12 @@
 //! drift apart. Shapes follow Replicate's HTTP API (predictions, statuses, cursor pages,
 //! server-sent events), plus fal's `queue_position` and ComfyUI-style previews.
 
+pub mod faces;
 pub mod input;
 pub mod prediction;
 pub mod stream;
 
+pub use faces::{HostFace, HostFaces, MAX_HOST_FACES};
 pub use input::PredictionInput;
 pub use prediction::{
     Candidate, FileObject, Health, Metrics, OutputInfo, Prediction, PredictionPage, PredictionUrls,

@@ -41,13 +41,18 @@ pub struct FaceAnalysis {
 impl FaceAnalysis {
     /// The paths of buffalo_l's two files inside `source`, if both are there.
     pub fn find(source: &dyn WeightSource) -> Option<(String, String)> {
-        let find = |name: &str| {
-            FOLDERS
-                .iter()
-                .map(|dir| format!("{dir}{name}"))
-                .find(|p| source.exists(p))
-        };
-        Some((find(DETECTOR)?, find(RECOGNISER)?))
+        Some((
+            Self::find_file(source, DETECTOR)?,
+            Self::find_file(source, RECOGNISER)?,
+        ))
+    }
+
+    /// Where one of buffalo_l's files (`name`) sits inside `source`, if it is there.
+    pub fn find_file(source: &dyn WeightSource, name: &str) -> Option<String> {
+        FOLDERS
+            .iter()
+            .map(|dir| format!("{dir}{name}"))
+            .find(|p| source.exists(p))
     }
 
     /// Loads both networks from `source` (see [`Self::find`]); `Ok(None)` when absent.

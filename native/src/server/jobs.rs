@@ -33,7 +33,7 @@ use crate::io::image::decode;
 pub const MAX_FACE_PIXELS: u64 = 4096 * 4096;
 /// Decodes running at once; others wait their turn.
 pub const DECODES: usize = 2;
-static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODES);
+pub static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DECODES);
 
 /// Content types accepted for images.
 pub fn image_type(bytes: &[u8]) -> Option<&'static str> {

@@ -167,6 +167,8 @@ pub struct AppState {
     pub web: Option<PathBuf>,
     /// The Content-Security-Policy (with hashes of the app's inline scripts).
     pub csp: String,
+    /// The face detector of `GET /v1/files/{id}/faces`, loaded on first use.
+    pub detector: std::sync::OnceLock<Arc<consistentid_core::face::scrfd::Scrfd>>,
 }
 
 impl AppState {
@@ -371,6 +373,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         stop: tokio::sync::watch::channel(false).0,
         web,
         csp,
+        detector: std::sync::OnceLock::new(),
     });
     if state.web.is_none() {
         eprintln!(

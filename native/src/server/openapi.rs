@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{events, files, pages, predictions};
+use super::routes::{events, faces, files, pages, predictions};
 
 struct BearerAuth;
 
@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         files::upload,
         files::download,
         files::delete,
+        faces::detect,
         pages::health,
         pages::share_json,
     ),

@@ -36,6 +36,7 @@ pub fn js_error(e: JsValue) -> String {
 }
 
 /// What the analysis found.
+#[derive(Clone)]
 pub struct Analysis {
     /// The decoded, oriented pixels: what the host is sent and what was analysed.
     pub image: RgbImage,

@@ -265,6 +265,44 @@ pub fn FaceUpload(
             }
         });
     };
+    // The browser's detector can miss a face the person sees (a small or turned one): the
+    // host's detector, the one the job uses, looks again and its faces replace the list.
+    let searching = RwSignal::new(false);
+    let ask_host = move |_| {
+        let (Some(f), Some((analysis, href))) = (face.get_untracked(), found.get_untracked())
+        else {
+            return;
+        };
+        searching.set(true);
+        spawn_local(async move {
+            match api::host_faces(&f.url).await {
+                Ok(h) if h.faces.len() > analysis.faces.len() => {
+                    let mut more = (*analysis).clone();
+                    more.faces = h
+                        .faces
+                        .into_iter()
+                        .map(|d| consistentid_core::face::Detection {
+                            bbox: d.bbox,
+                            score: d.score,
+                            landmarks: d.landmarks,
+                        })
+                        .collect();
+                    chosen.set(0);
+                    found.set(Some((Arc::new(more), href)));
+                    status.set(format!(
+                        "The host's detector found {} faces: pick the one that gives the identity.",
+                        h.found
+                    ));
+                }
+                Ok(h) => status.set(format!(
+                    "The host's detector found {} face(s): no more than the browser did.",
+                    h.found
+                )),
+                Err(e) => status.set(format!("The host could not look for faces: {e}")),
+            }
+            searching.set(false);
+        });
+    };
     let on_load = move |ev: leptos::ev::Event| {
         if let Some(img) = ev
             .target()
@@ -310,6 +348,14 @@ pub fn FaceUpload(
                 />
             </Show>
             {move || found.get().map(|(a, href)| view! { <AnalysisPanel analysis=a label_map_png=Some(href) chosen=chosen /> })}
+            <Show when=move || found.with(Option::is_some) && face.with(Option::is_some)>
+                <p class="hint">
+                    "A face missing? "
+                    <button id="host-faces" type="button" class="link" disabled=move || searching.get() on:click=ask_host>
+                        {move || if searching.get() { "The host is looking…" } else { "Let the host look for faces" }}
+                    </button>
+                </p>
+            </Show>
         </section>
     }
 }

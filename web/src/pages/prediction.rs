@@ -1,6 +1,6 @@
 //! A prediction's page (`/p/{id}`): status and queue position, a progress bar with ETA, live
 //! previews, the host's warnings, cancel, the images, share, and the same request again with a
-//! new seed (while this tab still holds the face). Reload-safe: it reads the
+//! new seed or an edited prompt (while this tab still holds the face). Reload-safe: it reads the
 //! prediction and reconnects to its event stream; an unknown id says so, and a lost stream
 //! says it is reconnecting.
 
@@ -197,14 +197,21 @@ fn api_snippet(p: &Prediction) -> String {
     )
 }
 
-/// Sends `p`'s request again with a new seed and the face this tab remembers; the new
-/// prediction's id.
-async fn again_with_new_seed(p: &Prediction, face: Rc<remembered::Face>) -> Result<String, String> {
+/// Sends `p`'s request again with the face this tab remembers: with a new seed, or with
+/// another prompt (`prompt`, the same seed); the new prediction's id.
+async fn run_again(
+    p: &Prediction,
+    face: Rc<remembered::Face>,
+    prompt: Option<String>,
+) -> Result<String, String> {
     let url = api::upload(&face.photo, &face.name).await?;
     let mut input = p.input.clone();
     input.face_image = Some(url);
     input.face_parsing = face.parsing.clone();
-    input.seed = Some((js_sys::Math::random() * 1e12).floor() as u64);
+    match prompt {
+        Some(text) => input.prompt = Some(text),
+        None => input.seed = Some((js_sys::Math::random() * 1e12).floor() as u64),
+    }
     let next = api::create(&input).await?;
     remembered::remember(&next.id, face);
     Ok(next.id)
@@ -318,7 +325,37 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         };
         rerunning.set(true);
         spawn_local(async move {
-            match again_with_new_seed(&p, face).await {
+            match run_again(&p, face, None).await {
+                Ok(next) => nav::go(&format!("/p/{next}")),
+                Err(e) => {
+                    live.error.set(Some(e));
+                    rerunning.set(false);
+                }
+            }
+        });
+    };
+    // The prompt, editable beside the result (filled in once the prediction is read).
+    let edited = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(text) = live.prediction.get().and_then(|p| p.input.prompt)
+            && edited.get_untracked().is_empty()
+        {
+            edited.set(text);
+        }
+    });
+    let id_edit = id.clone();
+    let edit_again = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (Some(p), Some(face)) = (
+            live.prediction.get_untracked(),
+            remembered::recall(&id_edit),
+        ) else {
+            return;
+        };
+        let prompt = edited.get_untracked();
+        rerunning.set(true);
+        spawn_local(async move {
+            match run_again(&p, face, Some(prompt)).await {
                 Ok(next) => nav::go(&format!("/p/{next}")),
                 Err(e) => {
                     live.error.set(Some(e));
@@ -428,6 +465,20 @@ pub fn PredictionPage(id: String) -> impl IntoView {
             <button id="new-seed" type="button" disabled=move || rerunning.get() on:click=new_seed.clone()>
                 {move || if rerunning.get() { "Sending…" } else { "Again with a new seed" }}
             </button>
+        </Show>
+        <Show when=move || can_rerun && terminal() && live.prediction.get().is_some()>
+            <form id="edit-again" on:submit=edit_again.clone()>
+                <label for="again-prompt">"Change the prompt and run again (same face, seed and settings)"</label>
+                <textarea
+                    id="again-prompt"
+                    rows="2"
+                    prop:value=move || edited.get()
+                    on:input=move |ev| edited.set(event_target_value(&ev))
+                ></textarea>
+                <button id="again-run" type="submit" disabled=move || rerunning.get() || edited.get().trim().is_empty()>
+                    "Run with this prompt"
+                </button>
+            </form>
         </Show>
         <p><a id="again" href=again>"Make another with these settings"</a></p>
         <Show when=move || live.prediction.get().is_some()>

@@ -16,6 +16,7 @@ use crate::server::AppState;
 use crate::server::ids::is_id;
 use crate::server::jobs::{check_image, image_type};
 use crate::server::problem::ApiError;
+use crate::server::store::FileRecord;
 use crate::server::views;
 
 /// A display name for an uploaded file: its last path component, printable, at most 100
@@ -147,6 +148,16 @@ pub async fn download(
     Ok(response)
 }
 
+/// The caller's file `id` (an upload or a face they kept); 404 for anyone else's.
+pub fn owned_file(state: &AppState, owner: &str, id: &str) -> Result<FileRecord, ApiError> {
+    is_id(id)
+        .then(|| state.store.file(id))
+        .transpose()?
+        .flatten()
+        .filter(|f| f.owner == owner)
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
 #[utoipa::path(delete, path = "/v1/files/{id}", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted (an upload of yours, or a face you kept)"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -157,13 +168,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let owner = owner(&headers)?;
-    let file = is_id(&id)
-        .then(|| state.store.file(&id))
-        .transpose()?
-        .flatten()
-        .filter(|f| f.owner == owner)
-        .ok_or_else(|| ApiError::not_found("file"))?;
+    let file = owned_file(&state, &owner(&headers)?, &id)?;
     if file.kind != "upload" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -3,6 +3,7 @@
 
 pub mod analysis_models;
 pub mod events;
+pub mod faces;
 pub mod files;
 pub mod pages;
 pub mod predictions;
@@ -54,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(files::upload).layer(DefaultBodyLimit::max(limit + 64 * 1024)),
         )
         .route("/v1/files/{id}", get(files::download).delete(files::delete))
+        .route("/v1/files/{id}/faces", get(faces::detect))
         .route(
             &format!("{ANALYSIS_MODELS_PATH}/{{name}}"),
             get(analysis_models::download),
