@@ -44,7 +44,7 @@ impl StepProgress {
 }
 
 /// Seconds as `42s` or `3m05s`.
-fn clock(seconds: f64) -> String {
+pub fn clock(seconds: f64) -> String {
     let s = seconds.round() as u64;
     if s < 60 {
         format!("{s}s")

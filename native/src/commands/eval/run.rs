@@ -22,7 +22,7 @@ use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
 use crate::io::output::{ensure_writable_dir, write_atomic};
 use crate::io::png::encode_rgb;
-use crate::progress::StepProgress;
+use crate::progress::{StepProgress, clock};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -224,9 +224,17 @@ fn run_one(
             dtype.resolve(backend),
             &device,
         )?;
+        let all_started = Instant::now();
         for (n, row) in todo.iter().enumerate() {
+            // The rows so far give the pace of the rest.
+            let eta = (n > 0)
+                .then(|| {
+                    let per_row = all_started.elapsed().as_secs_f64() / n as f64;
+                    format!(" · {} left", clock(per_row * (todo.len() - n) as f64))
+                })
+                .unwrap_or_default();
             eprintln!(
-                "[{}/{}] {}: {}",
+                "[{}/{}] {}: {}{eta}",
                 n + 1,
                 todo.len(),
                 row.reference,
