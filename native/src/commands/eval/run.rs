@@ -227,12 +227,12 @@ fn run_one(
         let all_started = Instant::now();
         for (n, row) in todo.iter().enumerate() {
             // The rows so far give the pace of the rest.
-            let eta = (n > 0)
-                .then(|| {
-                    let per_row = all_started.elapsed().as_secs_f64() / n as f64;
-                    format!(" · {} left", clock(per_row * (todo.len() - n) as f64))
-                })
-                .unwrap_or_default();
+            let eta = if n > 0 {
+                let per_row = all_started.elapsed().as_secs_f64() / n as f64;
+                format!(" · {} left", clock(per_row * (todo.len() - n) as f64))
+            } else {
+                String::new()
+            };
             eprintln!(
                 "[{}/{}] {}: {}{eta}",
                 n + 1,
