@@ -89,6 +89,12 @@ pub async fn text(client: &Client, css: &str) -> String {
     }
 }
 
+/// The current value of the input or text area matching `css` ("" when it has none).
+pub async fn value(client: &Client, css: &str) -> String {
+    let e = client.find(Locator::Css(css)).await.unwrap();
+    e.prop("value").await.unwrap().unwrap_or_default()
+}
+
 /// An attribute of the first element matching `css` ("" when absent).
 pub async fn attr(client: &Client, css: &str, name: &str) -> String {
     let e = client.find(Locator::Css(css)).await.unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use consistentid_tests::browser::{Driver, Host, browser};
 use consistentid_tests::page::{
     attr, choose_photo, dist, model_folder, native_faces, page_token, set, shot, small_settings,
-    text,
+    text, value,
 };
 use consistentid_tests::real_data;
 use fantoccini::{Client, Locator};
@@ -268,14 +268,7 @@ async fn the_web_app_used_as_a_person_would() {
 
     // The prompt stays filled in beside the result; edited, it runs again with the same face,
     // seed and settings.
-    let filled = client
-        .find(Locator::Css("#again-prompt"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default();
+    let filled = value(&client, "#again-prompt").await;
     assert_eq!(filled, "a portrait, oil painting");
     set(&client, "#again-prompt", "a portrait, watercolour").await;
     click(&client, "#again-run").await;
@@ -301,14 +294,7 @@ async fn the_web_app_used_as_a_person_would() {
         t.contains("identity will not be used")
     })
     .await;
-    let prompt = client
-        .find(Locator::Css("#prompt"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap_or_default();
+    let prompt = value(&client, "#prompt").await;
     assert_eq!(prompt, "a portrait, oil painting");
 
     // An unknown prediction says so, and keeps saying so.
