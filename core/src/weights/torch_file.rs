@@ -125,6 +125,13 @@ fn collect(
     out: &mut Vec<(String, TensorRef)>,
     types: &mut HashMap<String, String>,
 ) {
+    // A bare tensor (`torch.save(tensor)`, e.g. an FGID identity) is named by its prefix.
+    if prefix.is_empty()
+        && let Some(t) = tensor_ref(p, types)
+    {
+        out.push((String::new(), t));
+        return;
+    }
     let entries: Option<&Vec<(Pickled, Pickled)>> = match p {
         Pickled::Dict(d) => Some(d),
         Pickled::Call { state: Some(s), .. } => match s.as_ref() {
@@ -151,7 +158,7 @@ fn collect(
 }
 
 /// Reads a torch file of either format: every tensor of its (possibly nested) dict by dotted
-/// name.
+/// name, or a bare tensor under the empty name.
 pub fn read(bytes: &[u8]) -> Result<Vec<(String, TorchTensor)>, String> {
     if bytes.starts_with(b"PK\x03\x04") {
         read_zip(bytes)

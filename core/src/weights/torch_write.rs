@@ -129,8 +129,22 @@ pub fn save(groups: &[(&str, &[SaveTensor])]) -> Vec<u8> {
         p.0.push(b'u');
     }
     p.0.extend([b'u', b'.']);
+    archive(&p.0, &storages)
+}
+
+/// `torch.save(tensor)`: one bare tensor, as the official FGID scripts save an identity
+/// (`torch.save(torch.from_numpy(normed_embedding).unsqueeze(0))`).
+pub fn save_tensor(t: &SaveTensor) -> Vec<u8> {
+    let mut p = Pickler(vec![0x80, 2]);
+    p.tensor(0, t);
+    p.0.push(b'.');
+    archive(&p.0, &[t.dtype.bytes(&t.data)])
+}
+
+/// The zip `torch.load` reads: the pickle, one entry per storage, the version.
+fn archive(pickle: &[u8], storages: &[Vec<u8>]) -> Vec<u8> {
     let mut zip = ZipWriter::default();
-    zip.add("archive/data.pkl", &p.0);
+    zip.add("archive/data.pkl", pickle);
     for (i, bytes) in storages.iter().enumerate() {
         zip.add(&format!("archive/data/{i}"), bytes);
     }
@@ -238,5 +252,19 @@ mod tests {
         assert_eq!(read[1].1.shape, vec![2, 3]);
         let rounded: Vec<f32> = a.data.iter().map(|&v| bf16::from_f32(v).to_f32()).collect();
         assert_eq!(read[1].1.data, rounded);
+    }
+
+    #[test]
+    fn a_bare_tensor_reads_back() {
+        let t = SaveTensor {
+            name: String::new(),
+            shape: vec![1, 4],
+            data: vec![0.5, -0.25, 0.125, 1.0],
+            dtype: SaveDType::F32,
+        };
+        let read = torch_file::read(&save_tensor(&t)).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.shape, vec![1, 4]);
+        assert_eq!(read[0].1.data, t.data);
     }
 }
