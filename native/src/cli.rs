@@ -45,6 +45,10 @@ pub enum Command {
     /// portrait, each step, the big networks alone, and peak memory, as JSON on stdout
     /// (`scripts/bench.sh` puts it next to PyTorch's figures for the same shapes).
     Bench(crate::commands::bench::BenchArgs),
+    /// Prepare training data: FGID-style records (resized photos, label maps, identities,
+    /// captions and the official training JSON) from any folder of portraits.
+    #[command(subcommand)]
+    Dataset(crate::commands::dataset::DatasetCommand),
     /// Fine-tune the ID-preservation network (ProjPlus, FacialEncoder, attention processors)
     /// with the facial attention localization loss on a dataset in the official training JSON
     /// layout; writes metrics, checkpoints (`--resume`) and `ConsistentID-v1.bin`.
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fetch(args) => crate::commands::fetch::run(&args),
         Command::Bench(args) => crate::commands::bench::run(&args, cli.device, cli.dtype),
+        Command::Dataset(command) => crate::commands::dataset::run(command, cli.device),
         Command::Train(args) => crate::commands::train::run(&args, cli.device),
         Command::Eval(command) => crate::commands::eval::run(command, cli.device, cli.dtype),
         Command::Serve(mut args) => {

@@ -2,6 +2,7 @@
 //! official JSON layout (tests/fixtures/training_sample's 40×40 photos and label maps): metrics,
 //! checkpoints, the exported `ConsistentID-v1.bin` (loadable, and moved from the start), a
 //! resumed run ending bit-identical to the uninterrupted one, and clear errors for bad records.
+//! `consistentid dataset build` (the data training reads) is checked in `train_data.rs`.
 
 mod common;
 
@@ -130,7 +131,24 @@ fn bad_records_are_named() {
     image::GrayImage::from_pixel(40, 40, image::Luma([1]))
         .save(tmp.path().join("0_mask.png"))
         .unwrap();
-    let out = train(model.path(), &data, &tmp.path().join("run"), "1", &[]);
+    // Named once and skipped: the other record takes its place.
+    let out = train(model.path(), &data, &tmp.path().join("run"), "2", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("skipped 0.png: the label map has no background")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    let out = train(
+        model.path(),
+        &data,
+        &tmp.path().join("strict"),
+        "1",
+        &["--strict"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

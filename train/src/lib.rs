@@ -4,6 +4,7 @@
 //! official code is right (`shared/spec/train-eval.md` §A).
 
 pub mod checkpoint;
+pub mod dataset;
 pub mod export;
 pub mod localization;
 pub mod names;

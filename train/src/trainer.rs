@@ -60,6 +60,8 @@ pub struct TrainConfig {
     /// Chance that a sample's text (and image input) is dropped (0.1).
     pub drop_prob: f64,
     pub learning_rate: f64,
+    /// Stop at a record that cannot be used instead of naming it and taking the next one.
+    pub strict: bool,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +76,7 @@ impl Default for TrainConfig {
             mask_loss_prob: 0.5,
             drop_prob: 0.1,
             learning_rate: LEARNING_RATE,
+            strict: false,
         }
     }
 }
@@ -88,7 +91,7 @@ pub struct FrozenEncoders {
 }
 
 /// What one step reports.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StepReport {
     /// The step just done, counted from 1.
     pub step: u64,
@@ -97,6 +100,9 @@ pub struct StepReport {
     pub loc_loss: f32,
     pub total: f32,
     pub masked: bool,
+    /// Records found unusable in this step (each named once per run, with the reason); the
+    /// next usable record took their place.
+    pub skipped: Vec<String>,
 }
 
 /// A run in progress.
@@ -109,6 +115,9 @@ pub struct Trainer {
     probe: AttentionProbe,
     /// Steps done.
     pub step: u64,
+    /// Records already named as unusable (for messages only: the choice of records never
+    /// depends on it, so a resumed run draws as the uninterrupted one).
+    reported: std::collections::BTreeSet<usize>,
 }
 
 /// SplitMix-style mixing of the seed with a counter, for independent per-step streams.
@@ -148,6 +157,7 @@ impl Trainer {
             process,
             probe,
             step,
+            reported: Default::default(),
         }
     }
 
@@ -222,24 +232,58 @@ impl Trainer {
         let clip_size = self.encoders.image_encoder.image_size();
         let mut samples = Vec::with_capacity(cfg.batch);
         let mut foreground = Vec::new();
-        for i in self.indices(self.step, dataset.len()) {
-            let record = dataset.get(i)?;
+        let mut skipped = Vec::new();
+        for first in self.indices(self.step, dataset.len()) {
+            // The coin is drawn before the record is chosen, so skipping draws nothing more.
             let dropped = rng.uniform() < cfg.drop_prob;
-            let sample = build(
-                &SampleSource {
-                    image: &record.image,
-                    labels: &record.labels,
-                    caption: &record.caption,
-                    facial_caption: &record.facial_caption,
-                    face_id: record.face_id.as_deref(),
-                    dropped,
-                },
-                &self.encoders.tokenizer,
-                cfg.size,
-                clip_size,
-                id_dim,
-            )
-            .map_err(|e| TrainError::Sample(format!("{}: {e}", record.name)))?;
+            let mut found = None;
+            for k in 0..dataset.len() {
+                let i = (first + k) % dataset.len();
+                let made = dataset.get(i).and_then(|record| {
+                    build(
+                        &SampleSource {
+                            image: &record.image,
+                            labels: &record.labels,
+                            caption: &record.caption,
+                            facial_caption: &record.facial_caption,
+                            face_id: record.face_id.as_deref(),
+                            dropped,
+                        },
+                        &self.encoders.tokenizer,
+                        cfg.size,
+                        clip_size,
+                        id_dim,
+                    )
+                    .map_err(|e| match e {
+                        TrainError::Sample(m) => {
+                            TrainError::Sample(format!("{}: {m}", record.name))
+                        }
+                        e => TrainError::Sample(format!("{}: {e}", record.name)),
+                    })
+                });
+                match made {
+                    Ok(sample) => {
+                        found = Some(sample);
+                        break;
+                    }
+                    Err(e) if cfg.strict => return Err(e),
+                    Err(e) => {
+                        if self.reported.insert(i) {
+                            skipped.push(match e {
+                                TrainError::Sample(m) => m,
+                                e => e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+            let sample = found.ok_or_else(|| {
+                TrainError::Sample(format!(
+                    "none of the {} records can be used ({})",
+                    dataset.len(),
+                    skipped.last().map_or("each named before", String::as_str)
+                ))
+            })?;
             foreground.extend_from_slice(&sample.foreground);
             samples.push(sample);
         }
@@ -322,6 +366,7 @@ impl Trainer {
             loc_loss,
             total,
             masked,
+            skipped,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod dataset;
 pub mod eval;
 pub mod fetch;
 pub mod generate;

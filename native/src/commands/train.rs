@@ -78,6 +78,10 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in `--out`.
     #[arg(long)]
     pub resume: bool,
+    /// Stop at a record that cannot be used (a missing file, a wrong size, no background…)
+    /// instead of naming it and training on the next one.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// The records of the training JSON, read from disk when asked.
@@ -245,6 +249,7 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         seed: args.seed,
         loc_variant: LocVariant::from_name(&args.loc_variant).unwrap_or(LocVariant::Code),
         loc_weight: args.loc_weight,
+        strict: args.strict,
         ..TrainConfig::default()
     };
     std::fs::create_dir_all(&args.out)
@@ -272,6 +277,9 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         let t = Instant::now();
         let r = trainer.step(&files)?;
         let secs = t.elapsed().as_secs_f64();
+        for why in &r.skipped {
+            eprintln!("skipped {why}");
+        }
         writeln!(
             metrics,
             "{},{},{},{},{},{secs:.3}",

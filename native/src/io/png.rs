@@ -36,3 +36,20 @@ pub fn encode_rgb(rgb: &[u8], width: u32, height: u32, parameters: &str) -> Resu
     writer.finish()?;
     Ok(out)
 }
+
+/// Encodes 8-bit pixels (RGB or grey) as a plain PNG, as `cv2.imwrite` / Pillow's `save` write
+/// the dataset's images.
+pub fn encode_pixels(data: &[u8], width: usize, height: usize, grey: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width as u32, height as u32);
+    encoder.set_color(if grey {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(data)?;
+    writer.finish()?;
+    Ok(out)
+}

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use consistentid_core::image::RgbImage;
 use consistentid_core::image::pil::{Filter, resize};
 use consistentid_eval::report::{self, Thumb};
@@ -13,8 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::io::output::write_atomic;
 
-/// Image file extensions read.
-const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
 /// Thumbnails in a report (each a small JPEG inside the HTML).
 pub const MAX_THUMBS: usize = 240;
 const THUMB_SIDE: usize = 128;
@@ -29,38 +27,6 @@ pub struct ManifestEntry {
     pub category: String,
     pub seed: u64,
     pub generate_seconds: f64,
-}
-
-pub fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// The image files under `dir` (recursively), relative, sorted.
-pub fn list_images(dir: &Path) -> Result<Vec<String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-        let entries =
-            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-        for entry in entries {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(root, &path, out)?;
-            } else if is_image(&path)
-                && let Ok(rel) = path.strip_prefix(root)
-            {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-        Ok(())
-    }
-    if !dir.is_dir() {
-        bail!("{} is not a folder", dir.display());
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
-    out.sort();
-    Ok(out)
 }
 
 pub fn manifest_path(images: &Path) -> PathBuf {

@@ -13,8 +13,9 @@ use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
 use consistentid_eval::scorer::{NETWORKS, Reference, Scorer};
 use consistentid_eval::summary::{Row, summarise};
 
-use super::files::{list_images, read_manifest, write_run};
+use super::files::{read_manifest, write_run};
 use crate::device::{DeviceChoice, select};
+use crate::io::folder::list_images;
 use crate::io::image::read_image;
 use crate::io::output::ensure_writable_dir;
 use crate::progress::StepProgress;
