@@ -165,3 +165,100 @@ fn bad_records_are_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }
+
+#[test]
+fn accumulated_micro_batches_resume_exactly_and_plot_the_losses() {
+    let model = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let accum = ["--grad-accum", "2"];
+    let whole = tmp.path().join("whole");
+    let out = train(model.path(), &data, &whole, "2", &accum);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("batch 2 × 2 micro-batches"), "{stderr}");
+    let metrics = std::fs::read_to_string(whole.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "one row a step: {metrics}");
+    let page = std::fs::read_to_string(whole.join("loss.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 2, "{page}");
+    assert!(page.contains("step 2: total"), "{page}");
+    // Micro-batches are drawn from the seed and their number: a resumed run is the same.
+    let split = tmp.path().join("split");
+    let mut extra = accum.to_vec();
+    assert!(
+        train(model.path(), &data, &split, "1", &extra)
+            .status
+            .success()
+    );
+    extra.push("--resume");
+    let out = train(model.path(), &data, &split, "2", &extra);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(split.join("ConsistentID-v1.bin")).unwrap(),
+        std::fs::read(whole.join("ConsistentID-v1.bin")).unwrap(),
+        "an accumulated run resumed differs from the uninterrupted one"
+    );
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_resume_goes_on() {
+    use std::io::BufRead;
+    let model = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let run = tmp.path().join("run");
+    let mut child = common::bin()
+        .args(["--device", "cpu", "train", "--model"])
+        .arg(model.path())
+        .arg("--dataset")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .args(["--steps", "500", "--batch", "2", "--resolution", "40"])
+        .args(["--save-every", "1000", "--seed", "7"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.starts_with("step 2/500") {
+            break;
+        }
+    }
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    let steps = consistentid_train::checkpoint::steps(&run.join("checkpoints"));
+    assert_eq!(steps.len(), 1, "{log}");
+    let at = steps[0];
+    assert!(
+        log.contains(&format!("interrupted: checkpoint of step {at} written")),
+        "{log}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count() as u64, at + 1, "{metrics}");
+    let next = (at + 1).to_string();
+    let out = train(model.path(), &data, &run, &next, &["--resume"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("resuming after step {at}")),
+        "{stderr}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod names;
 pub mod network;
 pub mod objective;
 pub mod optimizer;
+pub mod plot;
 pub mod resize;
 pub mod sample;
 pub mod step;

@@ -4,7 +4,7 @@
 //! two coins drawn from the run's seed, the forward pass, the losses, AdamW. Each step's draws
 //! depend only on the seed and the step number, so a resumed run repeats the uninterrupted one.
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use consistentid_core::clip::ClipTokenizer;
 use consistentid_core::clip::text::ClipTextModel;
@@ -60,6 +60,8 @@ pub struct TrainConfig {
     /// Chance that a sample's text (and image input) is dropped (0.1).
     pub drop_prob: f64,
     pub learning_rate: f64,
+    /// Micro-batches of `batch` samples per optimisation step (1: no accumulation).
+    pub accumulate: usize,
     /// Stop at a record that cannot be used instead of naming it and taking the next one.
     pub strict: bool,
 }
@@ -76,6 +78,7 @@ impl Default for TrainConfig {
             mask_loss_prob: 0.5,
             drop_prob: 0.1,
             learning_rate: LEARNING_RATE,
+            accumulate: 1,
             strict: false,
         }
     }
@@ -99,7 +102,8 @@ pub struct StepReport {
     /// Unweighted L_loc (0 when off).
     pub loc_loss: f32,
     pub total: f32,
-    pub masked: bool,
+    /// How many of the step's micro-batches masked the noise loss by the foreground.
+    pub masked: usize,
     /// Records found unusable in this step (each named once per run, with the reason); the
     /// next usable record took their place.
     pub skipped: Vec<String>,
@@ -220,20 +224,59 @@ impl Trainer {
         ))
     }
 
-    /// One optimisation step.
+    /// One optimisation step: `accumulate` micro-batches, their gradients averaged (as the
+    /// official 4 data-parallel processes, each with its own coins), then AdamW.
     pub fn step(&mut self, dataset: &dyn Dataset) -> Result<StepReport> {
         if dataset.is_empty() {
             return Err(TrainError::Sample("the dataset has no records".into()));
         }
+        let n = self.config.accumulate.max(1);
+        let mut report = StepReport {
+            step: self.step + 1,
+            noise_loss: 0.0,
+            loc_loss: 0.0,
+            total: 0.0,
+            masked: 0,
+            skipped: Vec::new(),
+        };
+        let mut accumulator = GradientsAccumulator::<Network>::new();
+        let mut single = None;
+        for m in 0..n {
+            let (loss, part) = self.micro(dataset, self.step * n as u64 + m as u64)?;
+            let share = 1.0 / n as f32;
+            report.noise_loss += part.noise_loss * share;
+            report.loc_loss += part.loc_loss * share;
+            report.total += part.total * share;
+            report.masked += part.masked;
+            report.skipped.extend(part.skipped);
+            if n == 1 {
+                single = Some(GradientsParams::from_grads(loss.backward(), &self.net));
+            } else {
+                let grads = GradientsParams::from_grads((loss / n as f64).backward(), &self.net);
+                accumulator.accumulate(&self.net, grads);
+            }
+        }
+        let grads = single.unwrap_or_else(|| accumulator.grads());
+        // burn's clones share their tensors: the stand-in costs nothing.
+        let stand_in = self.net.clone();
+        let net = std::mem::replace(&mut self.net, stand_in);
+        self.net = self.optim.step(self.config.learning_rate, net, grads);
+        self.step += 1;
+        Ok(report)
+    }
+
+    /// The forward pass of micro-batch `micro` (counted over the whole run): its loss on the
+    /// autodiff device and its parts. Every draw comes from the seed and `micro`.
+    fn micro(&mut self, dataset: &dyn Dataset, micro: u64) -> Result<(Tensor<1>, StepReport)> {
         let cfg = self.config.clone();
-        let mut rng = stream(cfg.seed, self.step, 0x57e9);
+        let mut rng = stream(cfg.seed, micro, 0x57e9);
         let device = self.net.unet.conv_in.weight.val().device();
         let id_dim = self.net.image_proj.id_dim();
         let clip_size = self.encoders.image_encoder.image_size();
         let mut samples = Vec::with_capacity(cfg.batch);
         let mut foreground = Vec::new();
         let mut skipped = Vec::new();
-        for first in self.indices(self.step, dataset.len()) {
+        for first in self.indices(micro, dataset.len()) {
             // The coin is drawn before the record is chosen, so skipping draws nothing more.
             let dropped = rng.uniform() < cfg.drop_prob;
             let mut found = None;
@@ -354,19 +397,16 @@ impl Trainer {
                 loc: loc_loss,
             });
         }
-        let grads = GradientsParams::from_grads(out.total.backward(), &self.net);
-        // burn's clones share their tensors: the stand-in costs nothing.
-        let stand_in = self.net.clone();
-        let net = std::mem::replace(&mut self.net, stand_in);
-        self.net = self.optim.step(cfg.learning_rate, net, grads);
-        self.step += 1;
-        Ok(StepReport {
-            step: self.step,
-            noise_loss,
-            loc_loss,
-            total,
-            masked,
-            skipped,
-        })
+        Ok((
+            out.total,
+            StepReport {
+                step: self.step + 1,
+                noise_loss,
+                loc_loss,
+                total,
+                masked: usize::from(masked),
+                skipped,
+            },
+        ))
     }
 }

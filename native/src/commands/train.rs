@@ -8,6 +8,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -19,10 +21,11 @@ use consistentid_core::weights::{WeightSource, torch_file};
 use consistentid_train::localization::LocVariant;
 use consistentid_train::network::{Network, TrainAdapter};
 use consistentid_train::trainer::{Dataset, FrozenEncoders, Record, TrainConfig, Trainer};
-use consistentid_train::{Result as TrainResult, TrainError, checkpoint, export, optimizer};
+use consistentid_train::{Result as TrainResult, TrainError, checkpoint, export, optimizer, plot};
 
 use crate::device::{DeviceChoice, select};
 use crate::io::image::read_image;
+use crate::io::output::write_atomic;
 use crate::source::DirSource;
 
 /// `train` options.
@@ -55,9 +58,14 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 1000)]
     pub steps: u64,
-    /// Samples per step.
+    /// Samples per micro-batch.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
+    /// Micro-batches per optimisation step, their gradients averaged: `--batch 2 --grad-accum 4`
+    /// is the official 4-GPU × 2 recipe on one device (each micro-batch its own mask coin, as
+    /// each official process).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub grad_accum: usize,
     /// Training resolution (images and label maps must be this size or larger / exactly).
     #[arg(long, default_value_t = 512)]
     pub resolution: usize,
@@ -142,6 +150,28 @@ impl Dataset for Files {
     }
 }
 
+/// `RUN/loss.html` from `metrics.csv`.
+fn loss_plot(metrics: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(metrics)
+        .with_context(|| format!("cannot read {}", metrics.display()))?;
+    let title = metrics
+        .parent()
+        .and_then(|d| d.file_name())
+        .map_or("training run".into(), |n| n.to_string_lossy().into_owned());
+    Ok(plot::loss_page(&title, &plot::parse_metrics(&text)))
+}
+
+/// Set by the first Ctrl-C (or SIGTERM): the run finishes its step, writes a checkpoint and
+/// exits; a second Ctrl-C stops at once.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, flag.clone())?;
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
+}
+
 /// The model folder with `ConsistentID-v1.bin` read from `--init` when given.
 struct WithInit {
     folder: DirSource,
@@ -197,8 +227,8 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
     if records.is_empty() {
         bail!("{} has no records", args.dataset.display());
     }
-    if args.batch == 0 || args.resolution == 0 || args.steps == 0 {
-        bail!("--batch, --resolution and --steps must be at least 1");
+    if args.batch == 0 || args.resolution == 0 || args.steps == 0 || args.grad_accum == 0 {
+        bail!("--batch, --grad-accum, --resolution and --steps must be at least 1");
     }
     let base = args
         .dataset
@@ -250,6 +280,7 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         loc_variant: LocVariant::from_name(&args.loc_variant).unwrap_or(LocVariant::Code),
         loc_weight: args.loc_weight,
         strict: args.strict,
+        accumulate: args.grad_accum,
         ..TrainConfig::default()
     };
     std::fs::create_dir_all(&args.out)
@@ -266,12 +297,14 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
     }
     let mut trainer = Trainer::new(config, net, optim, encoders, process, start);
     eprintln!(
-        "training on {backend}: {} records, steps {}..{}, batch {}",
+        "training on {backend}: {} records, steps {}..{}, batch {} × {} micro-batches",
         files.len(),
         start + 1,
         args.steps,
-        args.batch
+        args.batch,
+        args.grad_accum
     );
+    let interrupted = interrupt_flag()?;
     let began = Instant::now();
     while trainer.step < args.steps {
         let t = Instant::now();
@@ -283,7 +316,7 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         writeln!(
             metrics,
             "{},{},{},{},{},{secs:.3}",
-            r.step, r.total, r.noise_loss, r.loc_loss, r.masked as u8
+            r.step, r.total, r.noise_loss, r.loc_loss, r.masked
         )?;
         let done = (r.step - start) as f64;
         let eta = began.elapsed().as_secs_f64() / done * (args.steps - r.step) as f64;
@@ -291,8 +324,21 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
             "step {}/{}: loss {:.5} (noise {:.5}, L_loc {:.4}), {secs:.2} s/step, about {eta:.0} s left",
             r.step, args.steps, r.total, r.noise_loss, r.loc_loss
         );
-        if r.step % args.save_every == 0 || r.step == args.steps {
+        let stop = interrupted.load(Ordering::SeqCst);
+        if r.step % args.save_every == 0 || r.step == args.steps || stop {
             checkpoint::save(&dir, r.step, &trainer.net, &trainer.optim, 2)?;
+            metrics.flush()?;
+            write_atomic(
+                &args.out.join("loss.html"),
+                loss_plot(&metrics_path)?.as_bytes(),
+            )?;
+        }
+        if stop {
+            eprintln!(
+                "interrupted: checkpoint of step {} written; `--resume` continues from it",
+                r.step
+            );
+            std::process::exit(130);
         }
     }
     metrics.flush()?;
