@@ -120,6 +120,28 @@ fn trains_checkpoints_resumes_and_exports() {
     );
     let metrics = std::fs::read_to_string(split.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 5, "{metrics}");
+
+    // From scratch: fresh weights (LoRA up starts at 0, one step moves it a little).
+    let scratch = tmp.path().join("scratch");
+    let out = train(model.path(), &data, &scratch, "1", &["--from-scratch"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("starting from fresh weights"), "{stderr}");
+    let fresh = consistentid_core::consistentid::ConsistentIdModules::load(
+        &std::fs::read(scratch.join("ConsistentID-v1.bin")).unwrap(),
+        "scratch",
+        &device,
+    )
+    .unwrap();
+    let up = &fresh.adapter_modules["adapter_modules.1.to_q_lora.up.weight"].data;
+    assert!(
+        up.iter().all(|v| v.abs() <= 1.5e-4),
+        "one AdamW step of lr 1e-4 from 0"
+    );
+    assert!(moved(
+        &fresh.adapter_modules["adapter_modules.1.to_q_lora.down.weight"].data,
+        &before.adapter_modules["adapter_modules.1.to_q_lora.down.weight"].data
+    ));
 }
 
 #[test]

@@ -350,3 +350,102 @@ fn overfitting_one_batch_lowers_both_losses() {
     assert!(last.0 < 0.8 * first.0, "{seen:?}");
     assert!(last.1 < first.1 - 0.01 && last.1 < 0.0, "{seen:?}");
 }
+
+#[test]
+fn training_from_scratch_starts_as_the_official_train_py() {
+    let device = Device::flex().autodiff();
+    let net = network(&device, false, TrainAdapter::All);
+    let unet: HashMap<String, HostTensor> = net
+        .parameters()
+        .into_iter()
+        .map(|(p, _, t)| (p, t))
+        .collect();
+    let attention = net.unet.attention_paths();
+    let fresh = consistentid_train::init::from_scratch(net, 5).unwrap();
+    let released: HashMap<String, HostTensor> = fresh.release_parameters().into_iter().collect();
+    let mut seen = [0usize; 6];
+    for (key, t) in &released {
+        let n = t.data.len() as f64;
+        let mean = t.data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let sd = (t
+            .data
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        if key.ends_with("_lora.up.weight") {
+            assert!(
+                t.data.iter().all(|&v| v == 0.0),
+                "{key}: a fresh LoRA is a no-op"
+            );
+            seen[0] += 1;
+        } else if key.ends_with("_lora.down.weight") {
+            let want = 1.0 / t.shape[0] as f64;
+            assert!(
+                (sd / want - 1.0).abs() < 0.5,
+                "{key}: sd {sd} vs 1/rank {want}"
+            );
+            seen[1] += 1;
+        } else if key.ends_with("_ip.weight") {
+            let i: usize = key.split('.').nth(1).unwrap().parse().unwrap();
+            let which = if key.contains("to_k_ip") {
+                "to_k"
+            } else {
+                "to_v"
+            };
+            let base = &unet[&format!("unet.{}.{which}.weight", attention[i])];
+            let rounded: Vec<f32> = base
+                .data
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .collect();
+            assert_eq!(t.data, rounded, "{key} copies the UNet's {which} in bf16");
+            seen[2] += 1;
+        } else if t.shape.len() == 2 {
+            let bound = 1.0 / (t.shape[1] as f64).sqrt();
+            assert!(
+                t.data.iter().all(|&v| f64::from(v).abs() <= bound * 1.01),
+                "{key}: U(±1/√in)"
+            );
+            if n > 200.0 {
+                let want = bound / 3f64.sqrt();
+                assert!((sd / want - 1.0).abs() < 0.2, "{key}: sd {sd} vs {want}");
+            }
+            seen[3] += 1;
+        } else if key.ends_with(".latents") {
+            seen[4] += 1;
+        } else if t.shape.len() == 1 && key.ends_with(".weight") {
+            assert!(
+                t.data.iter().all(|&v| v == 1.0),
+                "{key}: LayerNorm weight 1"
+            );
+            seen[5] += 1;
+        }
+        if key.starts_with("image_proj.") {
+            assert!(
+                t.data
+                    .iter()
+                    .all(|&v| half::bf16::from_f32(v).to_f32() == v),
+                "{key} is bf16 as the official casts ProjPlus"
+            );
+        }
+    }
+    assert!(
+        seen.iter().all(|&c| c > 0),
+        "every kind of tensor met: {seen:?}"
+    );
+    // The same seed gives the same start; another seed another one.
+    let again =
+        consistentid_train::init::from_scratch(network(&device, false, TrainAdapter::All), 5)
+            .unwrap()
+            .release_parameters();
+    let other =
+        consistentid_train::init::from_scratch(network(&device, false, TrainAdapter::All), 6)
+            .unwrap()
+            .release_parameters();
+    let key = "FacialEncoder.fuse_module.mlp1.fc1.weight";
+    let get = |v: &[(String, HostTensor)]| v.iter().find(|(k, _)| k == key).unwrap().1.data.clone();
+    assert_eq!(get(&again), released[key].data);
+    assert_ne!(get(&other), released[key].data);
+}

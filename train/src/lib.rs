@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod dataset;
 pub mod export;
+pub mod init;
 pub mod localization;
 pub mod names;
 pub mod network;

@@ -53,6 +53,11 @@ pub struct TrainArgs {
     /// the base model; a mismatch is refused before any step).
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
+    /// Start from fresh weights instead of the checkpoint's values (its architecture is kept),
+    /// initialised as the official train.py: LoRA down N(0, 1/rank) and up 0, to_k_ip/to_v_ip
+    /// copies of the UNet's to_k/to_v, PyTorch's defaults elsewhere; drawn from --seed.
+    #[arg(long, conflicts_with = "resume")]
+    pub from_scratch: bool,
     /// The run's folder (metrics, checkpoints, exported weights).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -263,6 +268,10 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
     };
     let process = ForwardProcess::new(&frozen.sd.scheduler_config)?;
     let mut net = network(&source, &ad, adapter)?;
+    if args.from_scratch {
+        net = consistentid_train::init::from_scratch(net, args.seed)?;
+        eprintln!("starting from fresh weights (seed {})", args.seed);
+    }
     let mut optim = optimizer::adamw().init();
     let dir = args.out.join("checkpoints");
     let mut start = 0;
