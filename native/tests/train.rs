@@ -284,3 +284,111 @@ fn ctrl_c_writes_a_checkpoint_and_resume_goes_on() {
         "{stderr}"
     );
 }
+
+#[test]
+fn samples_are_drawn_with_the_runs_weights() {
+    let model = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let face = common::real_data("images/astronaut.png");
+    let run = tmp.path().join("run");
+    let out = train(
+        model.path(),
+        &data,
+        &run,
+        "2",
+        &[
+            "--sample-every",
+            "2",
+            "--sample-face",
+            face.to_str().unwrap(),
+            "--sample-steps",
+            "5",
+            "--sample-prompt",
+            "a woman as an astronaut",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let pngs = |dir: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = pngs(&run.join("samples/step-0"));
+    let after = pngs(&run.join("samples/step-2"));
+    assert_eq!(before.len(), 2, "{stderr}");
+    assert_eq!(after.len(), 2, "{stderr}");
+    let ((w, h), parameters) = common::png_parameters(&after[0]);
+    assert_eq!((w, h), (40, 40));
+    assert!(
+        parameters.contains("a woman as an astronaut"),
+        "{parameters}"
+    );
+
+    // The step-0 samples are `generate` with the starting weights, the last ones `generate`
+    // with the exported ConsistentID-v1.bin: the sampler swaps weights as a fresh load does.
+    let zeros = tmp.path().join("zeros.safetensors");
+    let tensor = consistentid_core::tensor_io::NamedTensor::from_f32(
+        "id_embedding",
+        vec![1, 512],
+        &[0.0; 512],
+    );
+    std::fs::write(
+        &zeros,
+        consistentid_core::tensor_io::to_safetensors(&[tensor], None).unwrap(),
+    )
+    .unwrap();
+    let exported = common::copy_fixture("sd_tiny");
+    common::copy_dir(model.path(), exported.path());
+    std::fs::copy(
+        run.join("ConsistentID-v1.bin"),
+        exported.path().join("ConsistentID-v1.bin"),
+    )
+    .unwrap();
+    for (folder, samples, name) in [
+        (model.path(), &before, "start"),
+        (exported.path(), &after, "end"),
+    ] {
+        let dir = tmp.path().join(name);
+        let out = common::bin()
+            .args(["--device", "cpu", "generate", "--model"])
+            .arg(folder)
+            .arg("--face")
+            .arg(&face)
+            .arg("--id-embedding")
+            .arg(&zeros)
+            .args(["--prompt", "a woman as an astronaut", "--steps", "5"])
+            .args(["--merge-step", "3", "--guidance", "5", "--seed", "0"])
+            .args(["--num-images", "2", "--width", "40", "--height", "40"])
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let made = pngs(&dir);
+        assert_eq!(made.len(), 2);
+        for (a, b) in made.iter().zip(samples.iter()) {
+            assert_eq!(
+                common::png_pixels(a),
+                common::png_pixels(b),
+                "{name}: {} vs {}",
+                a.display(),
+                b.display()
+            );
+        }
+    }
+    assert_ne!(
+        common::png_pixels(&before[0]),
+        common::png_pixels(&after[0]),
+        "two steps changed the samples"
+    );
+}

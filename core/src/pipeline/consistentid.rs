@@ -90,21 +90,7 @@ impl ConsistentIdPipeline {
         );
         let (mut sd, bisenet) = sd_side?;
         let (modules, image_encoder) = id_side?;
-        let adapters = MemorySource {
-            files: [(
-                "adapter_modules.safetensors".to_string(),
-                modules.adapter_safetensors()?,
-            )]
-            .into(),
-        };
-        sd.unet.load_ip_lora_adapters(
-            &adapters,
-            "adapter_modules.safetensors",
-            modules.image_proj.num_tokens,
-            1.0,
-            dtype,
-            device,
-        )?;
+        install_adapters(&mut sd, &modules, dtype, device)?;
         if image_encoder
             .vision_model
             .embeddings
@@ -133,6 +119,26 @@ impl ConsistentIdPipeline {
 
     fn device(&self) -> Device {
         self.sd.device.clone()
+    }
+
+    /// Takes the weights of another `ConsistentID-v1.bin` of the same architecture (a training
+    /// run's, to draw its sample portraits): ProjPlus, the FacialEncoder and the processors.
+    pub fn use_checkpoint(&mut self, bytes: &[u8], path: &str, dtype: DType) -> Result<()> {
+        let device = self.device();
+        let modules = ConsistentIdModules::load(bytes, path, &device)?;
+        let (old, new) = (&self.modules.image_proj, &modules.image_proj);
+        if (old.id_dim(), old.clip_dim(), old.num_tokens)
+            != (new.id_dim(), new.clip_dim(), new.num_tokens)
+        {
+            return Err(Error::WeightMismatch {
+                path: path.to_string(),
+                reason: "its ID projection has another shape than the loaded one".into(),
+            });
+        }
+        install_adapters(&mut self.sd, &modules, dtype, &device)?;
+        self.lora_up_all_zero = modules.lora_up_all_zero();
+        self.modules = modules;
+        Ok(())
     }
 
     /// `hidden_states[-2]` of normalised pixels `[n, 3, S, S]`.
@@ -292,4 +298,28 @@ pub fn generate(
         on_step,
     )?;
     Ok(sd.decode(latents))
+}
+
+/// Installs the checkpoint's processors (LoRA and the ID tokens' k/v) on every UNet attention.
+fn install_adapters(
+    sd: &mut StableDiffusion,
+    modules: &ConsistentIdModules,
+    dtype: DType,
+    device: &Device,
+) -> Result<()> {
+    let adapters = MemorySource {
+        files: [(
+            "adapter_modules.safetensors".to_string(),
+            modules.adapter_safetensors()?,
+        )]
+        .into(),
+    };
+    sd.unet.load_ip_lora_adapters(
+        &adapters,
+        "adapter_modules.safetensors",
+        modules.image_proj.num_tokens,
+        1.0,
+        dtype,
+        device,
+    )
 }

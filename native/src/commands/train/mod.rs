@@ -6,6 +6,8 @@
 //! newest, exactly as the uninterrupted run), and at the end `ConsistentID-v1.bin` in the
 //! released layout (the official pipeline loads it) and the same tensors as safetensors.
 
+mod samples;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,6 +93,20 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in `--out`.
     #[arg(long)]
     pub resume: bool,
+    /// Draw sample portraits at step 0, every N steps and at the end (RUN/samples/step-N/);
+    /// 0: never.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub sample_every: u64,
+    /// The face of the samples (default: the dataset's first photo).
+    #[arg(long, value_name = "FILE")]
+    pub sample_face: Option<PathBuf>,
+    #[arg(long, default_value = "a portrait photo of a person, highly detailed")]
+    pub sample_prompt: String,
+    /// Samples per draw (seeds 0, 1, …).
+    #[arg(long, default_value_t = 2)]
+    pub sample_seeds: usize,
+    #[arg(long, default_value_t = 25)]
+    pub sample_steps: usize,
     /// Stop at a record that cannot be used (a missing file, a wrong size, no background…)
     /// instead of naming it and training on the next one.
     #[arg(long)]
@@ -164,6 +180,37 @@ fn loss_plot(metrics: &Path) -> Result<String> {
         .and_then(|d| d.file_name())
         .map_or("training run".into(), |n| n.to_string_lossy().into_owned());
     Ok(plot::loss_page(&title, &plot::parse_metrics(&text)))
+}
+
+/// The sample drawer: the face given or the dataset's first photo.
+fn sampler(
+    args: &TrainArgs,
+    files: &Files,
+    source: &dyn WeightSource,
+    device: &Device,
+) -> Result<samples::Sampler> {
+    let (face, face_name, identity) = match &args.sample_face {
+        Some(path) => {
+            let name = path
+                .file_name()
+                .map_or("face".into(), |n| n.to_string_lossy().into_owned());
+            (read_image(path)?, name, None)
+        }
+        None => {
+            let record = files.get(0)?;
+            (record.image, record.name, record.face_id)
+        }
+    };
+    let settings = samples::SampleSettings {
+        face,
+        face_name,
+        prompt: args.sample_prompt.clone(),
+        seeds: args.sample_seeds,
+        steps: args.sample_steps,
+        size: args.resolution,
+        identity,
+    };
+    samples::Sampler::new(source, device, settings, &args.out)
 }
 
 /// Set by the first Ctrl-C (or SIGTERM): the run finishes its step, writes a checkpoint and
@@ -313,6 +360,26 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         args.batch,
         args.grad_accum
     );
+    let mut sampler = match args.sample_every {
+        0 => None,
+        _ => Some(sampler(args, &files, &source, &plain)?),
+    };
+    let mut draw = |step: u64, net: &Network| -> Result<()> {
+        if let Some(s) = sampler.as_mut() {
+            let written = s.draw(step, &export::release_bin(net))?;
+            eprintln!(
+                "samples of step {step}: {}",
+                written
+                    .first()
+                    .and_then(|p| p.parent())
+                    .map_or(String::new(), |d| d.display().to_string())
+            );
+        }
+        Ok(())
+    };
+    if start == 0 {
+        draw(0, &trainer.net)?;
+    }
     let interrupted = interrupt_flag()?;
     let began = Instant::now();
     while trainer.step < args.steps {
@@ -333,6 +400,9 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
             "step {}/{}: loss {:.5} (noise {:.5}, L_loc {:.4}), {secs:.2} s/step, about {eta:.0} s left",
             r.step, args.steps, r.total, r.noise_loss, r.loc_loss
         );
+        if args.sample_every > 0 && (r.step % args.sample_every == 0 || r.step == args.steps) {
+            draw(r.step, &trainer.net)?;
+        }
         let stop = interrupted.load(Ordering::SeqCst);
         if r.step % args.save_every == 0 || r.step == args.steps || stop {
             checkpoint::save(&dir, r.step, &trainer.net, &trainer.optim, 2)?;
