@@ -43,6 +43,14 @@ from gen_prompts import build  # noqa: E402
 from gen_unet_adapters import install_processors  # noqa: E402
 
 NEGATIVE = "blurry"
+# Where the networks run (`--device cuda` on a GPU machine; insightface's ONNX stays on the CPU
+# as the official pipeline's onnxruntime does without onnxruntime-gpu).
+DEV = torch.device("cpu")
+
+
+def sync():
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def rss_mb(key):
@@ -57,11 +65,11 @@ class Pipeline:
         f32 = dict(torch_dtype=torch.float32)
         self.tok = CLIPTokenizer.from_pretrained(root / "tokenizer")
         self.tok.add_tokens(["<|image|>", "<|facial|>"], special_tokens=True)
-        self.text = CLIPTextModel.from_pretrained(root / "text_encoder", variant="fp16", **f32).eval()
-        self.unet = UNet2DConditionModel.from_pretrained(root / "unet", variant="fp16", **f32).eval()
-        self.vae = AutoencoderKL.from_pretrained(root / "vae", variant="fp16", **f32).eval()
+        self.text = CLIPTextModel.from_pretrained(root / "text_encoder", variant="fp16", **f32).eval().to(DEV)
+        self.unet = UNet2DConditionModel.from_pretrained(root / "unet", variant="fp16", **f32).eval().to(DEV)
+        self.vae = AutoencoderKL.from_pretrained(root / "vae", variant="fp16", **f32).eval().to(DEV)
         self.scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(root / "scheduler"))
-        self.vision = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", **f32).eval()
+        self.vision = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", **f32).eval().to(DEV)
         ckpt = torch.load(root / "ConsistentID-v1.bin", map_location="cpu")
         self.proj = ProjPlusModel(768, 512, 1280, 4, depth=4, heads=12, hidden=1024).eval()
         self.proj.load_state_dict({k: v.float() for k, v in ckpt["image_proj"].items()})
@@ -69,6 +77,9 @@ class Pipeline:
         self.enc.load_state_dict(ckpt["FacialEncoder"])
         install_processors(self.unet, rank=128, num_tokens=4, scale=1.0).load_state_dict(ckpt["adapter_modules"])
         del ckpt
+        self.proj.to(DEV)
+        self.enc.to(DEV)
+        self.unet.to(DEV)
         self.bisenet = bisenet_module.BiSeNet(num_class=19).eval()
         self.bisenet.load_state_dict(torch.load(root / "face_parsing.pth", map_location="cpu"))
         opts = ort.SessionOptions()
@@ -87,7 +98,7 @@ class Pipeline:
         crop = cv2.resize(arr, (112, 112))
         blob = cv2.dnn.blobFromImage(crop, 1 / 127.5, (112, 112), (127.5,) * 3, swapRB=True)
         emb = self.rec.run(None, {self.rec.get_inputs()[0].name: blob})[0]
-        return torch.nn.functional.normalize(torch.from_numpy(emb), dim=-1)
+        return torch.nn.functional.normalize(torch.from_numpy(emb), dim=-1).to(DEV)
 
     def parse(self, face):
         mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
@@ -102,30 +113,30 @@ class Pipeline:
     def encode(self, face, masks, id_embedding, prompt):
         p = build(prompt, CAPTION, list(masks), self.tok)
         masks = {k: masks[k] for k in p["kept"]}
-        e_fac = self.text(torch.tensor([p["input_ids"]]))[0]
+        e_fac = self.text(torch.tensor([p["input_ids"]], device=DEV))[0]
         ids = self.tok([NEGATIVE, p["prompt_text_only"]], padding="max_length", max_length=77, truncation=True,
                        return_tensors="pt").input_ids
-        n_txt, e_txt = self.text(ids)[0].chunk(2)
-        clip = self.processor(images=face, return_tensors="pt").pixel_values
+        n_txt, e_txt = self.text(ids.to(DEV))[0].chunk(2)
+        clip = self.processor(images=face, return_tensors="pt").pixel_values.to(DEV)
         h, h0 = self.penult(clip), self.penult(torch.zeros_like(clip))
-        t_id, t_id0 = self.proj(id_embedding, h), self.proj(torch.zeros(1, 512), h0)
+        t_id, t_id0 = self.proj(id_embedding, h), self.proj(torch.zeros(1, 512, device=DEV), h0)
         regions = []
         for m in masks.values():
             comp = Image.composite(face, Image.new("RGB", face.size, (0, 0, 0)), m.resize(face.size))
             regions.append(self.processor(images=comp, return_tensors="pt").pixel_values)
         regions += [torch.zeros(1, 3, 224, 224)] * (5 - len(regions))
-        region_pixels = torch.cat(regions)
+        region_pixels = torch.cat(regions).to(DEV)
         f, f0 = self.penult(region_pixels)[None], self.penult(torch.zeros_like(region_pixels))[None]
         pos = set(p["facial_positions"])
-        mask = torch.tensor([[i in pos for i in range(77)]])
-        valid = torch.tensor([p["facial_token_idx_mask"]])
+        mask = torch.tensor([[i in pos for i in range(77)]], device=DEV)
+        valid = torch.tensor([p["facial_token_idx_mask"]], device=DEV)
         p_fac = self.enc(e_fac, f, mask, valid) if mask.any() else e_fac
         p_fac0 = self.enc(n_txt, f0, mask, valid) if mask.any() else n_txt
         return (torch.cat([p_fac0, t_id0], 1), torch.cat([p_fac, t_id], 1), torch.cat([e_txt, t_id], 1))
 
     def denoise(self, conds, width, height, steps, merge, guidance, seed, on_step):
         null, augmented, text_only = conds
-        latents = torch.randn(1, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(seed))
+        latents = torch.randn(1, 4, height // 8, width // 8, generator=torch.Generator().manual_seed(seed)).to(DEV)
         self.scheduler.set_timesteps(steps)
         latents = latents * self.scheduler.init_noise_sigma
         for i, t in enumerate(self.scheduler.timesteps):
@@ -141,8 +152,10 @@ class Pipeline:
 
 
 def timed(fn):
+    sync()
     t = time.perf_counter()
     out = fn()
+    sync()
     return out, time.perf_counter() - t
 
 
@@ -155,6 +168,7 @@ def portrait(pipe, face, args):
     last = [time.perf_counter()]
 
     def on_step():
+        sync()
         now = time.perf_counter()
         steps.append(now - last[0])
         last[0] = now
@@ -176,7 +190,10 @@ def main():
     ap.add_argument("--merge-step", type=int, default=1)
     ap.add_argument("--warm", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
+    global DEV
+    DEV = torch.device(args.device)
     face = Image.open(args.face).convert("RGB")
     bisenet_module = facexlib_parsing(scale=False)["bisenet"]  # the import, not timed as loading
     rss_before = rss_mb("VmRSS")

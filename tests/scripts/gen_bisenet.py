@@ -52,7 +52,10 @@ PHOTOS = (("astronaut", "astronaut.png"), ("grace_hopper", "grace_hopper.jpg"))
 
 def facexlib_parsing(scale=True):
     tmp = tempfile.mkdtemp()
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "facexlib==0.3.0", "-d", tmp], check=True)
+    if os.environ.get("FACEXLIB_WHEEL"):  # offline machines (scripts/gpu-check.sh) carry the wheel
+        shutil.copy(os.environ["FACEXLIB_WHEEL"], tmp)
+    else:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "facexlib==0.3.0", "-d", tmp], check=True)
     wheel = next(Path(tmp).glob("facexlib-0.3.0-*.whl"))
     z = zipfile.ZipFile(wheel)
     pkg = types.ModuleType("fxparsing"); pkg.__path__ = []
