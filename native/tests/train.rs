@@ -121,6 +121,26 @@ fn trains_checkpoints_resumes_and_exports() {
     let metrics = std::fs::read_to_string(split.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 5, "{metrics}");
 
+    // Gradient checkpointing recomputes instead of keeping: the same numbers.
+    let recomputed = tmp.path().join("recomputed");
+    let out = train(
+        model.path(),
+        &data,
+        &recomputed,
+        "4",
+        &["--gradient-checkpointing"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(recomputed.join("ConsistentID-v1.bin")).unwrap(),
+        exported,
+        "gradient checkpointing changed the result"
+    );
+
     // From scratch: fresh weights (LoRA up starts at 0, one step moves it a little).
     let scratch = tmp.path().join("scratch");
     let out = train(model.path(), &data, &scratch, "1", &["--from-scratch"]);
@@ -390,5 +410,35 @@ fn samples_are_drawn_with_the_runs_weights() {
         common::png_pixels(&before[0]),
         common::png_pixels(&after[0]),
         "two steps changed the samples"
+    );
+}
+
+/// An exported checkpoint (tests/fixtures/train_export/ConsistentID-v1.bin, written by `consistentid
+/// train --from-scratch`, see tests/scripts/gen_trained_pipeline.py) loads strictly into the
+/// reference pipeline's modules and gives there the image our pipeline gives with it.
+#[test]
+fn an_exported_checkpoint_draws_the_reference_pipelines_image() {
+    let dir = consistentid_folder();
+    std::fs::copy(
+        fixture("train_export/ConsistentID-v1.bin"),
+        dir.path().join("ConsistentID-v1.bin"),
+    )
+    .unwrap();
+    let (got, stderr) = common::replica_image_in(dir.path(), "cpu", "f32");
+    let read = |name: &str| {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        consistentid_core::tensor_io::TensorFile::parse(name, &bytes)
+            .unwrap()
+            .f32("image")
+            .unwrap()
+            .0
+    };
+    let want = read("train_export/expected.safetensors");
+    let err = common::rel_err(&got, &want);
+    assert!(err < 1e-3, "relative error {err}\n{stderr}");
+    let untrained = read("consistentid_pipeline/expected.safetensors");
+    assert!(
+        common::max_abs(&want, &untrained) > 0.1,
+        "the trained weights change the image"
     );
 }

@@ -64,6 +64,78 @@ def facial_masks(labels):
     return kept
 
 
+def render(models, proj, enc, id_embedding, init):
+    """Steps 2-14 of the pipeline on astronaut.png with the given trained modules: every
+    intermediate, the image last (`models`: tok, text_encoder, unet (processors installed),
+    vae, scheduler, vision)."""
+    tok, text_encoder, unet, vae, scheduler, vision = models
+    # BiSeNet (the tiny facexlib replica of bisenet_tiny) on the face photo.
+    bisenet = facexlib_parsing()["bisenet"].BiSeNet(num_class=19).eval()
+    bisenet.load_state_dict(torch.load(FIX / "bisenet_tiny" / "face_parsing.pth"))
+    face = Image.open(DATA / "images" / "astronaut.png").convert("RGB")
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    x = torch.from_numpy(np.asarray(face.resize((512, 512), Image.BILINEAR)).copy()).permute(2, 0, 1).float().div(255)
+    with torch.no_grad():
+        labels = bisenet(((x - mean) / std)[None])[0][0].argmax(0).numpy().astype(np.uint8)
+    masks = facial_masks(labels)
+
+    # Text side.
+    p = build(PROMPT, CAPTION, list(masks), tok)
+    masks = {k: masks[k] for k in p["kept"]}
+    processor = CLIPImageProcessor()
+    with torch.no_grad():
+        e_fac = text_encoder(torch.tensor([p["input_ids"]]))[0]
+        def encode(text):
+            ids = tok(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+            return text_encoder(ids)[0]
+        e_txt, n_txt = encode(p["prompt_text_only"]), encode(NEGATIVE)
+        # ID tokens from the whole photo and from a zero image / zero embedding.
+        clip_pixels = processor(images=face, return_tensors="pt").pixel_values
+        penult = lambda px: vision(pixel_values=px, output_hidden_states=True).hidden_states[-2]
+        h, h0 = penult(clip_pixels), penult(torch.zeros_like(clip_pixels))
+        t_id, t_id0 = proj(id_embedding, h), proj(torch.zeros(1, 512), h0)
+        # Region images: composite over black, CLIPImageProcessor, zero-padded to 5.
+        regions = []
+        for m in masks.values():
+            comp = Image.composite(face, Image.new("RGB", face.size, (0, 0, 0)), m.resize(face.size))
+            regions.append(processor(images=comp, return_tensors="pt").pixel_values)
+        regions += [torch.zeros(1, 3, 224, 224)] * (5 - len(regions))
+        region_pixels = torch.cat(regions)
+        f, f0 = penult(region_pixels)[None], penult(torch.zeros_like(region_pixels))[None]
+        mask = torch.tensor([p["facial_positions"] and [i in p["facial_positions"] for i in range(77)] or [False] * 77])
+        valid = torch.tensor([p["facial_token_idx_mask"]])
+        p_fac = enc(e_fac, f, mask, valid) if mask.any() else e_fac
+        p_fac0 = enc(n_txt, f0, mask, valid) if mask.any() else n_txt
+        null = torch.cat([p_fac0, t_id0], 1)
+        augmented = torch.cat([p_fac, t_id], 1)
+        text_only = torch.cat([e_txt, t_id], 1)
+        # Denoising with the merge step.
+        latents = init.clone()
+        scheduler.set_timesteps(STEPS)
+        latents = latents * scheduler.init_noise_sigma
+        for i, t in enumerate(scheduler.timesteps):
+            xin = scheduler.scale_model_input(torch.cat([latents] * 2), t)
+            cond = torch.cat([null, text_only if i <= MERGE else augmented])
+            eps = unet(xin, t, encoder_hidden_states=cond).sample
+            u, c = eps.chunk(2)
+            latents = scheduler.step(u + GUIDANCE * (c - u), t, latents).prev_sample
+        image = (vae.decode(latents / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+
+    idx = torch.tensor([p["facial_token_idx"]])
+    tensors = {
+        "id_embedding": id_embedding, "input_ids": torch.tensor([p["input_ids"]]),
+        "facial_token_mask": mask.long(), "facial_token_idx": idx, "facial_token_idx_mask": valid.long(),
+        "clip_penultimate": h.contiguous(), "id_tokens": t_id.contiguous(),
+        "null": null.contiguous(), "augmented": augmented.contiguous(), "text_only": text_only.contiguous(),
+        "init_latents": init, "image": image.contiguous(),
+    }
+    return tensors, {
+        "prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": str(STEPS), "merge_step": str(MERGE),
+        "guidance": str(GUIDANCE), "regions": json.dumps(list(masks)),
+    }, p
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -96,73 +168,13 @@ def main():
     torch.save({"image_proj": proj_sd, "FacialEncoder": enc.state_dict(), "adapter_modules": adapters.state_dict()},
                OUT / "ConsistentID-v1.bin")
 
-    # BiSeNet (the tiny facexlib replica of bisenet_tiny) on the face photo.
-    bisenet = facexlib_parsing()["bisenet"].BiSeNet(num_class=19).eval()
-    bisenet.load_state_dict(torch.load(FIX / "bisenet_tiny" / "face_parsing.pth"))
-    face = Image.open(DATA / "images" / "astronaut.png").convert("RGB")
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    x = torch.from_numpy(np.asarray(face.resize((512, 512), Image.BILINEAR)).copy()).permute(2, 0, 1).float().div(255)
-    with torch.no_grad():
-        labels = bisenet(((x - mean) / std)[None])[0][0].argmax(0).numpy().astype(np.uint8)
-    masks = facial_masks(labels)
-
-    # Text side.
-    p = build(PROMPT, CAPTION, list(masks), tok)
-    masks = {k: masks[k] for k in p["kept"]}
-    processor = CLIPImageProcessor()
-    with torch.no_grad():
-        e_fac = text_encoder(torch.tensor([p["input_ids"]]))[0]
-        def encode(text):
-            ids = tok(text, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-            return text_encoder(ids)[0]
-        e_txt, n_txt = encode(p["prompt_text_only"]), encode(NEGATIVE)
-        # ID tokens from the whole photo and from a zero image / zero embedding.
-        clip_pixels = processor(images=face, return_tensors="pt").pixel_values
-        penult = lambda px: vision(pixel_values=px, output_hidden_states=True).hidden_states[-2]
-        h, h0 = penult(clip_pixels), penult(torch.zeros_like(clip_pixels))
-        id_embedding = F.normalize(torch.randn(1, 512, generator=gen), dim=-1)
-        t_id, t_id0 = proj(id_embedding, h), proj(torch.zeros(1, 512), h0)
-        # Region images: composite over black, CLIPImageProcessor, zero-padded to 5.
-        regions = []
-        for m in masks.values():
-            comp = Image.composite(face, Image.new("RGB", face.size, (0, 0, 0)), m.resize(face.size))
-            regions.append(processor(images=comp, return_tensors="pt").pixel_values)
-        regions += [torch.zeros(1, 3, 224, 224)] * (5 - len(regions))
-        region_pixels = torch.cat(regions)
-        f, f0 = penult(region_pixels)[None], penult(torch.zeros_like(region_pixels))[None]
-        mask = torch.tensor([p["facial_positions"] and [i in p["facial_positions"] for i in range(77)] or [False] * 77])
-        valid = torch.tensor([p["facial_token_idx_mask"]])
-        p_fac = enc(e_fac, f, mask, valid) if mask.any() else e_fac
-        p_fac0 = enc(n_txt, f0, mask, valid) if mask.any() else n_txt
-        null = torch.cat([p_fac0, t_id0], 1)
-        augmented = torch.cat([p_fac, t_id], 1)
-        text_only = torch.cat([e_txt, t_id], 1)
-        # Denoising with the merge step.
-        latents = torch.randn(1, 4, 8, 6, generator=gen)
-        init = latents.clone()
-        scheduler.set_timesteps(STEPS)
-        latents = latents * scheduler.init_noise_sigma
-        for i, t in enumerate(scheduler.timesteps):
-            xin = scheduler.scale_model_input(torch.cat([latents] * 2), t)
-            cond = torch.cat([null, text_only if i <= MERGE else augmented])
-            eps = unet(xin, t, encoder_hidden_states=cond).sample
-            u, c = eps.chunk(2)
-            latents = scheduler.step(u + GUIDANCE * (c - u), t, latents).prev_sample
-        image = (vae.decode(latents / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
-
-    idx = torch.tensor([p["facial_token_idx"]])
-    save_file({
-        "id_embedding": id_embedding, "input_ids": torch.tensor([p["input_ids"]]),
-        "facial_token_mask": mask.long(), "facial_token_idx": idx, "facial_token_idx_mask": valid.long(),
-        "clip_penultimate": h.contiguous(), "id_tokens": t_id.contiguous(),
-        "null": null.contiguous(), "augmented": augmented.contiguous(), "text_only": text_only.contiguous(),
-        "init_latents": init, "image": image.contiguous(),
-    }, str(OUT / "expected.safetensors"), metadata={
-        "prompt": PROMPT, "negative_prompt": NEGATIVE, "steps": str(STEPS), "merge_step": str(MERGE),
-        "guidance": str(GUIDANCE), "regions": json.dumps(list(masks)),
-    })
-    print("regions", list(masks), "prompt_face", p["prompt_face"])
+    # The draws happen in the order the fixture was first made with.
+    models = (tok, text_encoder, unet, vae, scheduler, vision)
+    id_embedding = F.normalize(torch.randn(1, 512, generator=gen), dim=-1)
+    init = torch.randn(1, 4, 8, 6, generator=gen)
+    tensors, metadata, p = render(models, proj, enc, id_embedding, init)
+    save_file(tensors, str(OUT / "expected.safetensors"), metadata=metadata)
+    print("regions", metadata["regions"], "prompt_face", p["prompt_face"])
 
 
 if __name__ == "__main__":

@@ -147,7 +147,20 @@ pub fn replica_image(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>) {
 /// (no `XDG_RUNTIME_DIR`).
 pub fn replica_run(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>, String) {
     let dir = consistentid_folder();
-    let out = dir.path().join("o.safetensors");
+    let (got, stderr) = replica_image_in(dir.path(), device, dtype);
+    let want_bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
+    let want = TensorFile::parse("want", &want_bytes)
+        .unwrap()
+        .f32("image")
+        .unwrap()
+        .0;
+    (got, want, stderr)
+}
+
+/// The replica's image (`stage consistentid` with its inputs) from the model folder `dir`, and
+/// what the command printed on stderr.
+pub fn replica_image_in(dir: &Path, device: &str, dtype: &str) -> (Vec<f32>, String) {
+    let out = dir.join("o.safetensors");
     let args = [
         [
             "--device",
@@ -159,7 +172,7 @@ pub fn replica_run(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>, String) {
         ]
         .map(String::from)
         .to_vec(),
-        replica_args(dir.path(), &out),
+        replica_args(dir, &out),
         replica_denoise_args(),
     ]
     .concat();
@@ -179,13 +192,7 @@ pub fn replica_run(device: &str, dtype: &str) -> (Vec<f32>, Vec<f32>, String) {
         .f32("image")
         .unwrap()
         .0;
-    let want_bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
-    let want = TensorFile::parse("want", &want_bytes)
-        .unwrap()
-        .f32("image")
-        .unwrap()
-        .0;
-    (got, want, stderr)
+    (got, stderr)
 }
 
 /// The largest absolute difference.

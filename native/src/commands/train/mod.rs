@@ -107,6 +107,10 @@ pub struct TrainArgs {
     pub sample_seeds: usize,
     #[arg(long, default_value_t = 25)]
     pub sample_steps: usize,
+    /// Recompute memory-bound activations during the backward pass instead of keeping them
+    /// (burn's balanced gradient checkpointing): less memory, more time, the same numbers.
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
     /// Stop at a record that cannot be used (a missing file, a wrong size, no background…)
     /// instead of naming it and training on the next one.
     #[arg(long)]
@@ -295,7 +299,10 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         images,
     };
     let (plain, backend) = select(device)?;
-    let ad = plain.clone().autodiff();
+    let ad = match args.gradient_checkpointing {
+        true => plain.clone().autodiff().gradient_checkpointing(),
+        false => plain.clone().autodiff(),
+    };
     let source = WithInit {
         folder: DirSource::open(&args.model)?,
         init: args.init.clone(),
