@@ -87,3 +87,27 @@ fn wrong_input_size_is_an_error() {
         .unwrap();
     assert!(err.to_string().contains("224"), "{err}");
 }
+
+/// The whole CLIP (`CLIPModel`: both towers and projections, one folder with its tokenizer)
+/// against transformers 4.31's `get_text_features` / `get_image_features`
+/// (tests/scripts/gen_clip_model.py): what CLIP-T and CLIP-I use.
+#[test]
+fn whole_clip_model_projects_text_and_images_as_transformers() {
+    let dir = fixture("clip_model_tiny");
+    let source = DirSource::open(&dir).unwrap();
+    let device = Device::flex();
+    let model = consistentid_core::clip::ClipModel::load(&source, "", &device).unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    let prompts: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("prompts.json")).unwrap()).unwrap();
+    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let text: Vec<f32> = model.text_embeds(&prompts, &device).unwrap().concat();
+    assert_close("text_embeds", &text, &want.f32("text_embeds").unwrap().0);
+    let photos: Vec<_> = ["images/astronaut.png", "images/grace_hopper.jpg"]
+        .iter()
+        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
+        .collect();
+    let image: Vec<f32> = model.image_embeds(&photos, &device).unwrap().concat();
+    assert_close("image_embeds", &image, &want.f32("image_embeds").unwrap().0);
+}

@@ -134,8 +134,8 @@ impl Default for ClipVisionConfig {
 
 impl ClipVisionConfig {
     /// Parses `config.json`: a `CLIPVisionConfig`, or a full `CLIPConfig` whose `vision_config`
-    /// is used (its `projection_dim` falling back to the top-level one, as the laion repos
-    /// store it).
+    /// is used with the top-level `projection_dim` (what `CLIPModel` builds `visual_projection`
+    /// with; the nested one is transformers' default written along, 512 whatever the model).
     pub fn from_json(path: &str, text: &str) -> Result<Self> {
         let bad = |reason: String| Error::Config {
             path: path.to_string(),
@@ -146,9 +146,7 @@ impl ClipVisionConfig {
         let value = match value.get("vision_config") {
             Some(inner) if inner.is_object() => {
                 let mut inner = inner.clone();
-                if inner.get("projection_dim").is_none()
-                    && let (Some(p), Some(obj)) =
-                        (value.get("projection_dim"), inner.as_object_mut())
+                if let (Some(p), Some(obj)) = (value.get("projection_dim"), inner.as_object_mut())
                 {
                     obj.insert("projection_dim".into(), p.clone());
                 }

@@ -16,7 +16,7 @@ use tokenizers::Model;
 use tokenizers::models::bpe::{BPE, Vocab};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::weights::{WeightSource, read_json};
+use crate::weights::{WeightSource, join, read_json};
 use crate::{Error, Result};
 
 /// The trigger token ConsistentID adds for the (dormant) image-token path.
@@ -143,15 +143,15 @@ impl ClipTokenizer {
     /// Loads a transformers tokenizer folder (`vocab.json`, `merges.txt`,
     /// `special_tokens_map.json`, `tokenizer_config.json`, optional `added_tokens.json`).
     pub fn from_source(source: &dyn WeightSource, dir: &str) -> Result<Self> {
-        let vocab = source.read_string(&format!("{dir}/vocab.json"))?;
-        let merges = source.read_string(&format!("{dir}/merges.txt"))?;
-        let config_path = format!("{dir}/tokenizer_config.json");
+        let vocab = source.read_string(&join(dir, "vocab.json"))?;
+        let merges = source.read_string(&join(dir, "merges.txt"))?;
+        let config_path = join(dir, "tokenizer_config.json");
         let config: serde_json::Value = if source.exists(&config_path) {
             read_json(source, &config_path)?
         } else {
             serde_json::Value::Null
         };
-        let map_path = format!("{dir}/special_tokens_map.json");
+        let map_path = join(dir, "special_tokens_map.json");
         let map: serde_json::Value = if source.exists(&map_path) {
             read_json(source, &map_path)?
         } else {
@@ -176,7 +176,7 @@ impl ClipTokenizer {
             .filter(|v| *v >= 2.0 && *v < 1e6)
             .map_or(77, |v| v as usize);
         let mut tok = Self::from_vocab_merges(&vocab, &merges, special, max_len)?;
-        let added_path = format!("{dir}/added_tokens.json");
+        let added_path = join(dir, "added_tokens.json");
         if source.exists(&added_path) {
             let added: HashMap<String, u32> = read_json(source, &added_path)?;
             let mut added: Vec<_> = added.into_iter().collect();

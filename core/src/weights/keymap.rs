@@ -20,6 +20,10 @@ pub const CLIP_TEXT_IGNORE: &[&str] = &[
     r"^text_model\.embeddings\.position_ids$",
     // `CLIPTextModelWithProjection` head: the pooled projection is not part of this model.
     r"^text_projection\.",
+    // A full CLIPModel checkpoint also holds the vision tower.
+    r"^vision_model\.",
+    r"^visual_projection\.",
+    r"^logit_scale$",
 ];
 
 /// transformers `CLIPVisionModelWithProjection` (`image_encoder/model.safetensors`).
