@@ -170,6 +170,9 @@ pub fn render(runs: &[(&Summary, Option<&[Row]>)], thumbs: &[Thumb]) -> String {
         let Some(rows) = rows else { continue };
         for (key, name) in METRICS {
             let values: Vec<f64> = rows.iter().filter_map(|r| value(r, key)).collect();
+            if values.is_empty() {
+                continue; // a metric this run did not compute (CLIP-T without --clip)
+            }
             body.push_str(&histogram(&values, &format!("{name}, {}", summary.name)));
         }
     }
@@ -182,6 +185,9 @@ pub fn render(runs: &[(&Summary, Option<&[Row]>)], thumbs: &[Thumb]) -> String {
     for (heading, label, by) in groupings {
         body.push_str(&format!("<h2>{heading}</h2>"));
         for (key, name) in METRICS {
+            if summaries.iter().all(|s| !s.overall.contains_key(key)) {
+                continue;
+            }
             let table = group_table(&summaries, key, label, by);
             if !table.is_empty() && table.contains("<td>") {
                 body.push_str(&format!("<h3>{name}</h3>{table}"));
@@ -217,7 +223,7 @@ pub fn render(runs: &[(&Summary, Option<&[Row]>)], thumbs: &[Thumb]) -> String {
                     .unwrap_or_else(|| "—".into())
             };
             body.push_str(&format!(
-                "<figure><img src=\"{}\" alt=\"{}\" loading=\"lazy\"><figcaption><b>{}</b> {}<br>FaceSim {} · FGIS {} · CLIP-I {}{}</figcaption></figure>",
+                "<figure><img src=\"{}\" alt=\"{}\" loading=\"lazy\"><figcaption><b>{}</b> {}<br>FaceSim {} · FGIS {} · CLIP-I {}{}{}</figcaption></figure>",
                 t.data_uri,
                 escape(&r.image),
                 escape(&r.reference),
@@ -225,6 +231,7 @@ pub fn render(runs: &[(&Summary, Option<&[Row]>)], thumbs: &[Thumb]) -> String {
                 score("facesim_arcface"),
                 score("fgis"),
                 score("clip_i"),
+                value(r, "clip_t").map(|v| format!(" · CLIP-T {v:.3}")).unwrap_or_default(),
                 r.error.as_deref().map(|e| format!("<br><span class=\"err\">{}</span>", escape(e))).unwrap_or_default(),
             ));
         }
@@ -268,6 +275,8 @@ mod tests {
                 facesim_arcface: Some(0.5),
                 face_detected: true,
                 clip_i: 0.7,
+                clip_t: None,
+                clip_i_clip: None,
                 fgis: Some(0.6),
                 fgis_regions: vec![("face".into(), 0.6)],
                 regions_missing: vec![],

@@ -10,14 +10,17 @@
 //!   mouth) present in both, the region composited over black, cropped to its pixels brighter
 //!   than 10, embedded by the region encoder (CLIP ViT-H `image_embeds`), cos; FGIS is the mean
 //!   over the common regions.
+//! - **CLIP-T** and a second **CLIP-I**, with a whole CLIP given apart (`--clip`, e.g.
+//!   `openai/clip-vit-large-patch14` as FastComposer and PhotoMaker report): cos of the user
+//!   prompt's projected text embedding and the image's (CLIP-T), and of the two images' (CLIP-I).
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use consistentid_core::bisenet::BiSeNet;
 use consistentid_core::bisenet::labels::REGIONS;
 use consistentid_core::bisenet::preprocess::SIZE as PARSING_SIZE;
 use consistentid_core::bisenet::regions::{facial_regions, region_image};
-use consistentid_core::clip::ClipVisionModelWithProjection;
 use consistentid_core::clip::image_processor;
+use consistentid_core::clip::{ClipModel, ClipVisionModelWithProjection};
 use consistentid_core::face::ChannelOrder;
 use consistentid_core::face::analysis::FaceAnalysis;
 use consistentid_core::face::likeness::cosine;
@@ -55,6 +58,8 @@ pub struct Scorer {
     pub faces: FaceAnalysis,
     pub clip: ClipVisionModelWithProjection,
     pub bisenet: BiSeNet,
+    /// A whole CLIP for CLIP-T (and CLIP-I on it), with the name the report gives it.
+    pub clip_model: Option<(String, ClipModel)>,
     pub device: Device,
 }
 
@@ -66,6 +71,8 @@ pub struct Reference {
     pub clip: Vec<f32>,
     /// (region word, CLIP embedding) of its facial regions.
     pub regions: Vec<(&'static str, Vec<f32>)>,
+    /// Its embedding by the `--clip` model.
+    pub clip_model: Option<Vec<f32>>,
 }
 
 /// The metrics of one image against its reference.
@@ -81,6 +88,12 @@ pub struct ImageScores {
     pub fgis_regions: Vec<(String, f32)>,
     /// Regions of the reference missing from this image.
     pub regions_missing: Vec<String>,
+    /// Prompt ↔ image with the `--clip` model (`None` without it or without a prompt).
+    #[serde(default)]
+    pub clip_t: Option<f32>,
+    /// Reference ↔ image with the `--clip` model.
+    #[serde(default)]
+    pub clip_i_clip: Option<f32>,
 }
 
 impl Scorer {
@@ -104,8 +117,36 @@ impl Scorer {
             faces,
             clip,
             bisenet,
+            clip_model: None,
             device: device.clone(),
         })
+    }
+
+    /// What each metric is computed with, for the report (the `--clip` model named).
+    pub fn networks(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = NETWORKS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some((name, m)) = &self.clip_model {
+            let text = format!(
+                "{name} (text and vision towers, projection {}), CLIPImageProcessor ({}²); CLIP-T: the user prompt (77 tokens, truncated) against the image; CLIP-I: reference against image; cosine",
+                m.projection_dim,
+                m.vision.image_size()
+            );
+            out.push(("CLIP-T / CLIP-I (--clip)".into(), text));
+        }
+        out
+    }
+
+    /// The `--clip` model's embedding of one image.
+    fn clip_model_image(&self, img: &RgbImage) -> Result<Option<Vec<f32>>> {
+        let Some((_, m)) = &self.clip_model else {
+            return Ok(None);
+        };
+        Ok(m.image_embeds(std::slice::from_ref(img), &self.device)?
+            .into_iter()
+            .next())
     }
 
     /// CLIP `image_embeds` of several images, one batch.
@@ -160,11 +201,18 @@ impl Scorer {
             face,
             clip,
             regions,
+            clip_model: self.clip_model_image(img)?,
         })
     }
 
-    /// Scores `img` against `reference`.
-    pub fn score(&self, reference: &Reference, img: &RgbImage, name: &str) -> Result<ImageScores> {
+    /// Scores `img` against `reference` (and `prompt`, the user's, for CLIP-T).
+    pub fn score(
+        &self,
+        reference: &Reference,
+        img: &RgbImage,
+        name: &str,
+        prompt: Option<&str>,
+    ) -> Result<ImageScores> {
         let (facesim, detected) = match self.faces.identify(img, name, Default::default(), false) {
             Ok(id) => (
                 reference.face.as_ref().map(|r| cosine(r, &id.embedding)),
@@ -191,6 +239,18 @@ impl Scorer {
         }
         let fgis = (!fgis_regions.is_empty())
             .then(|| fgis_regions.iter().map(|(_, s)| s).sum::<f32>() / fgis_regions.len() as f32);
+        let image = self.clip_model_image(img)?;
+        let clip_t = match (&self.clip_model, &image, prompt) {
+            (Some((_, m)), Some(i), Some(p)) => m
+                .text_embeds(&[p], &self.device)?
+                .first()
+                .map(|t| cosine(t, i)),
+            _ => None,
+        };
+        let clip_i_clip = match (&reference.clip_model, &image) {
+            (Some(r), Some(i)) => Some(cosine(r, i)),
+            _ => None,
+        };
         Ok(ImageScores {
             facesim_arcface: facesim,
             face_detected: detected,
@@ -198,6 +258,8 @@ impl Scorer {
             fgis,
             fgis_regions,
             regions_missing: missing,
+            clip_t,
+            clip_i_clip,
         })
     }
 }

@@ -87,7 +87,14 @@ fn an_image_against_itself_is_a_perfect_match() {
         files.insert(to.to_string(), std::fs::read(fixture(from)).unwrap());
     }
     let device = burn::tensor::Device::flex();
-    let scorer = Scorer::load(&MemorySource { files }, &device).unwrap();
+    let mut scorer = Scorer::load(&MemorySource { files }, &device).unwrap();
+    let clip = consistentid_core::clip::ClipModel::load(
+        &consistentid_native::source::DirSource::open(fixture("clip_model_tiny")).unwrap(),
+        "",
+        &device,
+    )
+    .unwrap();
+    scorer.clip_model = Some(("clip_model_tiny".into(), clip));
     let photo = decode(
         &std::fs::read(real_data("images/astronaut.png")).unwrap(),
         "photo",
@@ -95,7 +102,18 @@ fn an_image_against_itself_is_a_perfect_match() {
     .unwrap();
     let reference = scorer.reference(&photo, "astronaut.png").unwrap();
     assert!(reference.face.is_some() && !reference.regions.is_empty());
-    let s = scorer.score(&reference, &photo, "same").unwrap();
+    let prompt = "a woman as an astronaut";
+    let s = scorer
+        .score(&reference, &photo, "same", Some(prompt))
+        .unwrap();
+    let (_, clip) = scorer.clip_model.as_ref().unwrap();
+    let text = clip.text_embeds(&[prompt], &device).unwrap();
+    let image = clip
+        .image_embeds(std::slice::from_ref(&photo), &device)
+        .unwrap();
+    let want = consistentid_core::face::likeness::cosine(&text[0], &image[0]);
+    assert!((s.clip_t.unwrap() - want).abs() < 1e-6, "{s:?} vs {want}");
+    assert!((s.clip_i_clip.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
     assert!(
         s.face_detected && (s.facesim_arcface.unwrap() - 1.0).abs() < 1e-5,
         "{s:?}"
@@ -203,6 +221,35 @@ async fn eval_runs_scores_compares_and_reports() {
         assert_eq!(row["category"], original["category"]);
     }
 
+    // CLIP-T and a second CLIP-I with a whole CLIP given apart.
+    let clipped = root.join("clipped");
+    eval(&[
+        "score",
+        "--model",
+        &m,
+        "--clip",
+        &s(&fixture("clip_model_tiny")),
+        "--images",
+        &s(&root.join("elsewhere")),
+        "--refs",
+        &r,
+        "--prompts",
+        &p,
+        "--out",
+        &s(&clipped),
+    ]);
+    let summary = json(&clipped.join("summary.json"));
+    assert!(
+        summary["overall"]["clip_t"]["n"].as_u64().unwrap() > 0
+            && summary["overall"]["clip_i_clip"]["n"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let report = std::fs::read_to_string(clipped.join("report.html")).unwrap();
+    assert!(
+        report.contains("CLIP-T") && report.contains("clip_model_tiny"),
+        "the report names the CLIP used"
+    );
+
     // An ablation (the identity never applied) beside it.
     let run_b = root.join("no-id");
     eval(&run_args(&m, &r, &p, &s(&run_b), "2"));
@@ -265,10 +312,18 @@ async fn eval_runs_scores_compares_and_reports() {
         .await
         .unwrap();
     assert!(!hists.is_empty());
-    let thumbs = client
-        .execute("return [...document.querySelectorAll('#grid img')].filter(i => i.complete && i.naturalWidth > 0).length", vec![])
-        .await
-        .unwrap();
+    // The thumbnails load lazily: bring them into view, then give them a moment.
+    let mut thumbs = serde_json::Value::Null;
+    for _ in 0..50 {
+        thumbs = client
+            .execute("document.querySelector('#grid').scrollIntoView(); return [...document.querySelectorAll('#grid img')].filter(i => i.complete && i.naturalWidth > 0).length", vec![])
+            .await
+            .unwrap();
+        if thumbs.as_i64() == Some(4) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(thumbs.as_i64(), Some(4));
     shot(&client, &shots, "run").await;
     client

@@ -146,8 +146,7 @@ impl ClipVisionConfig {
         let value = match value.get("vision_config") {
             Some(inner) if inner.is_object() => {
                 let mut inner = inner.clone();
-                if let (Some(p), Some(obj)) = (value.get("projection_dim"), inner.as_object_mut())
-                {
+                if let (Some(p), Some(obj)) = (value.get("projection_dim"), inner.as_object_mut()) {
                     obj.insert("projection_dim".into(), p.clone());
                 }
                 inner

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// The ConsistentID model folder (generation and the metrics' networks).
     #[arg(long)]
     pub model: PathBuf,
+    /// A whole CLIP folder for CLIP-T and a second CLIP-I (as `eval score --clip`).
+    #[arg(long, value_name = "DIR")]
+    pub clip: Option<PathBuf>,
     /// The reference photos named in the prompt file.
     #[arg(long)]
     pub refs: PathBuf,
@@ -325,7 +328,7 @@ fn run_one(
         })
         .collect();
     scored.extend(failed);
-    let scorer = load_scorer(&args.model, device)?;
+    let scorer = load_scorer(&args.model, args.clip.as_deref(), device)?;
     let mut settings = BTreeMap::new();
     for (k, v) in [
         ("prompts", args.prompts.display().to_string()),

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use consistentid_core::clip::ClipModel;
 use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
-use consistentid_eval::scorer::{NETWORKS, Reference, Scorer};
+use consistentid_eval::scorer::{Reference, Scorer};
 use consistentid_eval::summary::{Row, summarise};
 
 use super::files::{read_manifest, write_run};
@@ -33,6 +34,10 @@ pub struct ScoreArgs {
     /// the metrics' networks.
     #[arg(long)]
     pub model: PathBuf,
+    /// A whole CLIP folder (transformers `CLIPModel`, e.g. openai/clip-vit-large-patch14) for
+    /// CLIP-T and a CLIP-I comparable with published numbers.
+    #[arg(long, value_name = "DIR")]
+    pub clip: Option<PathBuf>,
     /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
     /// category.
     #[arg(long)]
@@ -127,7 +132,7 @@ pub fn score_rows(
                     .map_err(|e| format!("{e:#}"))
                     .and_then(|img| {
                         scorer
-                            .score(reference, &img, &row.image)
+                            .score(reference, &img, &row.image, row.prompt.as_deref())
                             .map_err(|e| e.to_string())
                     }),
                 Err(e) => Err(e.clone()),
@@ -151,7 +156,12 @@ pub fn score_rows(
             String::new()
         }
     );
-    let summary = summarise(name, &rows, &NETWORKS, settings);
+    let networks = scorer.networks();
+    let networks: Vec<(&str, &str)> = networks
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let summary = summarise(name, &rows, &networks, settings);
     write_run(out, images, &summary, &rows)?;
     for (key, stat) in &summary.overall {
         println!("{key}: {:.4} ± {:.4} (n={})", stat.mean, stat.ci95, stat.n);
@@ -175,15 +185,28 @@ pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Loads the metrics' networks.
-pub fn load_scorer(model: &Path, device: DeviceChoice) -> Result<Scorer> {
+/// Loads the metrics' networks (and the `--clip` model when given).
+pub fn load_scorer(model: &Path, clip: Option<&Path>, device: DeviceChoice) -> Result<Scorer> {
     let (device, _) = select(device)?;
     let source = DirSource::open(model)?;
-    Scorer::load(&source, &device).map_err(|e| {
+    let mut scorer = Scorer::load(&source, &device).map_err(|e| {
         anyhow::anyhow!(
             "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
         )
-    })
+    })?;
+    if let Some(dir) = clip {
+        let model = ClipModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (--clip takes a transformers CLIPModel folder: config.json with text_config and vision_config, model.safetensors, the tokenizer files; e.g. openai/clip-vit-large-patch14)"
+            )
+        })?;
+        let name = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        scorer.clip_model = Some((name, model));
+    }
+    Ok(scorer)
 }
 
 pub fn run_name(out: &Path, name: Option<&str>) -> String {
@@ -208,7 +231,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     };
     let rows = pending(&args.images, &refs, prompts.as_deref())?;
     ensure_writable_dir(&args.out)?;
-    let scorer = load_scorer(&args.model, device)?;
+    let scorer = load_scorer(&args.model, args.clip.as_deref(), device)?;
     let mut settings = BTreeMap::new();
     settings.insert("images".into(), args.images.display().to_string());
     settings.insert("references".into(), args.refs.display().to_string());
