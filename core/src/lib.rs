@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod tensor_io;
 pub mod unet;
 pub mod vae;
+pub mod vit;
 pub mod weights;
 
 pub use error::{Error, Result};

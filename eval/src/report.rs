@@ -277,6 +277,7 @@ mod tests {
                 clip_i: 0.7,
                 clip_t: None,
                 clip_i_clip: None,
+                dino: None,
                 fgis: Some(0.6),
                 fgis_regions: vec![("face".into(), 0.6)],
                 regions_missing: vec![],

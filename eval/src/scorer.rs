@@ -13,6 +13,8 @@
 //! - **CLIP-T** and a second **CLIP-I**, with a whole CLIP given apart (`--clip`, e.g.
 //!   `openai/clip-vit-large-patch14` as FastComposer and PhotoMaker report): cos of the user
 //!   prompt's projected text embedding and the image's (CLIP-T), and of the two images' (CLIP-I).
+//! - **DINO**, with a ViT given apart (`--dino`, `facebook/dino-vits16` as DreamBooth and
+//!   PhotoMaker report): cos of the two images' class tokens.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use consistentid_core::bisenet::BiSeNet;
@@ -26,6 +28,7 @@ use consistentid_core::face::analysis::FaceAnalysis;
 use consistentid_core::face::likeness::cosine;
 use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::consistentid::{IMAGE_ENCODER, PARSING};
+use consistentid_core::vit::ViTModel;
 use consistentid_core::weights::WeightSource;
 use consistentid_core::{Error, Result};
 
@@ -60,6 +63,8 @@ pub struct Scorer {
     pub bisenet: BiSeNet,
     /// A whole CLIP for CLIP-T (and CLIP-I on it), with the name the report gives it.
     pub clip_model: Option<(String, ClipModel)>,
+    /// DINO's ViT, with its name.
+    pub dino: Option<(String, ViTModel)>,
     pub device: Device,
 }
 
@@ -73,6 +78,8 @@ pub struct Reference {
     pub regions: Vec<(&'static str, Vec<f32>)>,
     /// Its embedding by the `--clip` model.
     pub clip_model: Option<Vec<f32>>,
+    /// Its DINO class token.
+    pub dino: Option<Vec<f32>>,
 }
 
 /// The metrics of one image against its reference.
@@ -94,6 +101,9 @@ pub struct ImageScores {
     /// Reference ↔ image with the `--clip` model.
     #[serde(default)]
     pub clip_i_clip: Option<f32>,
+    /// Reference ↔ image with DINO's ViT (`None` without `--dino`).
+    #[serde(default)]
+    pub dino: Option<f32>,
 }
 
 impl Scorer {
@@ -118,6 +128,7 @@ impl Scorer {
             clip,
             bisenet,
             clip_model: None,
+            dino: None,
             device: device.clone(),
         })
     }
@@ -136,7 +147,26 @@ impl Scorer {
             );
             out.push(("CLIP-T / CLIP-I (--clip)".into(), text));
         }
+        if let Some((name, m)) = &self.dino {
+            out.push((
+                "DINO".into(),
+                format!(
+                    "{name}: ViT class token (after the final layer norm), ViTImageProcessor ({}² bilinear, ImageNet normalisation), cosine of reference and image",
+                    m.image_size
+                ),
+            ));
+        }
         out
+    }
+
+    /// DINO's class token of one image.
+    fn dino_image(&self, img: &RgbImage) -> Result<Option<Vec<f32>>> {
+        let Some((_, m)) = &self.dino else {
+            return Ok(None);
+        };
+        Ok(m.embed(std::slice::from_ref(img), &self.device)?
+            .into_iter()
+            .next())
     }
 
     /// The `--clip` model's embedding of one image.
@@ -202,6 +232,7 @@ impl Scorer {
             clip,
             regions,
             clip_model: self.clip_model_image(img)?,
+            dino: self.dino_image(img)?,
         })
     }
 
@@ -251,6 +282,10 @@ impl Scorer {
             (Some(r), Some(i)) => Some(cosine(r, i)),
             _ => None,
         };
+        let dino = match (&reference.dino, self.dino_image(img)?) {
+            (Some(r), Some(i)) => Some(cosine(r, &i)),
+            _ => None,
+        };
         Ok(ImageScores {
             facesim_arcface: facesim,
             face_detected: detected,
@@ -260,6 +295,7 @@ impl Scorer {
             regions_missing: missing,
             clip_t,
             clip_i_clip,
+            dino,
         })
     }
 }

@@ -28,12 +28,13 @@ pub struct Row {
 }
 
 /// The metrics of the summary, in report order: (key, name people read).
-pub const METRICS: [(&str, &str); 6] = [
+pub const METRICS: [(&str, &str); 7] = [
     ("facesim_arcface", "FaceSim (ArcFace)"),
     ("fgis", "FGIS"),
     ("clip_i", "CLIP-I (ViT-H)"),
     ("clip_t", "CLIP-T"),
     ("clip_i_clip", "CLIP-I (--clip)"),
+    ("dino", "DINO"),
     ("generate_seconds", "seconds per image"),
 ];
 
@@ -46,6 +47,7 @@ pub fn value(row: &Row, metric: &str) -> Option<f64> {
         "clip_i" => s.map(|s| f64::from(s.clip_i)),
         "clip_t" => s.and_then(|s| s.clip_t).map(f64::from),
         "clip_i_clip" => s.and_then(|s| s.clip_i_clip).map(f64::from),
+        "dino" => s.and_then(|s| s.dino).map(f64::from),
         "generate_seconds" => row.generate_seconds,
         _ => None,
     }
@@ -189,7 +191,7 @@ fn csv_field(text: &str) -> String {
 /// The per-image CSV.
 pub fn rows_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "image,reference,prompt,category,seed,facesim_arcface,face_detected,fgis,fgis_regions,regions_missing,clip_i,clip_t,clip_i_clip,generate_seconds,score_seconds,error\n",
+        "image,reference,prompt,category,seed,facesim_arcface,face_detected,fgis,fgis_regions,regions_missing,clip_i,clip_t,clip_i_clip,dino,generate_seconds,score_seconds,error\n",
     );
     let num = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
     for r in rows {
@@ -217,6 +219,7 @@ pub fn rows_csv(rows: &[Row]) -> String {
             num(value(r, "clip_i")),
             num(value(r, "clip_t")),
             num(value(r, "clip_i_clip")),
+            num(value(r, "dino")),
             num(r.generate_seconds),
             format!("{:.3}", r.score_seconds),
             csv_field(r.error.as_deref().unwrap_or("")),
@@ -242,6 +245,7 @@ mod tests {
                 clip_i: 0.5,
                 clip_t: Some(0.25),
                 clip_i_clip: None,
+                dino: None,
                 fgis: Some(0.25),
                 fgis_regions: vec![("nose".into(), 0.25)],
                 regions_missing: if detected {

@@ -95,6 +95,13 @@ fn an_image_against_itself_is_a_perfect_match() {
     )
     .unwrap();
     scorer.clip_model = Some(("clip_model_tiny".into(), clip));
+    let vit = consistentid_core::vit::ViTModel::load(
+        &consistentid_native::source::DirSource::open(fixture("vit_tiny")).unwrap(),
+        "",
+        &device,
+    )
+    .unwrap();
+    scorer.dino = Some(("vit_tiny".into(), vit));
     let photo = decode(
         &std::fs::read(real_data("images/astronaut.png")).unwrap(),
         "photo",
@@ -114,6 +121,7 @@ fn an_image_against_itself_is_a_perfect_match() {
     let want = consistentid_core::face::likeness::cosine(&text[0], &image[0]);
     assert!((s.clip_t.unwrap() - want).abs() < 1e-6, "{s:?} vs {want}");
     assert!((s.clip_i_clip.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
+    assert!((s.dino.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
     assert!(
         s.face_detected && (s.facesim_arcface.unwrap() - 1.0).abs() < 1e-5,
         "{s:?}"
@@ -229,6 +237,8 @@ async fn eval_runs_scores_compares_and_reports() {
         &m,
         "--clip",
         &s(&fixture("clip_model_tiny")),
+        "--dino",
+        &s(&fixture("vit_tiny")),
         "--images",
         &s(&root.join("elsewhere")),
         "--refs",
@@ -241,12 +251,15 @@ async fn eval_runs_scores_compares_and_reports() {
     let summary = json(&clipped.join("summary.json"));
     assert!(
         summary["overall"]["clip_t"]["n"].as_u64().unwrap() > 0
-            && summary["overall"]["clip_i_clip"]["n"].as_u64().unwrap() > 0,
+            && summary["overall"]["clip_i_clip"]["n"].as_u64().unwrap() > 0
+            && summary["overall"]["dino"]["n"].as_u64().unwrap() > 0,
         "{summary}"
     );
     let report = std::fs::read_to_string(clipped.join("report.html")).unwrap();
     assert!(
-        report.contains("CLIP-T") && report.contains("clip_model_tiny"),
+        report.contains("CLIP-T")
+            && report.contains("clip_model_tiny")
+            && report.contains("vit_tiny"),
         "the report names the CLIP used"
     );
 

@@ -1,5 +1,6 @@
-//! The CLIP vision tower and CLIPImageProcessor against transformers 4.31 on the real photos
-//! (tests/scripts/gen_clip_vision.py).
+//! The vision towers (CLIP, the whole CLIP, DINO's ViT) and their image processors against
+//! transformers 4.31 on the real photos
+//! (tests/scripts/gen_clip_vision.py, gen_clip_model.py, gen_vit.py).
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use consistentid_core::clip::ClipVisionModelWithProjection;
@@ -110,4 +111,28 @@ fn whole_clip_model_projects_text_and_images_as_transformers() {
         .collect();
     let image: Vec<f32> = model.image_embeds(&photos, &device).unwrap().concat();
     assert_close("image_embeds", &image, &want.f32("image_embeds").unwrap().0);
+}
+
+/// The DINO metric's ViT (transformers `ViTModel`, facebook/dino-vits16's architecture) and
+/// `ViTImageProcessor` against transformers 4.31 on the real photos (tests/scripts/gen_vit.py).
+#[test]
+fn vit_class_token_matches_transformers() {
+    let dir = fixture("vit_tiny");
+    let source = DirSource::open(&dir).unwrap();
+    let device = Device::flex();
+    let model = consistentid_core::vit::ViTModel::load(&source, "", &device).unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    let photos: Vec<_> = ["images/astronaut.png", "images/grace_hopper.jpg"]
+        .iter()
+        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
+        .collect();
+    let pixels: Vec<f32> = photos.iter().flat_map(|p| model.preprocess(p)).collect();
+    assert_close(
+        "pixel_values",
+        &pixels,
+        &want.f32("pixel_values").unwrap().0,
+    );
+    let cls: Vec<f32> = model.embed(&photos, &device).unwrap().concat();
+    assert_close("class token", &cls, &want.f32("cls").unwrap().0);
 }

@@ -34,12 +34,17 @@ pub fn resize_and_crop(img: &RgbImage, size: usize) -> RgbImage {
 
 /// Normalises an 8-bit image to CLIP's input, planar `[3, H, W]`.
 pub fn normalize(img: &RgbImage) -> Vec<f32> {
+    normalize_with(img, CLIP_MEAN, CLIP_STD)
+}
+
+/// transformers' rescale (÷255 in f64, kept as f32) and normalise with `mean` / `std`, planar.
+pub fn normalize_with(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
     let n = img.width * img.height;
     let mut out = vec![0.0f32; 3 * n];
     for (i, px) in img.data.chunks_exact(3).enumerate() {
         for c in 0..3 {
             let scaled = (f64::from(px[c]) * (1.0 / 255.0)) as f32;
-            out[c * n + i] = (scaled - CLIP_MEAN[c]) / CLIP_STD[c];
+            out[c * n + i] = (scaled - mean[c]) / std[c];
         }
     }
     out

@@ -16,7 +16,7 @@ use consistentid_eval::benchmark::{parse_prompts, stem};
 use consistentid_eval::summary::Row;
 
 use super::files::{ManifestEntry, manifest_path, read_manifest, write_json};
-use super::score::{load_scorer, reference_names, run_name, score_rows};
+use super::score::{Extra, load_scorer, reference_names, run_name, score_rows};
 use crate::commands::generate::load_engine;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// A whole CLIP folder for CLIP-T and a second CLIP-I (as `eval score --clip`).
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
+    /// A ViT folder for the DINO score (as `eval score --dino`).
+    #[arg(long, value_name = "DIR")]
+    pub dino: Option<PathBuf>,
     /// The reference photos named in the prompt file.
     #[arg(long)]
     pub refs: PathBuf,
@@ -328,7 +331,11 @@ fn run_one(
         })
         .collect();
     scored.extend(failed);
-    let scorer = load_scorer(&args.model, args.clip.as_deref(), device)?;
+    let extra = Extra {
+        clip: args.clip.as_deref(),
+        dino: args.dino.as_deref(),
+    };
+    let scorer = load_scorer(&args.model, extra, device)?;
     let mut settings = BTreeMap::new();
     for (k, v) in [
         ("prompts", args.prompts.display().to_string()),

@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use consistentid_core::clip::ClipModel;
+use consistentid_core::vit::ViTModel;
 use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
 use consistentid_eval::scorer::{Reference, Scorer};
 use consistentid_eval::summary::{Row, summarise};
@@ -38,6 +39,9 @@ pub struct ScoreArgs {
     /// CLIP-T and a CLIP-I comparable with published numbers.
     #[arg(long, value_name = "DIR")]
     pub clip: Option<PathBuf>,
+    /// A ViT folder (transformers `ViTModel`, e.g. facebook/dino-vits16) for the DINO score.
+    #[arg(long, value_name = "DIR")]
+    pub dino: Option<PathBuf>,
     /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
     /// category.
     #[arg(long)]
@@ -185,8 +189,21 @@ pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Loads the metrics' networks (and the `--clip` model when given).
-pub fn load_scorer(model: &Path, clip: Option<&Path>, device: DeviceChoice) -> Result<Scorer> {
+/// The optional networks of `eval run` / `eval score`.
+pub struct Extra<'a> {
+    pub clip: Option<&'a Path>,
+    pub dino: Option<&'a Path>,
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Loads the metrics' networks (and the `--clip` / `--dino` ones when given).
+pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Result<Scorer> {
     let (device, _) = select(device)?;
     let source = DirSource::open(model)?;
     let mut scorer = Scorer::load(&source, &device).map_err(|e| {
@@ -194,17 +211,21 @@ pub fn load_scorer(model: &Path, clip: Option<&Path>, device: DeviceChoice) -> R
             "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
         )
     })?;
-    if let Some(dir) = clip {
+    if let Some(dir) = extra.dino {
+        let vit = ViTModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (--dino takes a transformers ViTModel folder: config.json, model.safetensors; e.g. facebook/dino-vits16)"
+            )
+        })?;
+        scorer.dino = Some((folder_name(dir), vit));
+    }
+    if let Some(dir) = extra.clip {
         let model = ClipModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
             anyhow::anyhow!(
                 "{e} (--clip takes a transformers CLIPModel folder: config.json with text_config and vision_config, model.safetensors, the tokenizer files; e.g. openai/clip-vit-large-patch14)"
             )
         })?;
-        let name = dir.file_name().map_or_else(
-            || dir.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        scorer.clip_model = Some((name, model));
+        scorer.clip_model = Some((folder_name(dir), model));
     }
     Ok(scorer)
 }
@@ -231,7 +252,11 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     };
     let rows = pending(&args.images, &refs, prompts.as_deref())?;
     ensure_writable_dir(&args.out)?;
-    let scorer = load_scorer(&args.model, args.clip.as_deref(), device)?;
+    let extra = Extra {
+        clip: args.clip.as_deref(),
+        dino: args.dino.as_deref(),
+    };
+    let scorer = load_scorer(&args.model, extra, device)?;
     let mut settings = BTreeMap::new();
     settings.insert("images".into(), args.images.display().to_string());
     settings.insert("references".into(), args.refs.display().to_string());
