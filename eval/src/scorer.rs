@@ -53,6 +53,29 @@ pub const NETWORKS: [(&str, &str); 3] = [
     ),
 ];
 
+/// FGIS's region encoder (train-eval spec C2: configurable, the report names it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RegionEncoder {
+    /// The model folder's CLIP ViT-H/14 `image_embeds` (the default).
+    #[default]
+    ClipVitH,
+    /// The `--clip` model's projected image embedding.
+    Clip,
+    /// DINO's class token (`--dino`).
+    Dino,
+}
+
+impl RegionEncoder {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "clip-vit-h" => Some(Self::ClipVitH),
+            "clip" => Some(Self::Clip),
+            "dino" => Some(Self::Dino),
+            _ => None,
+        }
+    }
+}
+
 /// A whole image's embedding and its facial regions' (word, embedding).
 type Embedded = (Vec<f32>, Vec<(&'static str, Vec<f32>)>);
 
@@ -65,6 +88,8 @@ pub struct Scorer {
     pub clip_model: Option<(String, ClipModel)>,
     /// DINO's ViT, with its name.
     pub dino: Option<(String, ViTModel)>,
+    /// The network FGIS embeds the facial regions with.
+    pub region_encoder: RegionEncoder,
     pub device: Device,
 }
 
@@ -129,6 +154,7 @@ impl Scorer {
             bisenet,
             clip_model: None,
             dino: None,
+            region_encoder: RegionEncoder::ClipVitH,
             device: device.clone(),
         })
     }
@@ -139,6 +165,17 @@ impl Scorer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let encoder = match (self.region_encoder, &self.clip_model, &self.dino) {
+            (RegionEncoder::Clip, Some((name, _)), _) => Some(format!("{name} image embeds")),
+            (RegionEncoder::Dino, _, Some((name, _))) => Some(format!("{name} class token")),
+            _ => None,
+        };
+        if let (Some(encoder), Some(fgis)) = (encoder, out.iter_mut().find(|(k, _)| k == "FGIS")) {
+            fgis.1 = fgis.1.replace(
+                "CLIP ViT-H/14 image_embeds, cosine",
+                &format!("{encoder} (--fgis-encoder), cosine"),
+            );
+        }
         if let Some((name, m)) = &self.clip_model {
             let text = format!(
                 "{name} (text and vision towers, projection {}), CLIPImageProcessor ({}²); CLIP-T: the user prompt (77 tokens, truncated) against the image; CLIP-I: reference against image; cosine",
@@ -214,7 +251,25 @@ impl Scorer {
                 crops.push(crop);
             }
         }
-        let mut embeds = self.clip_embeds(&crops)?.into_iter();
+        let embeds = match (self.region_encoder, &self.clip_model, &self.dino) {
+            (RegionEncoder::ClipVitH, _, _) => self.clip_embeds(&crops)?,
+            (RegionEncoder::Clip, Some((_, m)), _) => {
+                let mut e = self.clip_embeds(&crops[..1])?;
+                e.extend(m.image_embeds(&crops[1..], &self.device)?);
+                e
+            }
+            (RegionEncoder::Dino, _, Some((_, m))) => {
+                let mut e = self.clip_embeds(&crops[..1])?;
+                e.extend(m.embed(&crops[1..], &self.device)?);
+                e
+            }
+            (encoder, _, _) => {
+                return Err(Error::InvalidRequest(format!(
+                    "the FGIS region encoder {encoder:?} needs its network (--clip or --dino)"
+                )));
+            }
+        };
+        let mut embeds = embeds.into_iter();
         let whole = embeds.next().unwrap_or_default();
         Ok((whole, words.into_iter().zip(embeds).collect()))
     }

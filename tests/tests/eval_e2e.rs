@@ -239,6 +239,8 @@ async fn eval_runs_scores_compares_and_reports() {
         &s(&fixture("clip_model_tiny")),
         "--dino",
         &s(&fixture("vit_tiny")),
+        "--fgis-encoder",
+        "dino",
         "--images",
         &s(&root.join("elsewhere")),
         "--refs",
@@ -261,6 +263,33 @@ async fn eval_runs_scores_compares_and_reports() {
             && report.contains("clip_model_tiny")
             && report.contains("vit_tiny"),
         "the report names the CLIP used"
+    );
+    assert!(
+        report.contains("vit_tiny class token (--fgis-encoder)"),
+        "the report names FGIS's region encoder"
+    );
+    // FGIS on DINO's regions is another number than on ViT-H's.
+    let dino_rows = json(&clipped.join("rows.json"));
+    let differs = dino_rows.as_array().unwrap().iter().any(|row| {
+        let vit_h = again
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["image"] == row["image"])
+            .unwrap();
+        row["scores"]["fgis"].is_number() && row["scores"]["fgis"] != vit_h["scores"]["fgis"]
+    });
+    assert!(differs, "{dino_rows}");
+    let refused = Command::new(binary())
+        .args(["eval", "score", "--model", &m, "--fgis-encoder", "clip"])
+        .args(["--images", &s(&root.join("elsewhere")), "--refs", &r])
+        .args(["--out", &s(&root.join("refused"))])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("--fgis-encoder clip needs --clip"),
+        "{err}"
     );
 
     // An ablation (the identity never applied) beside it.

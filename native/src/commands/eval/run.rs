@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// A ViT folder for the DINO score (as `eval score --dino`).
     #[arg(long, value_name = "DIR")]
     pub dino: Option<PathBuf>,
+    /// FGIS's region encoder (as `eval score --fgis-encoder`).
+    #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
+    pub fgis_encoder: String,
     /// The reference photos named in the prompt file.
     #[arg(long)]
     pub refs: PathBuf,
@@ -334,6 +337,7 @@ fn run_one(
     let extra = Extra {
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
+        fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;
     let mut settings = BTreeMap::new();

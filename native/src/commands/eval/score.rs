@@ -12,7 +12,7 @@ use clap::Args;
 use consistentid_core::clip::ClipModel;
 use consistentid_core::vit::ViTModel;
 use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
-use consistentid_eval::scorer::{Reference, Scorer};
+use consistentid_eval::scorer::{Reference, RegionEncoder, Scorer};
 use consistentid_eval::summary::{Row, summarise};
 
 use super::files::{read_manifest, write_run};
@@ -42,6 +42,9 @@ pub struct ScoreArgs {
     /// A ViT folder (transformers `ViTModel`, e.g. facebook/dino-vits16) for the DINO score.
     #[arg(long, value_name = "DIR")]
     pub dino: Option<PathBuf>,
+    /// FGIS's region encoder: the model folder's CLIP ViT-H, the --clip model or DINO.
+    #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
+    pub fgis_encoder: String,
     /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
     /// category.
     #[arg(long)]
@@ -193,6 +196,7 @@ pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
 pub struct Extra<'a> {
     pub clip: Option<&'a Path>,
     pub dino: Option<&'a Path>,
+    pub fgis_encoder: &'a str,
 }
 
 fn folder_name(dir: &Path) -> String {
@@ -227,6 +231,15 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
         })?;
         scorer.clip_model = Some((folder_name(dir), model));
     }
+    scorer.region_encoder = RegionEncoder::from_name(extra.fgis_encoder).unwrap_or_default();
+    let needs = match scorer.region_encoder {
+        RegionEncoder::Clip if scorer.clip_model.is_none() => Some("--clip"),
+        RegionEncoder::Dino if scorer.dino.is_none() => Some("--dino"),
+        _ => None,
+    };
+    if let Some(flag) = needs {
+        bail!("--fgis-encoder {} needs {flag} DIR", extra.fgis_encoder);
+    }
     Ok(scorer)
 }
 
@@ -255,6 +268,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     let extra = Extra {
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
+        fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;
     let mut settings = BTreeMap::new();
