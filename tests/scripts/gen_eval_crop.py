@@ -11,23 +11,17 @@ Writes tests/fixtures/eval/crop.json: per case the RGB bytes, the size and the e
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import PIL
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_eval_crop_helper import crop_image  # noqa: E402
+
 assert PIL.__version__ == "10.4.0"
-
-
-def crop_image(image_pil, threshold=10):
-    gray_array = np.array(image_pil.convert("L"))
-    non_black_indices = np.where(gray_array > threshold)
-    top = np.min(non_black_indices[0])
-    bottom = np.max(non_black_indices[0])
-    left = np.min(non_black_indices[1])
-    right = np.max(non_black_indices[1])
-    return image_pil.crop((left, top, right, bottom))
 
 
 rng = np.random.default_rng(7)

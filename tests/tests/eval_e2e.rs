@@ -67,9 +67,8 @@ fn run_args<'a>(
     ]
 }
 
-/// An image scored against itself: every metric at 1, every facial region found in both.
-#[test]
-fn an_image_against_itself_is_a_perfect_match() {
+/// The scorer on the replica networks (SCRFD, IResNet-512, BiSeNet, the tiny CLIP ViT).
+fn replica_scorer(device: &burn::tensor::Device) -> Scorer {
     let mut files = std::collections::HashMap::new();
     for (from, to) in [
         ("onnx/scrfd_tiny_det.onnx", "det_10g.onnx"),
@@ -86,8 +85,14 @@ fn an_image_against_itself_is_a_perfect_match() {
     ] {
         files.insert(to.to_string(), std::fs::read(fixture(from)).unwrap());
     }
+    Scorer::load(&MemorySource { files }, device).unwrap()
+}
+
+/// An image scored against itself: every metric at 1, every facial region found in both.
+#[test]
+fn an_image_against_itself_is_a_perfect_match() {
     let device = burn::tensor::Device::flex();
-    let mut scorer = Scorer::load(&MemorySource { files }, &device).unwrap();
+    let mut scorer = replica_scorer(&device);
     let clip = consistentid_core::clip::ClipModel::load(
         &consistentid_native::source::DirSource::open(fixture("clip_model_tiny")).unwrap(),
         "",
@@ -132,6 +137,38 @@ fn an_image_against_itself_is_a_perfect_match() {
     );
     assert_eq!(s.fgis_regions.len(), reference.regions.len());
     assert!(s.regions_missing.is_empty());
+}
+
+/// FGIS of Grace Hopper against the astronaut equals its re-creation in Python from the
+/// official parts (tests/scripts/gen_fgis.py): the same common regions, each cosine and the mean
+/// within 1e-4.
+#[test]
+fn fgis_equals_its_python_re_creation() {
+    let device = burn::tensor::Device::flex();
+    let scorer = replica_scorer(&device);
+    let want = json(&fixture("eval/fgis.json"));
+    let photo = |rel: &str| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
+    let reference = scorer
+        .reference(&photo("images/astronaut.png"), "astronaut.png")
+        .unwrap();
+    let s = scorer
+        .score(&reference, &photo("images/grace_hopper.jpg"), "grace", None)
+        .unwrap();
+    let regions = want["regions"].as_object().unwrap();
+    assert_eq!(s.fgis_regions.len(), regions.len(), "{s:?} vs {want}");
+    for (word, got) in &s.fgis_regions {
+        let expected = regions[word].as_f64().unwrap() as f32;
+        assert!((got - expected).abs() < 1e-4, "{word}: {got} vs {expected}");
+    }
+    let missing: Vec<&str> = want["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(s.regions_missing, missing);
+    let fgis = want["fgis"].as_f64().unwrap() as f32;
+    assert!((s.fgis.unwrap() - fgis).abs() < 1e-4, "{s:?} vs {want}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
