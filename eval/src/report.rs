@@ -278,6 +278,7 @@ mod tests {
                 clip_t: None,
                 clip_i_clip: None,
                 dino: None,
+                facesim_facenet: None,
                 fgis: Some(0.6),
                 fgis_regions: vec![("face".into(), 0.6)],
                 regions_missing: vec![],

@@ -13,6 +13,9 @@
 //! - **CLIP-T** and a second **CLIP-I**, with a whole CLIP given apart (`--clip`, e.g.
 //!   `openai/clip-vit-large-patch14` as FastComposer and PhotoMaker report): cos of the user
 //!   prompt's projected text embedding and the image's (CLIP-T), and of the two images' (CLIP-I).
+//! - **FaceSim (FaceNet)** as FastComposer computes it, with facenet-pytorch's networks given
+//!   apart (`--facenet`): MTCNN's first face, `extract_face` 160², InceptionResnetV1 (vggface2),
+//!   max(dot, 0); an image without a face scores 0.
 //! - **DINO**, with a ViT given apart (`--dino`, `facebook/dino-vits16` as DreamBooth and
 //!   PhotoMaker report): cos of the two images' class tokens.
 
@@ -25,7 +28,9 @@ use consistentid_core::clip::image_processor;
 use consistentid_core::clip::{ClipModel, ClipVisionModelWithProjection};
 use consistentid_core::face::ChannelOrder;
 use consistentid_core::face::analysis::FaceAnalysis;
+use consistentid_core::face::facenet::{InceptionResnetV1, extract_face};
 use consistentid_core::face::likeness::cosine;
+use consistentid_core::face::mtcnn::Mtcnn;
 use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::consistentid::{IMAGE_ENCODER, PARSING};
 use consistentid_core::vit::ViTModel;
@@ -88,6 +93,8 @@ pub struct Scorer {
     pub clip_model: Option<(String, ClipModel)>,
     /// DINO's ViT, with its name.
     pub dino: Option<(String, ViTModel)>,
+    /// FaceNet (MTCNN + InceptionResnetV1), with its name.
+    pub facenet: Option<(String, Mtcnn, InceptionResnetV1)>,
     /// The network FGIS embeds the facial regions with.
     pub region_encoder: RegionEncoder,
     pub device: Device,
@@ -105,6 +112,8 @@ pub struct Reference {
     pub clip_model: Option<Vec<f32>>,
     /// Its DINO class token.
     pub dino: Option<Vec<f32>>,
+    /// Its FaceNet embedding (`None`: no `--facenet`, or MTCNN found no face).
+    pub facenet: Option<Vec<f32>>,
 }
 
 /// The metrics of one image against its reference.
@@ -129,6 +138,10 @@ pub struct ImageScores {
     /// Reference ↔ image with DINO's ViT (`None` without `--dino`).
     #[serde(default)]
     pub dino: Option<f32>,
+    /// FaceNet FaceSim (0 when MTCNN finds no face in the image; `None` without `--facenet`
+    /// or when the reference has no face).
+    #[serde(default)]
+    pub facesim_facenet: Option<f32>,
 }
 
 impl Scorer {
@@ -154,6 +167,7 @@ impl Scorer {
             bisenet,
             clip_model: None,
             dino: None,
+            facenet: None,
             region_encoder: RegionEncoder::ClipVitH,
             device: device.clone(),
         })
@@ -184,6 +198,14 @@ impl Scorer {
             );
             out.push(("CLIP-T / CLIP-I (--clip)".into(), text));
         }
+        if let Some((name, _, _)) = &self.facenet {
+            out.push((
+                "FaceSim (FaceNet)".into(),
+                format!(
+                    "{name}: facenet-pytorch MTCNN (160, margin 0, min face 20, thresholds 0.6/0.7/0.7, factor 0.709), first face → extract_face 160² bilinear → InceptionResnetV1, max(dot, 0); no face = 0 (FastComposer's rule)"
+                ),
+            ));
+        }
         if let Some((name, m)) = &self.dino {
             out.push((
                 "DINO".into(),
@@ -194,6 +216,18 @@ impl Scorer {
             ));
         }
         out
+    }
+
+    /// FaceNet's embedding of the first face MTCNN finds (`Ok(None)`: no face or no network).
+    fn facenet_image(&self, img: &RgbImage) -> Result<Option<Vec<f32>>> {
+        let Some((_, mtcnn, net)) = &self.facenet else {
+            return Ok(None);
+        };
+        let Some(first) = mtcnn.detect(img)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let face = extract_face(img, &first)?;
+        Ok(net.embed(&[face])?.into_iter().next())
     }
 
     /// DINO's class token of one image.
@@ -288,6 +322,7 @@ impl Scorer {
             regions,
             clip_model: self.clip_model_image(img)?,
             dino: self.dino_image(img)?,
+            facenet: self.facenet_image(img)?,
         })
     }
 
@@ -341,6 +376,12 @@ impl Scorer {
             (Some(r), Some(i)) => Some(cosine(r, &i)),
             _ => None,
         };
+        let facesim_facenet = match (&self.facenet, &reference.facenet) {
+            (Some(_), Some(r)) => Some(self.facenet_image(img)?.map_or(0.0, |e| {
+                e.iter().zip(r).map(|(a, b)| a * b).sum::<f32>().max(0.0)
+            })),
+            _ => None,
+        };
         Ok(ImageScores {
             facesim_arcface: facesim,
             face_detected: detected,
@@ -351,6 +392,7 @@ impl Scorer {
             clip_t,
             clip_i_clip,
             dino,
+            facesim_facenet,
         })
     }
 }

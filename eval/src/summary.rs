@@ -28,8 +28,9 @@ pub struct Row {
 }
 
 /// The metrics of the summary, in report order: (key, name people read).
-pub const METRICS: [(&str, &str); 7] = [
+pub const METRICS: [(&str, &str); 8] = [
     ("facesim_arcface", "FaceSim (ArcFace)"),
+    ("facesim_facenet", "FaceSim (FaceNet)"),
     ("fgis", "FGIS"),
     ("clip_i", "CLIP-I (ViT-H)"),
     ("clip_t", "CLIP-T"),
@@ -48,6 +49,7 @@ pub fn value(row: &Row, metric: &str) -> Option<f64> {
         "clip_t" => s.and_then(|s| s.clip_t).map(f64::from),
         "clip_i_clip" => s.and_then(|s| s.clip_i_clip).map(f64::from),
         "dino" => s.and_then(|s| s.dino).map(f64::from),
+        "facesim_facenet" => s.and_then(|s| s.facesim_facenet).map(f64::from),
         "generate_seconds" => row.generate_seconds,
         _ => None,
     }
@@ -191,7 +193,7 @@ fn csv_field(text: &str) -> String {
 /// The per-image CSV.
 pub fn rows_csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "image,reference,prompt,category,seed,facesim_arcface,face_detected,fgis,fgis_regions,regions_missing,clip_i,clip_t,clip_i_clip,dino,generate_seconds,score_seconds,error\n",
+        "image,reference,prompt,category,seed,facesim_arcface,face_detected,fgis,fgis_regions,regions_missing,clip_i,clip_t,clip_i_clip,dino,facesim_facenet,generate_seconds,score_seconds,error\n",
     );
     let num = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
     for r in rows {
@@ -220,6 +222,7 @@ pub fn rows_csv(rows: &[Row]) -> String {
             num(value(r, "clip_t")),
             num(value(r, "clip_i_clip")),
             num(value(r, "dino")),
+            num(value(r, "facesim_facenet")),
             num(r.generate_seconds),
             format!("{:.3}", r.score_seconds),
             csv_field(r.error.as_deref().unwrap_or("")),
@@ -246,6 +249,7 @@ mod tests {
                 clip_t: Some(0.25),
                 clip_i_clip: None,
                 dino: None,
+                facesim_facenet: None,
                 fgis: Some(0.25),
                 fgis_regions: vec![("nose".into(), 0.25)],
                 regions_missing: if detected {

@@ -67,6 +67,19 @@ fn run_args<'a>(
     ]
 }
 
+/// A `--facenet` folder: MTCNN's real weights and the tiny InceptionResnetV1.
+fn facenet_folder(dir: &Path) -> std::path::PathBuf {
+    for n in ["pnet", "rnet", "onet"] {
+        std::fs::copy(
+            real_data(&format!("mtcnn/{n}.pt")),
+            dir.join(format!("{n}.pt")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(fixture("facenet_tiny/facenet.pt"), dir.join("facenet.pt")).unwrap();
+    dir.to_path_buf()
+}
+
 /// The scorer on the replica networks (SCRFD, IResNet-512, BiSeNet, the tiny CLIP ViT).
 fn replica_scorer(device: &burn::tensor::Device) -> Scorer {
     let mut files = std::collections::HashMap::new();
@@ -107,6 +120,20 @@ fn an_image_against_itself_is_a_perfect_match() {
     )
     .unwrap();
     scorer.dino = Some(("vit_tiny".into(), vit));
+    let tmp = tempfile::tempdir().unwrap();
+    let facenet = facenet_folder(tmp.path());
+    let read = |n: &str| std::fs::read(facenet.join(n)).unwrap();
+    let (p, r, o) = (read("pnet.pt"), read("rnet.pt"), read("onet.pt"));
+    let mtcnn =
+        consistentid_core::face::mtcnn::Mtcnn::load([(&p, "p"), (&r, "r"), (&o, "o")], &device)
+            .unwrap();
+    let net = consistentid_core::face::facenet::InceptionResnetV1::load(
+        &read("facenet.pt"),
+        "facenet.pt",
+        &device,
+    )
+    .unwrap();
+    scorer.facenet = Some(("facenet_tiny".into(), mtcnn, net));
     let photo = decode(
         &std::fs::read(real_data("images/astronaut.png")).unwrap(),
         "photo",
@@ -127,6 +154,7 @@ fn an_image_against_itself_is_a_perfect_match() {
     assert!((s.clip_t.unwrap() - want).abs() < 1e-6, "{s:?} vs {want}");
     assert!((s.clip_i_clip.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
     assert!((s.dino.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
+    assert!((s.facesim_facenet.unwrap() - 1.0).abs() < 1e-5, "{s:?}");
     assert!(
         s.face_detected && (s.facesim_arcface.unwrap() - 1.0).abs() < 1e-5,
         "{s:?}"
@@ -266,8 +294,10 @@ async fn eval_runs_scores_compares_and_reports() {
         assert_eq!(row["category"], original["category"]);
     }
 
-    // CLIP-T and a second CLIP-I with a whole CLIP given apart.
+    // CLIP-T and a second CLIP-I with a whole CLIP given apart, DINO, FaceNet.
     let clipped = root.join("clipped");
+    std::fs::create_dir_all(root.join("facenet")).unwrap();
+    let facenet = facenet_folder(&root.join("facenet"));
     eval(&[
         "score",
         "--model",
@@ -278,6 +308,8 @@ async fn eval_runs_scores_compares_and_reports() {
         &s(&fixture("vit_tiny")),
         "--fgis-encoder",
         "dino",
+        "--facenet",
+        &s(&facenet),
         "--images",
         &s(&root.join("elsewhere")),
         "--refs",
@@ -291,7 +323,8 @@ async fn eval_runs_scores_compares_and_reports() {
     assert!(
         summary["overall"]["clip_t"]["n"].as_u64().unwrap() > 0
             && summary["overall"]["clip_i_clip"]["n"].as_u64().unwrap() > 0
-            && summary["overall"]["dino"]["n"].as_u64().unwrap() > 0,
+            && summary["overall"]["dino"]["n"].as_u64().unwrap() > 0
+            && summary["overall"]["facesim_facenet"]["n"].as_u64().unwrap() > 0,
         "{summary}"
     );
     let report = std::fs::read_to_string(clipped.join("report.html")).unwrap();

@@ -281,7 +281,7 @@ mod mtcnn {
     use super::*;
     use consistentid_core::face::mtcnn::Mtcnn;
 
-    fn load() -> Mtcnn {
+    pub(super) fn load() -> Mtcnn {
         let files: Vec<(Vec<u8>, String)> = ["pnet", "rnet", "onet"]
             .iter()
             .map(|n| {
@@ -399,4 +399,59 @@ mod mtcnn {
         .unwrap();
         assert!(err.to_string().contains("x.pt"), "{err}");
     }
+}
+
+/// FaceSim with FaceNet under FastComposer's rule (tests/scripts/gen_facenet.py): facenet-pytorch's
+/// MTCNN (real weights) → the first face → `extract_face` (160², bilinear) → `InceptionResnetV1`
+/// (its own code at 1/16 width, random weights) → max(dot, 0).
+#[test]
+fn facenet_crop_and_embedding_match_facenet_pytorch() {
+    use consistentid_core::face::facenet::{FACE_SIZE, InceptionResnetV1, extract_face};
+    let dir = fixture("facenet_tiny");
+    let net = InceptionResnetV1::load(
+        &std::fs::read(dir.join("facenet.pt")).unwrap(),
+        "facenet.pt",
+        &Device::flex(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    let detector = mtcnn::load();
+    let mut embeddings = Vec::new();
+    for (photo, rel) in [
+        ("astronaut", "images/astronaut.png"),
+        ("grace_hopper", "images/grace_hopper.jpg"),
+    ] {
+        let img = decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
+        let first = detector.detect(&img).unwrap().remove(0);
+        let (boxed, _) = want.f32(&format!("{photo}.box")).unwrap();
+        for (a, b) in first.bbox.iter().zip(&boxed) {
+            assert!(
+                (a - b).abs() < 1e-2,
+                "{photo}: box {:?} vs {boxed:?}",
+                first.bbox
+            );
+        }
+        let face = extract_face(&img, &first).unwrap();
+        let (pixels, _) = want.i64(&format!("{photo}.face")).unwrap();
+        let n = FACE_SIZE * FACE_SIZE;
+        let expected: Vec<f32> = (0..3 * n)
+            .map(|i| (pixels[(i % n) * 3 + i / n] as f32 - 127.5) / 128.0)
+            .collect();
+        assert_eq!(face, expected, "{photo}: the 160² crop");
+        let embedding = net.embed(&[face]).unwrap().remove(0);
+        assert_close(
+            &format!("{photo} embedding"),
+            &embedding,
+            &want.f32(&format!("{photo}.embedding")).unwrap().0,
+        );
+        embeddings.push(embedding);
+    }
+    let dot: f32 = embeddings[0]
+        .iter()
+        .zip(&embeddings[1])
+        .map(|(a, b)| a * b)
+        .sum();
+    let (facesim, _) = want.f32("facesim").unwrap();
+    assert!((dot.max(0.0) - facesim[0]).abs() < 1e-4);
 }

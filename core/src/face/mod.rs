@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod arcface;
 pub mod blazeface;
 pub mod choose;
+pub mod facenet;
 pub mod likeness;
 pub mod mtcnn;
 pub mod scrfd;

@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// A ViT folder for the DINO score (as `eval score --dino`).
     #[arg(long, value_name = "DIR")]
     pub dino: Option<PathBuf>,
+    /// facenet-pytorch's networks for FaceSim (FaceNet) (as `eval score --facenet`).
+    #[arg(long, value_name = "DIR")]
+    pub facenet: Option<PathBuf>,
     /// FGIS's region encoder (as `eval score --fgis-encoder`).
     #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
     pub fgis_encoder: String,
@@ -337,6 +340,7 @@ fn run_one(
     let extra = Extra {
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
+        facenet: args.facenet.as_deref(),
         fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use clap::Args;
 use consistentid_core::clip::ClipModel;
+use consistentid_core::face::facenet::InceptionResnetV1;
+use consistentid_core::face::mtcnn::Mtcnn;
 use consistentid_core::vit::ViTModel;
 use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
 use consistentid_eval::scorer::{Reference, RegionEncoder, Scorer};
@@ -42,6 +45,10 @@ pub struct ScoreArgs {
     /// A ViT folder (transformers `ViTModel`, e.g. facebook/dino-vits16) for the DINO score.
     #[arg(long, value_name = "DIR")]
     pub dino: Option<PathBuf>,
+    /// facenet-pytorch's networks for FaceSim (FaceNet) as FastComposer computes it: a folder with
+    /// MTCNN's pnet.pt, rnet.pt, onet.pt and InceptionResnetV1's 20180402-114759-vggface2.pt.
+    #[arg(long, value_name = "DIR")]
+    pub facenet: Option<PathBuf>,
     /// FGIS's region encoder: the model folder's CLIP ViT-H, the --clip model or DINO.
     #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
     pub fgis_encoder: String,
@@ -196,6 +203,7 @@ pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
 pub struct Extra<'a> {
     pub clip: Option<&'a Path>,
     pub dino: Option<&'a Path>,
+    pub facenet: Option<&'a Path>,
     pub fgis_encoder: &'a str,
 }
 
@@ -206,7 +214,42 @@ fn folder_name(dir: &Path) -> String {
     )
 }
 
-/// Loads the metrics' networks (and the `--clip` / `--dino` ones when given).
+/// MTCNN and InceptionResnetV1 from a `--facenet` folder.
+fn load_facenet(dir: &Path, device: &Device) -> Result<(Mtcnn, InceptionResnetV1)> {
+    let read = |name: &str| -> Result<(Vec<u8>, String)> {
+        let p = dir.join(name);
+        let bytes = std::fs::read(&p).with_context(|| {
+            format!(
+                "--facenet needs {} (facenet-pytorch 2.6.0's data/{name})",
+                p.display()
+            )
+        })?;
+        Ok((bytes, p.display().to_string()))
+    };
+    let [p, r, o] = [read("pnet.pt")?, read("rnet.pt")?, read("onet.pt")?];
+    let mtcnn = Mtcnn::load([(&p.0, &p.1), (&r.0, &r.1), (&o.0, &o.1)], device)?;
+    let weights = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "pt")
+                && !["pnet.pt", "rnet.pt", "onet.pt"]
+                    .iter()
+                    .any(|n| p.file_name().is_some_and(|f| f == *n))
+        })
+        .min()
+        .with_context(|| {
+            format!(
+                "--facenet: no InceptionResnetV1 weights (20180402-114759-vggface2.pt) in {}",
+                dir.display()
+            )
+        })?;
+    let bytes = std::fs::read(&weights)?;
+    let net = InceptionResnetV1::load(&bytes, &weights.display().to_string(), device)?;
+    Ok((mtcnn, net))
+}
+
+/// Loads the metrics' networks (and the `--clip` / `--dino` / `--facenet` ones when given).
 pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Result<Scorer> {
     let (device, _) = select(device)?;
     let source = DirSource::open(model)?;
@@ -215,6 +258,10 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
             "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
         )
     })?;
+    if let Some(dir) = extra.facenet {
+        let (mtcnn, net) = load_facenet(dir, &device)?;
+        scorer.facenet = Some((folder_name(dir), mtcnn, net));
+    }
     if let Some(dir) = extra.dino {
         let vit = ViTModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
             anyhow::anyhow!(
@@ -268,6 +315,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     let extra = Extra {
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
+        facenet: args.facenet.as_deref(),
         fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;
