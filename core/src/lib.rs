@@ -11,6 +11,7 @@ pub mod consistentid;
 pub mod error;
 pub mod face;
 pub mod image;
+pub mod inception;
 pub mod kernels;
 pub mod nn;
 pub mod onnx;

@@ -159,6 +159,22 @@ pub fn render(runs: &[(&Summary, Option<&[Row]>)], thumbs: &[Thumb]) -> String {
         }
         body.push_str("</tr>");
     }
+    if summaries.iter().any(|s| s.fid.is_some()) {
+        body.push_str("<tr data-metric=\"fid\"><td>FID (lower is better)</td>");
+        for s in &summaries {
+            body.push_str(&match &s.fid {
+                Some(f) => format!(
+                    "<td>{:.2} <small>({} images vs {} of {})</small></td>",
+                    f.value,
+                    f.generated,
+                    f.real,
+                    escape(&f.real_set)
+                ),
+                None => "<td>—</td>".into(),
+            });
+        }
+        body.push_str("</tr>");
+    }
     body.push_str("<tr><td>images (failed)</td>");
     for s in &summaries {
         body.push_str(&format!("<td>{} ({})</td>", s.images, s.failed));

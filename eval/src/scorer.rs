@@ -16,6 +16,7 @@
 //! - **FaceSim (FaceNet)** as FastComposer computes it, with facenet-pytorch's networks given
 //!   apart (`--facenet`): MTCNN's first face, `extract_face` 160², InceptionResnetV1 (vggface2),
 //!   max(dot, 0); an image without a face scores 0.
+//! - **FID** (set-level), with pytorch-fid's Inception given apart (`--fid`).
 //! - **DINO**, with a ViT given apart (`--dino`, `facebook/dino-vits16` as DreamBooth and
 //!   PhotoMaker report): cos of the two images' class tokens.
 
@@ -32,6 +33,7 @@ use consistentid_core::face::facenet::{InceptionResnetV1, extract_face};
 use consistentid_core::face::likeness::cosine;
 use consistentid_core::face::mtcnn::Mtcnn;
 use consistentid_core::image::RgbImage;
+use consistentid_core::inception::FidInception;
 use consistentid_core::pipeline::consistentid::{IMAGE_ENCODER, PARSING};
 use consistentid_core::vit::ViTModel;
 use consistentid_core::weights::WeightSource;
@@ -95,6 +97,8 @@ pub struct Scorer {
     pub dino: Option<(String, ViTModel)>,
     /// FaceNet (MTCNN + InceptionResnetV1), with its name.
     pub facenet: Option<(String, Mtcnn, InceptionResnetV1)>,
+    /// The FID network, with its name (set-level: see `fid_features`).
+    pub fid: Option<(String, FidInception)>,
     /// The network FGIS embeds the facial regions with.
     pub region_encoder: RegionEncoder,
     pub device: Device,
@@ -168,6 +172,7 @@ impl Scorer {
             clip_model: None,
             dino: None,
             facenet: None,
+            fid: None,
             region_encoder: RegionEncoder::ClipVitH,
             device: device.clone(),
         })
@@ -206,6 +211,14 @@ impl Scorer {
                 ),
             ));
         }
+        if let Some((name, _)) = &self.fid {
+            out.push((
+                "FID".into(),
+                format!(
+                    "{name}: pytorch-fid InceptionV3 pool features (ToTensor, 299² bilinear, 2x − 1), Gaussian fit per set, Fréchet distance in f64 (scipy sqrtm's formula) between the scored images and the real set"
+                ),
+            ));
+        }
         if let Some((name, m)) = &self.dino {
             out.push((
                 "DINO".into(),
@@ -228,6 +241,14 @@ impl Scorer {
         };
         let face = extract_face(img, &first)?;
         Ok(net.embed(&[face])?.into_iter().next())
+    }
+
+    /// The FID network's features of `images` (`Ok(None)` without `--fid`).
+    pub fn fid_features(&self, images: &[RgbImage]) -> Result<Option<Vec<Vec<f32>>>> {
+        match &self.fid {
+            Some((_, net)) => Ok(Some(net.features(images)?)),
+            None => Ok(None),
+        }
     }
 
     /// DINO's class token of one image.

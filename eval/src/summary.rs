@@ -125,6 +125,20 @@ pub struct Summary {
     pub networks: Vec<(String, String)>,
     /// How the images were made and scored.
     pub settings: BTreeMap<String, String>,
+    /// The set-level FID (with `--fid`).
+    #[serde(default)]
+    pub fid: Option<Fid>,
+}
+
+/// FID between the scored images and a set of real photos.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fid {
+    pub value: f64,
+    /// Images on each side (FID is unstable below about a thousand).
+    pub generated: usize,
+    pub real: usize,
+    /// Which real set: the reference photos or the `--fid-real` folder.
+    pub real_set: String,
 }
 
 /// Summarises rows.
@@ -179,6 +193,7 @@ pub fn summarise(
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
         settings,
+        fid: None,
     }
 }
 

@@ -67,6 +67,23 @@ fn run_args<'a>(
     ]
 }
 
+/// The image files under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p
+            .extension()
+            .is_some_and(|e| ["png", "jpg", "jpeg", "webp"].contains(&e.to_str().unwrap_or("")))
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A `--facenet` folder: MTCNN's real weights and the tiny InceptionResnetV1.
 fn facenet_folder(dir: &Path) -> std::path::PathBuf {
     for n in ["pnet", "rnet", "onet"] {
@@ -298,6 +315,12 @@ async fn eval_runs_scores_compares_and_reports() {
     let clipped = root.join("clipped");
     std::fs::create_dir_all(root.join("facenet")).unwrap();
     let facenet = facenet_folder(&root.join("facenet"));
+    let real_set = root.join("real");
+    std::fs::create_dir_all(&real_set).unwrap();
+    for rel in ["images/astronaut.png", "images/grace_hopper.jpg"] {
+        let from = real_data(rel);
+        std::fs::copy(&from, real_set.join(from.file_name().unwrap())).unwrap();
+    }
     eval(&[
         "score",
         "--model",
@@ -310,6 +333,10 @@ async fn eval_runs_scores_compares_and_reports() {
         "dino",
         "--facenet",
         &s(&facenet),
+        "--fid",
+        &s(&fixture("fid_tiny/inception.pt")),
+        "--fid-real",
+        &s(&real_set),
         "--images",
         &s(&root.join("elsewhere")),
         "--refs",
@@ -327,7 +354,49 @@ async fn eval_runs_scores_compares_and_reports() {
             && summary["overall"]["facesim_facenet"]["n"].as_u64().unwrap() > 0,
         "{summary}"
     );
+    // FID: the Fréchet distance of the FID network's features of the scored images and of the
+    // real set.
+    let fid = &summary["fid"];
+    let device = burn::tensor::Device::flex();
+    let net = consistentid_core::inception::FidInception::load(
+        &std::fs::read(fixture("fid_tiny/inception.pt")).unwrap(),
+        "inception.pt",
+        &device,
+    )
+    .unwrap();
+    let features = |dir: &Path| -> Vec<Vec<f32>> {
+        let mut files: Vec<_> = walk(dir);
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let img = decode(&std::fs::read(p).unwrap(), "img").unwrap();
+                net.features(&[img]).unwrap().remove(0)
+            })
+            .collect()
+    };
+    use consistentid_eval::frechet::{Gaussian, frechet_distance};
+    let (generated, real) = (features(&root.join("elsewhere")), features(&real_set));
+    let want = frechet_distance(
+        &Gaussian::fit(&generated).unwrap(),
+        &Gaussian::fit(&real).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        fid["generated"].as_u64(),
+        Some(generated.len() as u64),
+        "{summary}"
+    );
+    assert_eq!(fid["real"].as_u64(), Some(real.len() as u64), "{summary}");
+    assert!(
+        (fid["value"].as_f64().unwrap() - want).abs() <= 1e-6 * want.abs().max(1.0),
+        "{fid} vs {want}"
+    );
     let report = std::fs::read_to_string(clipped.join("report.html")).unwrap();
+    assert!(
+        report.contains("data-metric=\"fid\""),
+        "the report shows FID"
+    );
     assert!(
         report.contains("CLIP-T")
             && report.contains("clip_model_tiny")

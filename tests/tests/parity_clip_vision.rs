@@ -1,6 +1,6 @@
-//! The vision towers (CLIP, the whole CLIP, DINO's ViT) and their image processors against
-//! transformers 4.31 on the real photos
-//! (tests/scripts/gen_clip_vision.py, gen_clip_model.py, gen_vit.py).
+//! The image networks (CLIP, the whole CLIP, DINO's ViT, the FID Inception) and their inputs against
+//! their reference code (transformers 4.31, pytorch-fid 0.3.0) on the real photos
+//! (tests/scripts/gen_clip_vision.py, gen_clip_model.py, gen_vit.py, gen_fid_inception.py).
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use consistentid_core::clip::ClipVisionModelWithProjection;
@@ -135,4 +135,28 @@ fn vit_class_token_matches_transformers() {
     );
     let cls: Vec<f32> = model.embed(&photos, &device).unwrap().concat();
     assert_close("class token", &cls, &want.f32("cls").unwrap().0);
+}
+
+/// The FID network: pytorch-fid's `InceptionV3` pool features (its FIDInception patches on
+/// torchvision's Inception3, at 1/16 width with random weights) of the real photos, each fed
+/// whole as pytorch-fid's dataset feeds it (tests/scripts/gen_fid_inception.py).
+#[test]
+fn fid_inception_matches_pytorch_fid() {
+    let dir = fixture("fid_tiny");
+    let net = consistentid_core::inception::FidInception::load(
+        &std::fs::read(dir.join("inception.pt")).unwrap(),
+        "inception.pt",
+        &Device::flex(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    for (photo, rel) in [
+        ("astronaut", "images/astronaut.png"),
+        ("grace_hopper", "images/grace_hopper.jpg"),
+    ] {
+        let img = decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
+        let got = net.features(&[img]).unwrap().remove(0);
+        assert_close(photo, &got, &want.f32(photo).unwrap().0);
+    }
 }

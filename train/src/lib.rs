@@ -13,7 +13,6 @@ pub mod network;
 pub mod objective;
 pub mod optimizer;
 pub mod plot;
-pub mod resize;
 pub mod sample;
 pub mod step;
 pub mod trainer;

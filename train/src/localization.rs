@@ -9,8 +9,8 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use crate::resize::resize_antialias;
 use crate::{Result, TrainError};
+use consistentid_core::image::torch_resize::resize_antialias;
 
 /// Which attention L_loc supervises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

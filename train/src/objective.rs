@@ -5,7 +5,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::resize::resize_bilinear;
+use consistentid_core::image::torch_resize::resize_bilinear;
 
 /// `WithoutBackground` masks at image resolution, `[b, h, w]` in {0, 1}.
 #[derive(Debug, Clone)]

@@ -5,8 +5,6 @@
 //! their scales, the two reduction blocks, average pool, `last_linear`, `last_bn`, L2 norm);
 //! widths and repeat counts come from the checkpoint.
 
-use std::collections::HashMap;
-
 use burn::tensor::activation::relu;
 use burn::tensor::module::{adaptive_avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
@@ -15,19 +13,16 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::Detection;
 use crate::image::RgbImage;
 use crate::image::pil::{Filter, resize};
-use crate::weights::torch_file;
+use crate::nn::torch_net::TorchNet;
 use crate::{Error, Result};
 
 /// The face crop's side (`MTCNN(image_size=160)`).
 pub const FACE_SIZE: usize = 160;
-const BN_EPS: f64 = 1e-3;
 
-/// The network's parameters by state-dict name, on the device.
+/// The network, from its state dict.
 pub struct InceptionResnetV1 {
-    params: HashMap<String, (Vec<usize>, Tensor<1>)>,
+    net: TorchNet,
     repeats: [usize; 3],
-    path: String,
-    device: Device,
 }
 
 /// `nn.MaxPool2d(3, stride=2)`.
@@ -70,78 +65,23 @@ impl InceptionResnetV1 {
     /// Loads a facenet-pytorch state dict (`20180402-114759-vggface2.pt`; its `logits` head is
     /// not used). `path` names it in errors.
     pub fn load(bytes: &[u8], path: &str, device: &Device) -> Result<Self> {
-        let bad = |reason: String| Error::WeightMismatch {
-            path: path.to_string(),
-            reason,
-        };
-        let tensors = torch_file::read(bytes).map_err(bad)?;
-        let mut params = HashMap::new();
-        for (name, t) in tensors {
-            let n = t.data.len();
-            params.insert(
-                name,
-                (
-                    t.shape,
-                    Tensor::<1>::from_data(TensorData::new(t.data, [n]), device),
-                ),
-            );
-        }
+        let net = TorchNet::load(bytes, path, device)?;
         let count = |prefix: &str| {
             (0..)
-                .take_while(|i| params.contains_key(&format!("{prefix}.{i}.conv2d.weight")))
+                .take_while(|i| net.has(&format!("{prefix}.{i}.conv2d.weight")))
                 .count()
         };
         let repeats = [count("repeat_1"), count("repeat_2"), count("repeat_3")];
-        if repeats.contains(&0) || !params.contains_key("last_linear.weight") {
-            return Err(bad(
+        if repeats.contains(&0) || !net.has("last_linear.weight") {
+            return Err(net.mismatch(
                 "not an InceptionResnetV1 state dict (repeat_1..3, last_linear)".into(),
             ));
         }
-        Ok(Self {
-            params,
-            repeats,
-            path: path.to_string(),
-            device: device.clone(),
-        })
+        Ok(Self { net, repeats })
     }
 
-    fn get<const D: usize>(&self, name: &str) -> Result<Tensor<D>> {
-        let (shape, t) = self.params.get(name).ok_or_else(|| Error::WeightMismatch {
-            path: self.path.clone(),
-            reason: format!("missing {name}"),
-        })?;
-        let shape: [usize; D] = shape
-            .clone()
-            .try_into()
-            .map_err(|_| Error::WeightMismatch {
-                path: self.path.clone(),
-                reason: format!("{name} has shape {shape:?}"),
-            })?;
-        Ok(t.clone().reshape(shape))
-    }
-
-    /// Eval-mode BatchNorm over channel axis 1 of `x`.
-    fn bn<const D: usize>(&self, x: Tensor<D>, name: &str) -> Result<Tensor<D>> {
-        let c = x.dims()[1];
-        let mut shape = [1usize; D];
-        shape[1] = c;
-        let at = |p: &str| -> Result<Tensor<D>> {
-            Ok(self.get::<1>(&format!("{name}.{p}"))?.reshape(shape))
-        };
-        let scale = at("weight")? / (at("running_var")? + BN_EPS).sqrt();
-        Ok((x - at("running_mean")?) * scale + at("bias")?)
-    }
-
-    /// `BasicConv2d`: convolution without bias, BatchNorm, ReLU.
     fn unit(&self, x: Tensor<4>, name: &str, stride: usize, pad: [usize; 2]) -> Result<Tensor<4>> {
-        let w = self.get::<4>(&format!("{name}.conv.weight"))?;
-        let x = conv2d(
-            x,
-            w,
-            None,
-            ConvOptions::new([stride, stride], pad, [1, 1], 1),
-        );
-        Ok(relu(self.bn(x, &format!("{name}.bn"))?))
+        self.net.unit(x, name, stride, pad)
     }
 
     /// A residual block's closing 1×1 convolution (with bias), scaled and added.
@@ -152,8 +92,8 @@ impl InceptionResnetV1 {
         name: &str,
         scale: f64,
     ) -> Result<Tensor<4>> {
-        let w = self.get::<4>(&format!("{name}.conv2d.weight"))?;
-        let b = self.get::<1>(&format!("{name}.conv2d.bias"))?;
+        let w = self.net.get::<4>(&format!("{name}.conv2d.weight"))?;
+        let b = self.net.get::<1>(&format!("{name}.conv2d.bias"))?;
         let out = conv2d(
             Tensor::cat(parts, 1),
             w,
@@ -219,7 +159,7 @@ impl InceptionResnetV1 {
         let n = faces.len();
         let data: Vec<f32> = faces.concat();
         let s = FACE_SIZE;
-        let mut x = Tensor::<4>::from_data(TensorData::new(data, [n, 3, s, s]), &self.device);
+        let mut x = Tensor::<4>::from_data(TensorData::new(data, [n, 3, s, s]), self.net.device());
         x = self.unit(x, "conv2d_1a", 2, [0, 0])?;
         x = self.unit(x, "conv2d_2a", 1, [0, 0])?;
         x = self.unit(x, "conv2d_2b", 1, [1, 1])?;
@@ -241,8 +181,8 @@ impl InceptionResnetV1 {
         x = self.block8(x, "block8", 1.0, true)?;
         let c = x.dims()[1];
         let pooled: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]);
-        let w = self.get::<2>("last_linear.weight")?; // [512, c]
-        let y = self.bn(pooled.matmul(w.transpose()), "last_bn")?;
+        let w = self.net.get::<2>("last_linear.weight")?; // [512, c]
+        let y = self.net.bn(pooled.matmul(w.transpose()), "last_bn")?;
         let dim = y.dims()[1];
         let values = y
             .into_data()

@@ -3,6 +3,7 @@
 
 pub mod cv;
 pub mod pil;
+pub mod torch_resize;
 
 use crate::{Error, Result};
 

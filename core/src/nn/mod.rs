@@ -5,6 +5,7 @@ pub mod embeddings;
 pub mod lora;
 pub mod resnet;
 pub mod sampling;
+pub mod torch_net;
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};

@@ -66,6 +66,18 @@ pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<()> {
         }
         println!();
     }
+    if runs.iter().any(|r| r.summary.fid.is_some()) {
+        print!("{:<22}", "FID");
+        for r in &runs {
+            let cell = r
+                .summary
+                .fid
+                .as_ref()
+                .map_or_else(|| "-".into(), |f| format!("{:.2}", f.value));
+            print!("  {cell:>width$}");
+        }
+        println!();
+    }
     println!("{}", out.display());
     Ok(())
 }

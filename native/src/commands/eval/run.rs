@@ -16,7 +16,7 @@ use consistentid_eval::benchmark::{parse_prompts, stem};
 use consistentid_eval::summary::Row;
 
 use super::files::{ManifestEntry, manifest_path, read_manifest, write_json};
-use super::score::{Extra, load_scorer, reference_names, run_name, score_rows};
+use super::score::{Extra, Sources, load_scorer, reference_names, run_name, score_rows};
 use crate::commands::generate::load_engine;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
@@ -38,6 +38,12 @@ pub struct RunArgs {
     /// facenet-pytorch's networks for FaceSim (FaceNet) (as `eval score --facenet`).
     #[arg(long, value_name = "DIR")]
     pub facenet: Option<PathBuf>,
+    /// pytorch-fid's Inception weights for FID (as `eval score --fid`).
+    #[arg(long, value_name = "FILE")]
+    pub fid: Option<PathBuf>,
+    /// The real photos FID compares against (default: the reference photos).
+    #[arg(long, value_name = "DIR", requires = "fid")]
+    pub fid_real: Option<PathBuf>,
     /// FGIS's region encoder (as `eval score --fgis-encoder`).
     #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
     pub fgis_encoder: String,
@@ -341,6 +347,7 @@ fn run_one(
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
         facenet: args.facenet.as_deref(),
+        fid: args.fid.as_deref(),
         fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;
@@ -372,5 +379,10 @@ fn run_one(
     ] {
         settings.insert(k.to_string(), v);
     }
-    score_rows(&scorer, &images, &args.refs, scored, out, name, settings)
+    let sources = Sources {
+        images: &images,
+        refs: &args.refs,
+        fid_real: args.fid_real.as_deref(),
+    };
+    score_rows(&scorer, sources, scored, out, name, settings)
 }

@@ -13,10 +13,12 @@ use clap::Args;
 use consistentid_core::clip::ClipModel;
 use consistentid_core::face::facenet::InceptionResnetV1;
 use consistentid_core::face::mtcnn::Mtcnn;
+use consistentid_core::inception::FidInception;
 use consistentid_core::vit::ViTModel;
 use consistentid_eval::benchmark::{PromptRow, match_reference, parse_prompts};
+use consistentid_eval::frechet::{Gaussian, frechet_distance};
 use consistentid_eval::scorer::{Reference, RegionEncoder, Scorer};
-use consistentid_eval::summary::{Row, summarise};
+use consistentid_eval::summary::{Fid, Row, summarise};
 
 use super::files::{read_manifest, write_run};
 use crate::device::{DeviceChoice, select};
@@ -49,6 +51,12 @@ pub struct ScoreArgs {
     /// MTCNN's pnet.pt, rnet.pt, onet.pt and InceptionResnetV1's 20180402-114759-vggface2.pt.
     #[arg(long, value_name = "DIR")]
     pub facenet: Option<PathBuf>,
+    /// pytorch-fid's Inception weights (pt_inception-2015-12-05-6726825d.pth) for FID.
+    #[arg(long, value_name = "FILE")]
+    pub fid: Option<PathBuf>,
+    /// The real photos FID compares against (default: the reference photos).
+    #[arg(long, value_name = "DIR", requires = "fid")]
+    pub fid_real: Option<PathBuf>,
     /// FGIS's region encoder: the model folder's CLIP ViT-H, the --clip model or DINO.
     #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
     pub fgis_encoder: String,
@@ -113,17 +121,30 @@ fn pending(images: &Path, refs: &[String], prompts: Option<&[PromptRow]>) -> Res
         .collect())
 }
 
+/// Where a run's images come from.
+pub struct Sources<'a> {
+    pub images: &'a Path,
+    pub refs: &'a Path,
+    /// The real photos of FID (default: `refs`).
+    pub fid_real: Option<&'a Path>,
+}
+
 /// Scores `rows` (those without an error) and writes the run.
 pub fn score_rows(
     scorer: &Scorer,
-    images: &Path,
-    refs: &Path,
+    sources: Sources<'_>,
     mut rows: Vec<Row>,
     out: &Path,
     name: &str,
     settings: BTreeMap<String, String>,
 ) -> Result<()> {
+    let Sources {
+        images,
+        refs,
+        fid_real,
+    } = sources;
     let mut references: HashMap<String, Result<Reference, String>> = HashMap::new();
+    let mut generated_features: Vec<Vec<f32>> = Vec::new();
     let total = rows.len();
     let mut progress = StepProgress::new("scoring".into());
     let started = Instant::now();
@@ -145,6 +166,12 @@ pub fn score_rows(
                 Ok(reference) => read_image(&images.join(&row.image))
                     .map_err(|e| format!("{e:#}"))
                     .and_then(|img| {
+                        if let Some(f) = scorer
+                            .fid_features(std::slice::from_ref(&img))
+                            .map_err(|e| e.to_string())?
+                        {
+                            generated_features.extend(f);
+                        }
                         scorer
                             .score(reference, &img, &row.image, row.prompt.as_deref())
                             .map_err(|e| e.to_string())
@@ -175,7 +202,19 @@ pub fn score_rows(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let summary = summarise(name, &rows, &networks, settings);
+    let mut summary = summarise(name, &rows, &networks, settings);
+    if scorer.fid.is_some() {
+        // A set FID cannot be computed for is named in the report, not fatal.
+        match fid(scorer, generated_features, fid_real.unwrap_or(refs)) {
+            Ok(f) => summary.fid = Some(f),
+            Err(e) => {
+                eprintln!("warning: {e:#}");
+                summary
+                    .settings
+                    .insert("FID".into(), format!("not computed: {e:#}"));
+            }
+        }
+    }
     write_run(out, images, &summary, &rows)?;
     for (key, stat) in &summary.overall {
         println!("{key}: {:.4} ± {:.4} (n={})", stat.mean, stat.ci95, stat.n);
@@ -185,6 +224,41 @@ pub fn score_rows(
     }
     println!("{}", out.join("report.html").display());
     Ok(())
+}
+
+/// FID of the scored images' features against the photos of `real` (every image under it).
+fn fid(scorer: &Scorer, generated: Vec<Vec<f32>>, real: &Path) -> Result<Fid> {
+    let mut real_features = Vec::new();
+    for rel in list_images(real)? {
+        let img = read_image(&real.join(&rel))?;
+        real_features.extend(scorer.fid_features(&[img])?.unwrap_or_default());
+    }
+    if generated.len() < 2 || real_features.len() < 2 {
+        bail!(
+            "FID needs at least 2 images on each side ({} scored, {} in {})",
+            generated.len(),
+            real_features.len(),
+            real.display()
+        );
+    }
+    let fit = |f: &[Vec<f32>]| Gaussian::fit(f).map_err(|e| anyhow::anyhow!("FID: {e}"));
+    let value = frechet_distance(&fit(&generated)?, &fit(&real_features)?)
+        .map_err(|e| anyhow::anyhow!("FID: {e}"))?;
+    eprintln!(
+        "FID {value:.3} ({} images against {} of {}; unstable below about a thousand)",
+        generated.len(),
+        real_features.len(),
+        real.display()
+    );
+    Ok(Fid {
+        value,
+        generated: generated.len(),
+        real: real_features.len(),
+        real_set: real.file_name().map_or_else(
+            || real.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+    })
 }
 
 /// The reference photos' file names.
@@ -204,6 +278,7 @@ pub struct Extra<'a> {
     pub clip: Option<&'a Path>,
     pub dino: Option<&'a Path>,
     pub facenet: Option<&'a Path>,
+    pub fid: Option<&'a Path>,
     pub fgis_encoder: &'a str,
 }
 
@@ -258,6 +333,12 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
             "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
         )
     })?;
+    if let Some(file) = extra.fid {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let net = FidInception::load(&bytes, &file.display().to_string(), &device)?;
+        scorer.fid = Some((folder_name(file), net));
+    }
     if let Some(dir) = extra.facenet {
         let (mtcnn, net) = load_facenet(dir, &device)?;
         scorer.facenet = Some((folder_name(dir), mtcnn, net));
@@ -316,6 +397,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
         clip: args.clip.as_deref(),
         dino: args.dino.as_deref(),
         facenet: args.facenet.as_deref(),
+        fid: args.fid.as_deref(),
         fgis_encoder: &args.fgis_encoder,
     };
     let scorer = load_scorer(&args.model, extra, device)?;
@@ -323,10 +405,14 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     settings.insert("images".into(), args.images.display().to_string());
     settings.insert("references".into(), args.refs.display().to_string());
     settings.insert("consistentid".into(), env!("CARGO_PKG_VERSION").into());
+    let sources = Sources {
+        images: &args.images,
+        refs: &args.refs,
+        fid_real: args.fid_real.as_deref(),
+    };
     score_rows(
         &scorer,
-        &args.images,
-        &args.refs,
+        sources,
         rows,
         &args.out,
         &run_name(&args.out, args.name.as_deref()),

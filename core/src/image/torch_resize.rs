@@ -1,10 +1,10 @@
-//! The two mask resizes training uses, computed on the host in f32 as torch 2.0 computes them
-//! on the CPU (the masks are constants, so no graph is needed):
+//! torch's `F.interpolate` on the host in f32, as torch 2.0 computes it on the CPU, for inputs
+//! that need no graph (training's constant masks, the FID network's input):
 //! - `F.interpolate(mode="bilinear", antialias=True)` (`_upsample_bilinear2d_aa`: PIL's
 //!   triangle filter, widened by the scale when shrinking, without PIL's fixed-point
 //!   rounding), width first, then height: the localization loss's region masks;
 //! - `F.interpolate(mode="bilinear", align_corners=False)` without antialiasing: the
-//!   background mask of the noise loss.
+//!   background mask of the noise loss, pytorch-fid's resize to 299².
 
 /// Source indices and weights of one output index.
 struct Taps {
