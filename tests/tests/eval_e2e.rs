@@ -474,6 +474,44 @@ async fn eval_runs_scores_compares_and_reports() {
     let png = std::fs::read(study.join("regions-0/images/astronaut/000-2024.png")).unwrap();
     assert!(String::from_utf8_lossy(&png).contains("Ablation: 0 facial regions"));
     assert!(study.join("compare.html").exists());
+    // Without the facial caption: the prompt keeps no "Detail:" clause.
+    let captionless = root.join("caption");
+    let (table, _) = eval(&[
+        "run",
+        "--model",
+        &m,
+        "--refs",
+        &r,
+        "--prompts",
+        &p,
+        "--seeds",
+        "1",
+        "--limit",
+        "1",
+        "--steps",
+        "2",
+        "--merge-step",
+        "0",
+        "--width",
+        "32",
+        "--height",
+        "48",
+        "--preset",
+        "facial-caption",
+        "--out",
+        &s(&captionless),
+    ]);
+    assert!(
+        table.contains("no-facial-caption") && table.contains(" facial-caption"),
+        "{table}"
+    );
+    let png =
+        std::fs::read(captionless.join("no-facial-caption/images/astronaut/000-2024.png")).unwrap();
+    let text = String::from_utf8_lossy(&png);
+    assert!(text.contains("Ablation: no facial caption"), "{text}");
+    let with =
+        std::fs::read(captionless.join("facial-caption/images/astronaut/000-2024.png")).unwrap();
+    assert_ne!(png, with, "the facial caption changes the portrait");
 
     // The reports in Chromium.
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-report");

@@ -184,7 +184,9 @@ pub fn build_prompt(
     if tokenizer.encode(&prompt_face).len() > max_len {
         prompt_face = format!("Detail:{facial_text} Caption:{prompt}");
     }
-    if caption.chars().count() > MAX_CAPTION_CHARS {
+    // Past the length limit the official pipeline drops the caption; an empty caption (the
+    // "no facial caption" ablation) leaves the prompt as it is too.
+    if caption.chars().count() > MAX_CAPTION_CHARS || caption.is_empty() {
         prompt_face = prompt.to_string();
     }
     let prompt_text_only = prompt_face

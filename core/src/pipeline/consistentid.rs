@@ -170,7 +170,14 @@ impl ConsistentIdPipeline {
         negative_prompt: Option<&str>,
     ) -> Result<Prepared> {
         let regions = self.parse_regions(face)?;
-        self.prepare_with_regions(face, &regions, id_embedding, prompt, negative_prompt)
+        self.prepare_with_regions(
+            face,
+            &regions,
+            id_embedding,
+            prompt,
+            negative_prompt,
+            FACIAL_CAPTION,
+        )
     }
 
     /// Face parsing and the official region selection: (official name, mask) in mask order.
@@ -212,12 +219,13 @@ impl ConsistentIdPipeline {
         id_embedding: Tensor<2>,
         prompt: &str,
         negative_prompt: Option<&str>,
+        caption: &str,
     ) -> Result<Prepared> {
         let device = self.device();
         let names: Vec<String> = regions.iter().map(|(n, _)| n.clone()).collect();
 
         // The marked prompt and the text embeddings.
-        let p = build_prompt(prompt, FACIAL_CAPTION, &names, &self.tokenizer, MAX_FACIALS)?;
+        let p = build_prompt(prompt, caption, &names, &self.tokenizer, MAX_FACIALS)?;
         let e_fac = self
             .sd
             .text_encoder

@@ -138,6 +138,13 @@ impl Engine {
         if let Some(n) = r.ablation.max_regions {
             regions.truncate(n);
         }
+        // Without the facial caption no facial token is marked, so no region is fused.
+        let caption = if r.ablation.no_facial_caption {
+            regions.clear();
+            ""
+        } else {
+            crate::consistentid::prompt::FACIAL_CAPTION
+        };
         let prepared: Prepared = phase(sink, Phase::Encode, None, |_| {
             let dim = self.pipe.modules.image_proj.id_dim();
             if id.len() != dim {
@@ -147,8 +154,14 @@ impl Engine {
                 )));
             }
             let id = Tensor::from_data(TensorData::new(id, [1, dim]), &self.pipe.sd.device);
-            self.pipe
-                .prepare_with_regions(&job.face, &regions, id, &prompt, Some(&negative))
+            self.pipe.prepare_with_regions(
+                &job.face,
+                &regions,
+                id,
+                &prompt,
+                Some(&negative),
+                caption,
+            )
         })?;
         sink.info(&format!(
             "regions: {}; prompt: {}",

@@ -61,6 +61,10 @@ pub struct Ablation {
     pub max_regions: Option<usize>,
     /// Zero the 4 identity tokens (ProjPlus's output) in the conditional prompt.
     pub no_id_tokens: bool,
+    /// Leave the facial caption (the template `Detail:` clauses and their facial tokens) out
+    /// of the prompt: the fine-grained branch gets nothing to fuse.
+    #[serde(default)]
+    pub no_facial_caption: bool,
 }
 
 impl Ablation {
@@ -72,6 +76,9 @@ impl Ablation {
         }
         if self.no_id_tokens {
             parts.push("no identity tokens".into());
+        }
+        if self.no_facial_caption {
+            parts.push("no facial caption".into());
         }
         (!parts.is_empty()).then(|| parts.join(" + "))
     }

@@ -86,7 +86,8 @@ pub struct RunArgs {
     pub name: Option<String>,
     /// An ablation study that needs no training: one run per variant in OUT/{variant}, then
     /// OUT/compare.html. `merge-steps`: the identity from step 0, 10, 20, 30, 40, 50;
-    /// `regions`: 0 to 5 facial regions; `id-tokens`: with and without the identity tokens.
+    /// `regions`: 0 to 5 facial regions; `id-tokens`: with and without the identity tokens;
+    /// `facial-caption`: with and without the facial caption (no facial token to fuse).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
 }
@@ -97,6 +98,7 @@ pub enum Preset {
     MergeSteps,
     Regions,
     IdTokens,
+    FacialCaption,
 }
 
 /// A preset's variants: (name, request).
@@ -128,6 +130,19 @@ fn variants(preset: Preset, base: &GenerationRequest) -> Vec<(String, Generation
                 let mut r = base.clone();
                 r.ablation.no_id_tokens = off;
                 let name = if off { "no-id-tokens" } else { "id-tokens" };
+                (name.to_string(), r)
+            })
+            .collect(),
+        Preset::FacialCaption => [false, true]
+            .into_iter()
+            .map(|off| {
+                let mut r = base.clone();
+                r.ablation.no_facial_caption = off;
+                let name = if off {
+                    "no-facial-caption"
+                } else {
+                    "facial-caption"
+                };
                 (name.to_string(), r)
             })
             .collect(),
