@@ -64,6 +64,18 @@ def facial_masks(labels):
     return kept
 
 
+def load_sd_tiny():
+    """sd_tiny's tokenizer (with the ConsistentID tokens), text encoder, UNet, VAE, Euler."""
+    sd = FIX / "sd_tiny"
+    tok = CLIPTokenizer.from_pretrained(sd / "tokenizer")
+    tok.add_tokens(["<|image|>", "<|facial|>"], special_tokens=True)
+    text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
+    unet = UNet2DConditionModel.from_pretrained(sd / "unet").eval()
+    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
+    scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(sd / "scheduler"))
+    return tok, text_encoder, unet, vae, scheduler
+
+
 def render(models, proj, enc, id_embedding, init):
     """Steps 2-14 of the pipeline on astronaut.png with the given trained modules: every
     intermediate, the image last (`models`: tok, text_encoder, unet (processors installed),
@@ -142,13 +154,7 @@ def main():
     OUT.mkdir(parents=True)
     gen = torch.Generator().manual_seed(5)
     torch.manual_seed(5)
-    sd = FIX / "sd_tiny"
-    tok = CLIPTokenizer.from_pretrained(sd / "tokenizer")
-    tok.add_tokens(["<|image|>", "<|facial|>"], special_tokens=True)
-    text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
-    unet = UNet2DConditionModel.from_pretrained(sd / "unet").eval()
-    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
-    scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(sd / "scheduler"))
+    tok, text_encoder, unet, vae, scheduler = load_sd_tiny()
     adapters = install_processors(unet, scale=1.0)
     randomize(adapters, gen)
 

@@ -23,26 +23,19 @@ import sys
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
-from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import CLIPVisionModelWithProjection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_consistentid_modules import FacialEncoder, ProjPlusModel  # noqa: E402
-from gen_consistentid_pipeline import FIX, render  # noqa: E402
+from gen_consistentid_pipeline import FIX, load_sd_tiny, render  # noqa: E402
 from gen_unet_adapters import install_processors  # noqa: E402
 
 OUT = FIX / "train_export"
 
 
 def main():
-    sd = FIX / "sd_tiny"
-    tok = CLIPTokenizer.from_pretrained(sd / "tokenizer")
-    tok.add_tokens(["<|image|>", "<|facial|>"], special_tokens=True)
-    text_encoder = CLIPTextModel.from_pretrained(sd / "text_encoder").eval()
-    unet = UNet2DConditionModel.from_pretrained(sd / "unet").eval()
-    vae = AutoencoderKL.from_pretrained(sd / "vae").eval()
-    scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(sd / "scheduler"))
+    tok, text_encoder, unet, vae, scheduler = load_sd_tiny()
     vision = CLIPVisionModelWithProjection.from_pretrained(FIX / "consistentid_pipeline" / "image_encoder").eval()
     ckpt = torch.load(OUT / "ConsistentID-v1.bin", map_location="cpu")
     assert all(v.dtype == torch.bfloat16 for v in ckpt["image_proj"].values())

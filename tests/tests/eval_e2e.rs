@@ -442,32 +442,36 @@ async fn eval_runs_scores_compares_and_reports() {
     );
 
     // A preset: one run per variant and their comparison.
+    let preset = |name: &str, out: &Path| {
+        eval(&[
+            "run",
+            "--model",
+            &m,
+            "--refs",
+            &r,
+            "--prompts",
+            &p,
+            "--seeds",
+            "1",
+            "--limit",
+            "1",
+            "--steps",
+            "2",
+            "--merge-step",
+            "0",
+            "--width",
+            "32",
+            "--height",
+            "48",
+            "--preset",
+            name,
+            "--out",
+            &s(out),
+        ])
+        .0
+    };
     let study = root.join("regions");
-    let (table, _) = eval(&[
-        "run",
-        "--model",
-        &m,
-        "--refs",
-        &r,
-        "--prompts",
-        &p,
-        "--seeds",
-        "1",
-        "--limit",
-        "1",
-        "--steps",
-        "2",
-        "--merge-step",
-        "0",
-        "--width",
-        "32",
-        "--height",
-        "48",
-        "--preset",
-        "regions",
-        "--out",
-        &s(&study),
-    ]);
+    let table = preset("regions", &study);
     for n in 0..=5 {
         assert!(table.contains(&format!("regions-{n}")), "{table}");
     }
@@ -476,31 +480,7 @@ async fn eval_runs_scores_compares_and_reports() {
     assert!(study.join("compare.html").exists());
     // Without the facial caption: the prompt keeps no "Detail:" clause.
     let captionless = root.join("caption");
-    let (table, _) = eval(&[
-        "run",
-        "--model",
-        &m,
-        "--refs",
-        &r,
-        "--prompts",
-        &p,
-        "--seeds",
-        "1",
-        "--limit",
-        "1",
-        "--steps",
-        "2",
-        "--merge-step",
-        "0",
-        "--width",
-        "32",
-        "--height",
-        "48",
-        "--preset",
-        "facial-caption",
-        "--out",
-        &s(&captionless),
-    ]);
+    let table = preset("facial-caption", &captionless);
     assert!(
         table.contains("no-facial-caption") && table.contains(" facial-caption"),
         "{table}"

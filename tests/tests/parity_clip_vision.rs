@@ -105,10 +105,7 @@ fn whole_clip_model_projects_text_and_images_as_transformers() {
     let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let text: Vec<f32> = model.text_embeds(&prompts, &device).unwrap().concat();
     assert_close("text_embeds", &text, &want.f32("text_embeds").unwrap().0);
-    let photos: Vec<_> = ["images/astronaut.png", "images/grace_hopper.jpg"]
-        .iter()
-        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
-        .collect();
+    let photos = photos();
     let image: Vec<f32> = model.image_embeds(&photos, &device).unwrap().concat();
     assert_close("image_embeds", &image, &want.f32("image_embeds").unwrap().0);
 }
@@ -123,10 +120,7 @@ fn vit_class_token_matches_transformers() {
     let model = consistentid_core::vit::ViTModel::load(&source, "", &device).unwrap();
     let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
-    let photos: Vec<_> = ["images/astronaut.png", "images/grace_hopper.jpg"]
-        .iter()
-        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
-        .collect();
+    let photos = photos();
     let pixels: Vec<f32> = photos.iter().flat_map(|p| model.preprocess(p)).collect();
     assert_close(
         "pixel_values",
@@ -159,4 +153,12 @@ fn fid_inception_matches_pytorch_fid() {
         let got = net.features(&[img]).unwrap().remove(0);
         assert_close(photo, &got, &want.f32(photo).unwrap().0);
     }
+}
+
+/// The two real photos, decoded.
+fn photos() -> Vec<consistentid_core::image::RgbImage> {
+    ["images/astronaut.png", "images/grace_hopper.jpg"]
+        .iter()
+        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
+        .collect()
 }

@@ -16,7 +16,7 @@ use consistentid_eval::benchmark::{parse_prompts, stem};
 use consistentid_eval::summary::Row;
 
 use super::files::{ManifestEntry, manifest_path, read_manifest, write_json};
-use super::score::{Extra, Sources, load_scorer, reference_names, run_name, score_rows};
+use super::score::{Networks, Sources, load_scorer, reference_names, run_name, score_rows};
 use crate::commands::generate::load_engine;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
@@ -29,24 +29,8 @@ pub struct RunArgs {
     /// The ConsistentID model folder (generation and the metrics' networks).
     #[arg(long)]
     pub model: PathBuf,
-    /// A whole CLIP folder for CLIP-T and a second CLIP-I (as `eval score --clip`).
-    #[arg(long, value_name = "DIR")]
-    pub clip: Option<PathBuf>,
-    /// A ViT folder for the DINO score (as `eval score --dino`).
-    #[arg(long, value_name = "DIR")]
-    pub dino: Option<PathBuf>,
-    /// facenet-pytorch's networks for FaceSim (FaceNet) (as `eval score --facenet`).
-    #[arg(long, value_name = "DIR")]
-    pub facenet: Option<PathBuf>,
-    /// pytorch-fid's Inception weights for FID (as `eval score --fid`).
-    #[arg(long, value_name = "FILE")]
-    pub fid: Option<PathBuf>,
-    /// The real photos FID compares against (default: the reference photos).
-    #[arg(long, value_name = "DIR", requires = "fid")]
-    pub fid_real: Option<PathBuf>,
-    /// FGIS's region encoder (as `eval score --fgis-encoder`).
-    #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
-    pub fgis_encoder: String,
+    #[command(flatten)]
+    pub networks: Networks,
     /// The reference photos named in the prompt file.
     #[arg(long)]
     pub refs: PathBuf,
@@ -358,14 +342,7 @@ fn run_one(
         })
         .collect();
     scored.extend(failed);
-    let extra = Extra {
-        clip: args.clip.as_deref(),
-        dino: args.dino.as_deref(),
-        facenet: args.facenet.as_deref(),
-        fid: args.fid.as_deref(),
-        fgis_encoder: &args.fgis_encoder,
-    };
-    let scorer = load_scorer(&args.model, extra, device)?;
+    let scorer = load_scorer(&args.model, &args.networks, device)?;
     let mut settings = BTreeMap::new();
     for (k, v) in [
         ("prompts", args.prompts.display().to_string()),
@@ -397,7 +374,7 @@ fn run_one(
     let sources = Sources {
         images: &images,
         refs: &args.refs,
-        fid_real: args.fid_real.as_deref(),
+        fid_real: args.networks.fid_real.as_deref(),
     };
     score_rows(&scorer, sources, scored, out, name, settings)
 }

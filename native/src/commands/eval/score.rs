@@ -40,6 +40,23 @@ pub struct ScoreArgs {
     /// the metrics' networks.
     #[arg(long)]
     pub model: PathBuf,
+    #[command(flatten)]
+    pub networks: Networks,
+    /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
+    /// category.
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
+    /// Where results.csv, rows.json, summary.json and report.html go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The run's name in reports (default: the --out folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// The optional networks of `eval run` and `eval score`.
+#[derive(Debug, Args)]
+pub struct Networks {
     /// A whole CLIP folder (transformers `CLIPModel`, e.g. openai/clip-vit-large-patch14) for
     /// CLIP-T and a CLIP-I comparable with published numbers.
     #[arg(long, value_name = "DIR")]
@@ -60,16 +77,6 @@ pub struct ScoreArgs {
     /// FGIS's region encoder: the model folder's CLIP ViT-H, the --clip model or DINO.
     #[arg(long, default_value = "clip-vit-h", value_parser = ["clip-vit-h", "clip", "dino"])]
     pub fgis_encoder: String,
-    /// The prompt CSV (`Image_Name,Prompt[,Category]`), to give each image its prompt and
-    /// category.
-    #[arg(long)]
-    pub prompts: Option<PathBuf>,
-    /// Where results.csv, rows.json, summary.json and report.html go.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// The run's name in reports (default: the --out folder's name).
-    #[arg(long)]
-    pub name: Option<String>,
 }
 
 /// The rows to score: from the manifest of `eval run`, else by matching names.
@@ -273,15 +280,6 @@ pub fn reference_names(refs: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The optional networks of `eval run` / `eval score`.
-pub struct Extra<'a> {
-    pub clip: Option<&'a Path>,
-    pub dino: Option<&'a Path>,
-    pub facenet: Option<&'a Path>,
-    pub fid: Option<&'a Path>,
-    pub fgis_encoder: &'a str,
-}
-
 fn folder_name(dir: &Path) -> String {
     dir.file_name().map_or_else(
         || dir.display().to_string(),
@@ -325,7 +323,7 @@ fn load_facenet(dir: &Path, device: &Device) -> Result<(Mtcnn, InceptionResnetV1
 }
 
 /// Loads the metrics' networks (and the `--clip` / `--dino` / `--facenet` ones when given).
-pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Result<Scorer> {
+pub fn load_scorer(model: &Path, extra: &Networks, device: DeviceChoice) -> Result<Scorer> {
     let (device, _) = select(device)?;
     let source = DirSource::open(model)?;
     let mut scorer = Scorer::load(&source, &device).map_err(|e| {
@@ -333,17 +331,17 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
             "{e} (`eval` needs a ConsistentID model folder with buffalo_l, image_encoder/ and face_parsing.pth; `consistentid fetch` assembles one)"
         )
     })?;
-    if let Some(file) = extra.fid {
+    if let Some(file) = &extra.fid {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let net = FidInception::load(&bytes, &file.display().to_string(), &device)?;
         scorer.fid = Some((folder_name(file), net));
     }
-    if let Some(dir) = extra.facenet {
+    if let Some(dir) = &extra.facenet {
         let (mtcnn, net) = load_facenet(dir, &device)?;
         scorer.facenet = Some((folder_name(dir), mtcnn, net));
     }
-    if let Some(dir) = extra.dino {
+    if let Some(dir) = &extra.dino {
         let vit = ViTModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
             anyhow::anyhow!(
                 "{e} (--dino takes a transformers ViTModel folder: config.json, model.safetensors; e.g. facebook/dino-vits16)"
@@ -351,7 +349,7 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
         })?;
         scorer.dino = Some((folder_name(dir), vit));
     }
-    if let Some(dir) = extra.clip {
+    if let Some(dir) = &extra.clip {
         let model = ClipModel::load(&DirSource::open(dir)?, "", &device).map_err(|e| {
             anyhow::anyhow!(
                 "{e} (--clip takes a transformers CLIPModel folder: config.json with text_config and vision_config, model.safetensors, the tokenizer files; e.g. openai/clip-vit-large-patch14)"
@@ -359,7 +357,7 @@ pub fn load_scorer(model: &Path, extra: Extra<'_>, device: DeviceChoice) -> Resu
         })?;
         scorer.clip_model = Some((folder_name(dir), model));
     }
-    scorer.region_encoder = RegionEncoder::from_name(extra.fgis_encoder).unwrap_or_default();
+    scorer.region_encoder = RegionEncoder::from_name(&extra.fgis_encoder).unwrap_or_default();
     let needs = match scorer.region_encoder {
         RegionEncoder::Clip if scorer.clip_model.is_none() => Some("--clip"),
         RegionEncoder::Dino if scorer.dino.is_none() => Some("--dino"),
@@ -393,14 +391,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     };
     let rows = pending(&args.images, &refs, prompts.as_deref())?;
     ensure_writable_dir(&args.out)?;
-    let extra = Extra {
-        clip: args.clip.as_deref(),
-        dino: args.dino.as_deref(),
-        facenet: args.facenet.as_deref(),
-        fid: args.fid.as_deref(),
-        fgis_encoder: &args.fgis_encoder,
-    };
-    let scorer = load_scorer(&args.model, extra, device)?;
+    let scorer = load_scorer(&args.model, &args.networks, device)?;
     let mut settings = BTreeMap::new();
     settings.insert("images".into(), args.images.display().to_string());
     settings.insert("references".into(), args.refs.display().to_string());
@@ -408,7 +399,7 @@ pub fn run(args: &ScoreArgs, device: DeviceChoice) -> Result<()> {
     let sources = Sources {
         images: &args.images,
         refs: &args.refs,
-        fid_real: args.fid_real.as_deref(),
+        fid_real: args.networks.fid_real.as_deref(),
     };
     score_rows(
         &scorer,
