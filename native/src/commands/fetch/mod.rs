@@ -6,6 +6,7 @@
 
 mod blazeface;
 mod buffalo;
+mod eval_nets;
 mod hub;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub struct FetchArgs {
     pub no_blazeface: bool,
     #[command(flatten)]
     pub blazeface: blazeface::BlazefaceArgs,
+    #[command(flatten)]
+    pub eval: eval_nets::EvalFetchArgs,
 }
 
 /// One file of the model folder: where it comes from and where it goes.
@@ -200,6 +203,9 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         if !args.no_blazeface {
             blazeface::dry_run(&args.blazeface, &args.model_dir);
         }
+        if let Some(dir) = &args.eval.eval {
+            eval_nets::dry_run(&args.eval, dir);
+        }
         return Ok(());
     }
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -212,17 +218,32 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         .http_status_as_error(false)
         .build()
         .into();
-    for e in PLAN {
-        let file = match cached(&cache, e) {
-            Some(f) => f,
+    let mut hub_file = |e: &Entry| -> Result<PathBuf> {
+        match cached(&cache, e) {
+            Some(f) => Ok(f),
             None if args.offline => bail!(
                 "{}/{} is not in the cache {} (--offline): run `consistentid fetch` with network access",
                 e.repo,
                 e.path,
                 cache.display()
             ),
-            None => hub::download(&agent, &download_agent, &endpoint, &cache, e)?,
-        };
+            None => hub::download(&agent, &download_agent, &endpoint, &cache, e),
+        }
+    };
+    if let Some(dir) = &args.eval.eval {
+        eval_nets::fetch(
+            &args.eval,
+            dir,
+            args.offline,
+            &download_agent,
+            &mut hub_file,
+        )?;
+        if args.eval.eval_only {
+            return Ok(());
+        }
+    }
+    for e in PLAN {
+        let file = hub_file(e)?;
         place(&file, e, args)?;
     }
     if !args.no_buffalo {
