@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use consistentid_core::clip::{ClipTextConfig, ClipTextModel};
 use consistentid_core::unet::{UNet2DConditionConfig, UNet2DConditionModel};
 use consistentid_core::vae::{AutoencoderKL, AutoencoderKLConfig};
-use consistentid_core::weights::{keymap, single_file};
+use consistentid_core::weights::keymap;
 use consistentid_tests::fixture;
 
 fn keys() -> serde_json::Value {
@@ -86,7 +86,7 @@ fn sd15_single_file_layout_consumes_every_key() {
     let device = Device::flex();
     let unet_config =
         UNet2DConditionConfig::from_json("unet", &k["unet_config"].to_string()).unwrap();
-    let rules = single_file::ldm_unet_rules(&unet_config);
+    let rules = consistentid_core::unet::ldm::ldm_unet_rules(&unet_config);
     let rules: Vec<(&str, &str)> = rules
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -99,7 +99,7 @@ fn sd15_single_file_layout_consumes_every_key() {
     );
     drop(unet);
     let vae_config = AutoencoderKLConfig::from_json("vae", &k["vae_config"].to_string()).unwrap();
-    let rules = single_file::ldm_vae_rules(&vae_config);
+    let rules = consistentid_core::vae::ldm::ldm_vae_rules(&vae_config);
     let rules: Vec<(&str, &str)> = rules
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))

@@ -4,6 +4,7 @@ pub mod adapter;
 pub mod attention;
 pub mod blocks;
 pub mod config;
+pub mod ldm;
 pub mod transformer;
 
 use burn::module::Module;
@@ -142,7 +143,7 @@ impl UNet2DConditionModel {
             &mut model,
             source,
             path,
-            &single_file::ldm_unet_rules(config),
+            &ldm::ldm_unet_rules(config),
             &ignore,
             dtype,
         )?;

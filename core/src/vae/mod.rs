@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod ldm;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -96,7 +97,7 @@ impl AutoencoderKL {
             &mut model,
             source,
             path,
-            &single_file::ldm_vae_rules(config),
+            &ldm::ldm_vae_rules(config),
             &ignore,
             dtype,
         )?;
