@@ -455,8 +455,11 @@ async fn the_web_app_used_as_a_person_would() {
     let after = wait_text(&client, "#pstatus", 120, |t| t.contains("s/step")).await;
     let again = per_step(&after).unwrap();
     shot(&client, &shots, "7-eta-after-reload").await;
+    // The guarded bug counted the burst of replayed steps (0.00 s/step). The pace before the
+    // reload averages from the first step, which a loaded machine can make several times slower
+    // than the steady pace the page measures after it: a wide lower bound.
     assert!(
-        again > pace / 3.0 && again < pace * 3.0,
+        again > pace / 10.0 && again < pace * 3.0,
         "before the reload {before:?}, after {after:?}"
     );
     click(&client, "#cancel").await;
