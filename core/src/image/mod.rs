@@ -1,6 +1,7 @@
 //! 8-bit RGB images: decoding (with EXIF orientation) and the exact resampling routines of the
 //! reference libraries whose rounding the pipeline's numerics depend on.
 
+pub mod canny;
 pub mod cv;
 pub mod pil;
 pub mod torch_resize;
