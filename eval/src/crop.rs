@@ -3,11 +3,7 @@
 //! `Image.crop((left, top, right, bottom))`, which leaves out the last row and column.
 
 use consistentid_core::image::RgbImage;
-
-/// Pillow's RGB → L: `(R·19595 + G·38470 + B·7471 + 0x8000) >> 16`.
-pub fn pil_grey(r: u8, g: u8, b: u8) -> u8 {
-    ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
-}
+pub use consistentid_core::image::pil::pil_grey;
 
 /// `crop_image(img, threshold)`; `None` when no pixel is brighter than `threshold` (the
 /// official code raises there) or the box is empty (a one-pixel-wide region).

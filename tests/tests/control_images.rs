@@ -49,3 +49,37 @@ fn canny_equals_opencv() {
         }
     }
 }
+
+/// The inpainting pipelines' inputs: diffusers 0.23's `VaeImageProcessor` (Pillow LANCZOS, the
+/// image in [-1, 1], the mask grey and binarised) on the astronaut and a soft-edged mask
+/// (tests/scripts/gen_vae_processor.py).
+#[test]
+fn inpainting_inputs_equal_diffusers() {
+    use consistentid_core::image::vae_processor;
+    let bytes = std::fs::read(fixture("inpaint_inputs/expected.safetensors")).unwrap();
+    let want = TensorFile::parse("inputs", &bytes).unwrap();
+    let photo = decode(
+        &std::fs::read(real_data("images/astronaut.png")).unwrap(),
+        "astronaut",
+    )
+    .unwrap();
+    let image = vae_processor::image(&photo, 96, 64);
+    let (expected, _) = want.f32("image_96x64").unwrap();
+    let worst = image
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "image differs by {worst}");
+    let (rgb, shape) = want.i64("mask_rgb").unwrap();
+    let mask_rgb =
+        RgbImage::from_raw(shape[1], shape[0], rgb.iter().map(|&v| v as u8).collect()).unwrap();
+    for (w, h) in [(96, 64), (160, 120)] {
+        let (expected, _) = want.f32(&format!("mask_{w}x{h}")).unwrap();
+        assert_eq!(
+            vae_processor::mask(&mask_rgb, w, h),
+            expected,
+            "mask {w}x{h}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ pub mod canny;
 pub mod cv;
 pub mod pil;
 pub mod torch_resize;
+pub mod vae_processor;
 
 use crate::{Error, Result};
 

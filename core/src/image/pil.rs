@@ -11,6 +11,22 @@ pub enum Filter {
     Bilinear,
     /// `Image.BICUBIC` (Keys cubic with a = −0.5, support 2).
     Bicubic,
+    /// `Image.LANCZOS` (sinc windowed by sinc, support 3): diffusers' image processor default.
+    Lanczos,
+}
+
+/// Pillow's RGB → L: `(R·19595 + G·38470 + B·7471 + 0x8000) >> 16`.
+pub fn pil_grey(r: u8, g: u8, b: u8) -> u8 {
+    ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
+}
+
+fn sinc(x: f64) -> f64 {
+    if x == 0.0 {
+        1.0
+    } else {
+        let x = x * std::f64::consts::PI;
+        x.sin() / x
+    }
 }
 
 impl Filter {
@@ -18,6 +34,7 @@ impl Filter {
         match self {
             Filter::Bilinear => 1.0,
             Filter::Bicubic => 2.0,
+            Filter::Lanczos => 3.0,
         }
     }
 
@@ -25,6 +42,8 @@ impl Filter {
         let x = x.abs();
         match self {
             Filter::Bilinear => (1.0 - x).max(0.0),
+            Filter::Lanczos if x < 3.0 => sinc(x) * sinc(x / 3.0),
+            Filter::Lanczos => 0.0,
             Filter::Bicubic => {
                 let a = -0.5;
                 if x < 1.0 {
