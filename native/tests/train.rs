@@ -28,6 +28,14 @@ fn dataset(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// The tiny ConsistentID folder, a temporary folder and the 2-record dataset in it.
+fn setup() -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
+    let model = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    (model, tmp, data)
+}
+
 fn train(
     model: &Path,
     data: &Path,
@@ -59,9 +67,7 @@ fn train(
 
 #[test]
 fn trains_checkpoints_resumes_and_exports() {
-    let model = consistentid_folder();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let (model, tmp, data) = setup();
     let whole = tmp.path().join("whole");
     let out = train(model.path(), &data, &whole, "4", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -166,9 +172,7 @@ fn trains_checkpoints_resumes_and_exports() {
 
 #[test]
 fn bad_records_are_named() {
-    let model = consistentid_folder();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let (model, tmp, data) = setup();
     // A label map without background.
     image::GrayImage::from_pixel(40, 40, image::Luma([1]))
         .save(tmp.path().join("0_mask.png"))
@@ -210,9 +214,7 @@ fn bad_records_are_named() {
 
 #[test]
 fn accumulated_micro_batches_resume_exactly_and_plot_the_losses() {
-    let model = consistentid_folder();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let (model, tmp, data) = setup();
     let accum = ["--grad-accum", "2"];
     let whole = tmp.path().join("whole");
     let out = train(model.path(), &data, &whole, "2", &accum);
@@ -249,9 +251,7 @@ fn accumulated_micro_batches_resume_exactly_and_plot_the_losses() {
 #[test]
 fn ctrl_c_writes_a_checkpoint_and_resume_goes_on() {
     use std::io::BufRead;
-    let model = consistentid_folder();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let (model, tmp, data) = setup();
     let run = tmp.path().join("run");
     let mut child = common::bin()
         .args(["--device", "cpu", "train", "--model"])
@@ -307,9 +307,7 @@ fn ctrl_c_writes_a_checkpoint_and_resume_goes_on() {
 
 #[test]
 fn samples_are_drawn_with_the_runs_weights() {
-    let model = consistentid_folder();
-    let tmp = tempfile::tempdir().unwrap();
-    let data = dataset(tmp.path());
+    let (model, tmp, data) = setup();
     let face = common::real_data("images/astronaut.png");
     let run = tmp.path().join("run");
     let out = train(

@@ -67,6 +67,11 @@ fn run_args<'a>(
     ]
 }
 
+/// A source on a tiny model folder of the fixtures.
+fn tiny(name: &str) -> consistentid_native::source::DirSource {
+    consistentid_native::source::DirSource::open(fixture(name)).unwrap()
+}
+
 /// The image files under `dir`, recursively.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -123,19 +128,10 @@ fn replica_scorer(device: &burn::tensor::Device) -> Scorer {
 fn an_image_against_itself_is_a_perfect_match() {
     let device = burn::tensor::Device::flex();
     let mut scorer = replica_scorer(&device);
-    let clip = consistentid_core::clip::ClipModel::load(
-        &consistentid_native::source::DirSource::open(fixture("clip_model_tiny")).unwrap(),
-        "",
-        &device,
-    )
-    .unwrap();
+    let clip =
+        consistentid_core::clip::ClipModel::load(&tiny("clip_model_tiny"), "", &device).unwrap();
     scorer.clip_model = Some(("clip_model_tiny".into(), clip));
-    let vit = consistentid_core::vit::ViTModel::load(
-        &consistentid_native::source::DirSource::open(fixture("vit_tiny")).unwrap(),
-        "",
-        &device,
-    )
-    .unwrap();
+    let vit = consistentid_core::vit::ViTModel::load(&tiny("vit_tiny"), "", &device).unwrap();
     scorer.dino = Some(("vit_tiny".into(), vit));
     let tmp = tempfile::tempdir().unwrap();
     let facenet = facenet_folder(tmp.path());

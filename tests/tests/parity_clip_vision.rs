@@ -94,11 +94,9 @@ fn wrong_input_size_is_an_error() {
 /// (tests/scripts/gen_clip_model.py): what CLIP-T and CLIP-I use.
 #[test]
 fn whole_clip_model_projects_text_and_images_as_transformers() {
-    let dir = fixture("clip_model_tiny");
-    let source = DirSource::open(&dir).unwrap();
+    let (dir, source, bytes) = tiny_folder("clip_model_tiny");
     let device = Device::flex();
     let model = consistentid_core::clip::ClipModel::load(&source, "", &device).unwrap();
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
     let prompts: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("prompts.json")).unwrap()).unwrap();
@@ -114,11 +112,9 @@ fn whole_clip_model_projects_text_and_images_as_transformers() {
 /// `ViTImageProcessor` against transformers 4.31 on the real photos (tests/scripts/gen_vit.py).
 #[test]
 fn vit_class_token_matches_transformers() {
-    let dir = fixture("vit_tiny");
-    let source = DirSource::open(&dir).unwrap();
+    let (_, source, bytes) = tiny_folder("vit_tiny");
     let device = Device::flex();
     let model = consistentid_core::vit::ViTModel::load(&source, "", &device).unwrap();
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
     let photos = photos();
     let pixels: Vec<f32> = photos.iter().flat_map(|p| model.preprocess(p)).collect();
@@ -161,4 +157,12 @@ fn photos() -> Vec<consistentid_core::image::RgbImage> {
         .iter()
         .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
         .collect()
+}
+
+/// A tiny model folder of the fixtures: its path, a source on it, its `expected.safetensors`.
+fn tiny_folder(name: &str) -> (std::path::PathBuf, DirSource, Vec<u8>) {
+    let dir = fixture(name);
+    let source = DirSource::open(&dir).unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    (dir, source, bytes)
 }

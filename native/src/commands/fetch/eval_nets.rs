@@ -15,7 +15,7 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use super::Entry;
-use super::hub::{copy_hashed, download_pinned, link_or_copy};
+use super::hub::{download_checked, download_pinned, link_or_copy};
 
 pub const FACENET_WHEEL_URL: &str = "https://files.pythonhosted.org/packages/ed/2e/2d56386bc2f834cdc683743903852cf1428b4e5ee119f16cf808b589d3cd/facenet_pytorch-2.6.0-py3-none-any.whl";
 pub const FACENET_WHEEL_SHA256: &str =
@@ -186,16 +186,9 @@ fn download_to(
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let partial = dest.with_extension("incomplete");
-    let resp = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("cannot download {url}"))?;
-    if resp.status().as_u16() >= 400 {
-        bail!("{url}: HTTP {}", resp.status().as_u16());
-    }
     let mut out = std::fs::File::create(&partial)
         .with_context(|| format!("cannot write {}", partial.display()))?;
-    let got = copy_hashed(resp, &mut out, rel, None).and_then(|(_, sha)| check(&sha));
+    let got = download_checked(agent, url, rel, &mut out, check);
     if got.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

@@ -130,6 +130,22 @@ pub fn download_pinned(
     what: &str,
     out: &mut impl Write,
 ) -> Result<()> {
+    download_checked(agent, url, what, out, |digest| {
+        if digest != sha256 {
+            bail!("{what}: sha256 {digest} does not match the pinned {sha256}");
+        }
+        Ok(())
+    })
+}
+
+/// Downloads `url` into `out`, failing on an HTTP error or when `check` refuses its sha256.
+pub fn download_checked(
+    agent: &ureq::Agent,
+    url: &str,
+    what: &str,
+    out: &mut impl Write,
+    check: impl Fn(&str) -> Result<()>,
+) -> Result<()> {
     let resp = agent
         .get(url)
         .call()
@@ -143,10 +159,7 @@ pub fn download_pinned(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let (_, digest) = copy_hashed(resp, out, what, size)?;
-    if digest != sha256 {
-        bail!("{what}: sha256 {digest} does not match the pinned {sha256}");
-    }
-    Ok(())
+    check(&digest)
 }
 
 /// Streams a response body into `out`, with a progress bar on a terminal; returns the byte
