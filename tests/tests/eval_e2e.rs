@@ -228,6 +228,23 @@ async fn eval_runs_scores_compares_and_reports() {
     std::fs::write(&prompts, PROMPTS).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (m, r, p) = (s(&model), s(&refs), s(&prompts));
+    // `eval score` of the copied images (root/elsewhere) with `extra` flags into `out`.
+    let score = |extra: &[&str], out: &Path| {
+        let mut args = vec!["score"];
+        args.extend_from_slice(extra);
+        let (images, out) = (s(&root.join("elsewhere")), s(out));
+        args.extend([
+            "--images",
+            &images,
+            "--refs",
+            &r,
+            "--prompts",
+            &p,
+            "--out",
+            &out,
+        ]);
+        eval(&args)
+    };
     let run_a = root.join("with-id");
 
     let (stdout, _) = eval(&run_args(&m, &r, &p, &s(&run_a), "1"));
@@ -281,19 +298,7 @@ async fn eval_runs_scores_compares_and_reports() {
         std::fs::copy(&path, elsewhere.join(path.file_name().unwrap())).unwrap();
     }
     let scored = root.join("scored");
-    eval(&[
-        "score",
-        "--model",
-        &m,
-        "--images",
-        &s(&root.join("elsewhere")),
-        "--refs",
-        &r,
-        "--prompts",
-        &p,
-        "--out",
-        &s(&scored),
-    ]);
+    score(&["--model", &m], &scored);
     let again = json(&scored.join("rows.json"));
     for row in again.as_array().unwrap() {
         let original = rows
@@ -317,31 +322,25 @@ async fn eval_runs_scores_compares_and_reports() {
         let from = real_data(rel);
         std::fs::copy(&from, real_set.join(from.file_name().unwrap())).unwrap();
     }
-    eval(&[
-        "score",
-        "--model",
-        &m,
-        "--clip",
-        &s(&fixture("clip_model_tiny")),
-        "--dino",
-        &s(&fixture("vit_tiny")),
-        "--fgis-encoder",
-        "dino",
-        "--facenet",
-        &s(&facenet),
-        "--fid",
-        &s(&fixture("fid_tiny/inception.pt")),
-        "--fid-real",
-        &s(&real_set),
-        "--images",
-        &s(&root.join("elsewhere")),
-        "--refs",
-        &r,
-        "--prompts",
-        &p,
-        "--out",
-        &s(&clipped),
-    ]);
+    score(
+        &[
+            "--model",
+            &m,
+            "--clip",
+            &s(&fixture("clip_model_tiny")),
+            "--dino",
+            &s(&fixture("vit_tiny")),
+            "--fgis-encoder",
+            "dino",
+            "--facenet",
+            &s(&facenet),
+            "--fid",
+            &s(&fixture("fid_tiny/inception.pt")),
+            "--fid-real",
+            &s(&real_set),
+        ],
+        &clipped,
+    );
     let summary = json(&clipped.join("summary.json"));
     assert!(
         summary["overall"]["clip_t"]["n"].as_u64().unwrap() > 0

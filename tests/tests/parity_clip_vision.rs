@@ -12,17 +12,12 @@ use consistentid_tests::{assert_close, fixture, real_data};
 
 #[test]
 fn preprocessing_and_tower_match_transformers() {
-    let dir = fixture("clip_vision_tiny");
-    let source = DirSource::open(&dir).unwrap();
+    let (_, source, bytes) = tiny_folder("clip_vision_tiny");
     let device = Device::flex();
     let model =
         ClipVisionModelWithProjection::load(&source, "", None, DType::F32, &device).unwrap();
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
-    for (photo, rel) in [
-        ("astronaut", "images/astronaut.png"),
-        ("grace_hopper", "images/grace_hopper.jpg"),
-    ] {
+    for (photo, rel) in PHOTOS {
         let img = decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
         let crop = resize_and_crop(&img, 224);
         let (ref_crop, _) = want.i64(&format!("{photo}.crop")).unwrap();
@@ -132,30 +127,32 @@ fn vit_class_token_matches_transformers() {
 /// whole as pytorch-fid's dataset feeds it (tests/scripts/gen_fid_inception.py).
 #[test]
 fn fid_inception_matches_pytorch_fid() {
-    let dir = fixture("fid_tiny");
+    let (dir, _, bytes) = tiny_folder("fid_tiny");
     let net = consistentid_core::inception::FidInception::load(
         &std::fs::read(dir.join("inception.pt")).unwrap(),
         "inception.pt",
         &Device::flex(),
     )
     .unwrap();
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
     let want = TensorFile::parse("expected", &bytes).unwrap();
-    for (photo, rel) in [
-        ("astronaut", "images/astronaut.png"),
-        ("grace_hopper", "images/grace_hopper.jpg"),
-    ] {
+    for (photo, rel) in PHOTOS {
         let img = decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap();
         let got = net.features(&[img]).unwrap().remove(0);
         assert_close(photo, &got, &want.f32(photo).unwrap().0);
     }
 }
 
+/// The two real photos: (name, path in the real data).
+const PHOTOS: [(&str, &str); 2] = [
+    ("astronaut", "images/astronaut.png"),
+    ("grace_hopper", "images/grace_hopper.jpg"),
+];
+
 /// The two real photos, decoded.
 fn photos() -> Vec<consistentid_core::image::RgbImage> {
-    ["images/astronaut.png", "images/grace_hopper.jpg"]
+    PHOTOS
         .iter()
-        .map(|rel| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
+        .map(|(_, rel)| decode(&std::fs::read(real_data(rel)).unwrap(), rel).unwrap())
         .collect()
 }
 
