@@ -8,6 +8,7 @@ of each side (JIT, autotune, allocator warm-up) is reported apart from the mean 
 
 import csv
 import json
+import os
 import sys
 
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -22,7 +23,7 @@ def split(times):
 
 
 o_first, o_mean = split(ours)
-head = "| | ours (f32) | " + " | ".join(f"PyTorch ({t['precision']})" for t in torches) + " | " + \
+head = f"| | ours ({os.environ.get('PRECISION', 'bf16')}) | " + " | ".join(f"PyTorch ({t['precision']})" for t in torches) + " | " + \
     " | ".join(f"ours / PyTorch ({t['precision']})" for t in torches) + " |"
 print(head)
 print("|" + "---|" * (1 + 1 + 2 * len(torches)))

@@ -212,6 +212,50 @@ fn bad_records_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }
 
+/// The official recipe (the default) keeps ProjPlus in bf16 values through its steps; `--precision
+/// f32` keeps f32 master weights, so its steps land between bf16 values.
+#[test]
+fn precision_bf16_keeps_projplus_in_bf16_and_f32_does_not() {
+    let (model, tmp, data) = setup();
+    let projplus_off_bf16 = |precision: &str| {
+        let run = tmp.path().join(precision);
+        let out = train(model.path(), &data, &run, "2", &["--precision", precision]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = consistentid_train::checkpoint::folder(&run.join("checkpoints"), 2);
+        let bytes = std::fs::read(dir.join("trained.safetensors")).unwrap();
+        let file = consistentid_core::tensor_io::TensorFile::parse("trained", &bytes).unwrap();
+        let names: Vec<String> = file
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("image_proj."))
+            .collect();
+        assert!(!names.is_empty(), "{:?}", file.names());
+        names
+            .iter()
+            .flat_map(|n| file.f32(n).unwrap().0)
+            .filter(|&v| half::bf16::from_f32(v).to_f32() != v)
+            .count()
+    };
+    assert_eq!(projplus_off_bf16("bf16"), 0);
+    assert!(projplus_off_bf16("f32") > 0);
+    let out = train(
+        model.path(),
+        &data,
+        &tmp.path().join("x"),
+        "1",
+        &["--precision", "f16"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses an unknown precision"
+    );
+}
+
 #[test]
 fn accumulated_micro_batches_resume_exactly_and_plot_the_losses() {
     let (model, tmp, data) = setup();

@@ -8,8 +8,10 @@ BalancedL1Loss) are imported at run time from OFFICIAL_DIR (a checkout of JackAI
 e234008); nothing of them is copied. Patches, all minimal:
   T1  xformers reported unavailable before `attention.py` is imported (otherwise L_loc captures
       nothing and divides 0 by 0);
-  T2  CPU, float32, no accelerate/autocast: `ConsistentID.forward` is called directly and the
-      optimizer is built as train.py:181-195 builds it;
+  T2  CPU, no accelerate: `ConsistentID.forward` is called directly and the optimizer is built
+      as train.py:181-195 builds it; float32, except case `bf16`: accelerate's bf16 recipe as
+      torch.autocast("cpu", bfloat16) around the forward, the frozen UNet and ProjPlus cast to
+      bf16 before the optimizer is built, latents, noise and encoder outputs bf16;
   T3  tiny widths: AttentionMLP (dim 32, depth 2, heads 1) and ProjPlus' FacePerceiverResampler
       (depth forced to 1) through wrappers, and a 2-level
       UNet (widths 16/32, 2 heads, 8 groups, cross-attention width 64) whose hooked attn1 layers
@@ -198,8 +200,16 @@ def paper_hooks(unet, scores, layers=5):
             module.register_forward_pre_hook(make(name), with_kwargs=True)
 
 
-def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_at, final):
+def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_at, final, bf16=False):
     image_proj, facial, unet, adapters = build(7)
+    if bf16:
+        # accelerate's bf16 (train_bash.sh:2, train.py:136-148): the frozen UNet and ProjPlus in
+        # bf16, the processors and the FacialEncoder in f32 (they were made after the cast).
+        with torch.no_grad():
+            for n, p in unet.named_parameters():
+                if ".processor." not in n:
+                    p.data = p.data.to(torch.bfloat16)
+        image_proj.to(torch.bfloat16)
     if zero_up:
         with torch.no_grad():
             for n, p in adapters.named_parameters():
@@ -233,38 +243,74 @@ def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_
         image = torch.randn(B, TOKENS, CLIP, generator=gen)
         regions = torch.randn(B, 5, TOKENS, CLIP, generator=gen)
         face = torch.nn.functional.normalize(torch.randn(B, 1, ID, generator=gen), dim=-1)
+        if bf16:
+            # The frozen encoders' outputs, the latents and the noise are bf16 tensors there.
+            latents, noise, prompt, image, regions, face = (x.to(torch.bfloat16) for x in (latents, noise, prompt, image, regions, face))
         noisy = sched.add_noise(latents, noise, t)
         model.cross_attention_scores.clear()
         # FuseModule scatters into its input in place: the model gets a copy.
-        pred, losses = model(noisy, t, prompt.clone(), image, face, regions, token_mask, valid, noise, [{"WithoutBackground": m} for m in fg], masks, idx, valid)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            pred, losses = model(noisy, t, prompt.clone(), image, face, regions, token_mask, valid, noise, [{"WithoutBackground": m} for m in fg], masks, idx, valid)
         loss = losses["predict_loss"] + losses["facial_loss"]
         opt.zero_grad()
         loss.backward()
         p = f"{s}."
+        if bf16:
+            latents, noise, prompt, image, regions, face = (x.float() for x in (latents, noise, prompt, image, regions, face))
         out.update({p + "latents": latents, p + "noise": noise, p + "timesteps": t, p + "prompt_embeds": prompt, p + "image_embeds": image,
                     p + "region_embeds": regions.reshape(B * 5, TOKENS, CLIP), p + "face_id": face.reshape(B, ID),
                     p + "facial_token_mask": token_mask.long(), p + "facial_token_idx": idx, p + "facial_token_idx_mask": valid.long(),
                     p + "facial_masks": masks,
                     p + "foreground": torch.stack([torch.from_numpy(np.array(m)).float() / 255 for m in fg]),
-                    p + "predict_loss": losses["predict_loss"].detach().reshape(1),
-                    p + "loc_loss": (torch.as_tensor(losses["facial_loss"]) / model.facial_weight).detach().reshape(1)})
+                    p + "predict_loss": losses["predict_loss"].detach().float().reshape(1),
+                    p + "loc_loss": (torch.as_tensor(losses["facial_loss"]).float() / model.facial_weight).detach().reshape(1)})
         if s == 0:
             # The prediction as forward returns it: times the foreground mask when the coin masks.
-            out[p + "pred"] = pred.detach()
+            out[p + "pred"] = pred.detach().float()
             meta["layers"] = list(model.cross_attention_scores.keys())
         if s in grads_at:
             for param, key in names.items():
                 if param.grad is not None:
-                    out[f"{p}grad.{key}"] = param.grad.detach().clone()
+                    out[f"{p}grad.{key}"] = param.grad.detach().float()
         opt.step()
     for param, key in names.items():
         if final:
-            out["final." + key] = param.detach().clone()
+            out["final." + key] = param.detach().float()
     save_file({k: v.contiguous() for k, v in out.items()}, OUT / f"{name}.safetensors", metadata={"meta": json.dumps(meta)})
     print(name, {k: float(v) for k, v in out.items() if k.endswith("_loss")})
 
 
+def adamw_bf16():
+    """torch's AdamW with the official settings on one bf16 tensor (train.py builds ProjPlus'
+    optimizer after casting it): the parameter, exp_avg and exp_avg_sq after each of 6 steps
+    with bf16 gradients of scales 1e-6..1."""
+    gen = torch.Generator().manual_seed(21)
+    n = 2048
+    p0 = (torch.randn(n, generator=gen) * torch.logspace(-3, 0, n)).to(torch.bfloat16)
+    param = torch.nn.Parameter(p0.clone())
+    opt = torch.optim.AdamW([param], lr=1e-4, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-08)
+    out = {"param": p0.float()}
+    for s in range(6):
+        scale = 10.0 ** (-6 + s)
+        grad = (torch.randn(n, generator=gen) * scale).to(torch.bfloat16)
+        param.grad = grad.clone()
+        opt.step()
+        state = opt.state[param]
+        out.update({f"{s}.grad": grad.float(), f"{s}.param": param.detach().float(),
+                    f"{s}.exp_avg": state["exp_avg"].float(), f"{s}.exp_avg_sq": state["exp_avg_sq"].float()})
+    save_file({k: v.contiguous() for k, v in out.items()}, OUT / "adamw_bf16.safetensors")
+
+
+def bf16_case():
+    """The official precision recipe: ProjPlus' bf16 parameters under its pure-bf16 AdamW."""
+    adamw_bf16()
+    run_case("bf16", 15, coin=1.0, zero_up=False, variant="code", train_adapter=True, steps=[False, False, False], grads_at=[], final=True, bf16=True)
+
+
 def main():
+    if sys.argv[1:] == ["bf16"]:
+        # Only this case (the others' files stay as committed).
+        return bf16_case()
     OUT.mkdir(parents=True, exist_ok=True)
     DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000).save_pretrained(OUT / "scheduler")
     image_proj, facial, unet, adapters = build(7)
@@ -278,6 +324,7 @@ def main():
     run_case("dropped", 12, coin=0.0, zero_up=False, variant="code", train_adapter=True, steps=[False, True, False], grads_at=[1], final=False)
     run_case("paper", 13, coin=0.0, zero_up=False, variant="paper", train_adapter=True, steps=[False], grads_at=[0], final=False)
     run_case("frozen_adapter", 14, coin=1.0, zero_up=False, variant="code", train_adapter=False, steps=[False], grads_at=[], final=True)
+    bf16_case()
 
 if __name__ == "__main__":
     main()

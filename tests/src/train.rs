@@ -1,6 +1,8 @@
 //! The training fixtures (tests/fixtures/train_step, from tests/scripts/gen_train_step.py): the
 //! tiny replica's network as the official trainer starts it, and a step's batch.
 
+use std::collections::HashMap;
+
 use burn::module::{ModuleMapper, Param};
 use burn::tensor::{DType, Device, Tensor};
 use consistentid_core::consistentid::ConsistentIdModules;
@@ -9,7 +11,7 @@ use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_core::weights::MemorySource;
 use consistentid_native::source::DirSource;
 use consistentid_train::localization::FacialTargets;
-use consistentid_train::network::{Network, TrainAdapter};
+use consistentid_train::network::{HostTensor, Network, TrainAdapter};
 use consistentid_train::objective::ForegroundMasks;
 use consistentid_train::step::StepInputs;
 
@@ -113,4 +115,64 @@ pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .unwrap()
+}
+
+/// `max |a − b|` ≤ `tol · max |b| + abs` (and the same length).
+pub fn assert_tensor_abs(what: &str, actual: &[f32], expected: &[f32], tol: f64, abs: f64) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let scale = expected
+        .iter()
+        .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
+    let err = actual
+        .iter()
+        .zip(expected)
+        .fold(0f64, |m, (&a, &b)| m.max(f64::from(a - b).abs()));
+    assert!(
+        err <= tol * scale + abs,
+        "{what}: max error {err:e} over max magnitude {scale:e} (allowed {tol:e} relative + {abs:e})"
+    );
+}
+
+/// `max |a − b|` ≤ `tol · max |b|`.
+pub fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
+    assert_tensor_abs(what, actual, expected, tol, 0.0);
+}
+
+pub fn assert_scalar(what: &str, actual: f32, expected: f32, rel: f64, abs: f64) {
+    let err = f64::from(actual - expected).abs();
+    assert!(
+        err <= abs + rel * f64::from(expected).abs(),
+        "{what}: {actual} vs {expected}"
+    );
+}
+
+/// Every tensor `{prefix}{key}` of the file equals ours within `tol` of its largest value plus
+/// `abs`, and we have no other.
+pub fn assert_named(
+    what: &str,
+    ours: &[(String, HostTensor)],
+    file: &TensorFile,
+    prefix: &str,
+    (tol, abs): (f64, f64),
+) {
+    let expected: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(prefix).map(str::to_string))
+        .collect();
+    assert!(!expected.is_empty(), "{what}: no `{prefix}*` tensors");
+    let ours: HashMap<&str, &HostTensor> = ours.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for key in &expected {
+        let (want, shape) = file.f32(&format!("{prefix}{key}")).unwrap();
+        let got = ours
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{what}: we have no `{key}`"));
+        assert_eq!(got.shape, shape, "{what}: {key} shape");
+        assert_tensor_abs(&format!("{what} {key}"), &got.data, &want, tol, abs);
+    }
+    let extra: Vec<&&str> = ours
+        .keys()
+        .filter(|k| !expected.iter().any(|e| e == *k))
+        .collect();
+    assert!(extra.is_empty(), "{what}: only ours have {extra:?}");
 }

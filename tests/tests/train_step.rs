@@ -18,73 +18,15 @@ use consistentid_core::scheduler::{ForwardProcess, SchedulerConfig};
 use consistentid_core::tensor_io::TensorFile;
 use consistentid_core::unet::attention::AttentionProbe;
 use consistentid_tests::fixture;
-use consistentid_tests::train::{inputs, network, values};
+use consistentid_tests::train::{
+    assert_named, assert_scalar, assert_tensor, inputs, network, values,
+};
 use consistentid_train::localization::{FacialTargets, LocVariant, hooked};
 use consistentid_train::network::{HostTensor, Network, TrainAdapter};
 use consistentid_train::optimizer::{LEARNING_RATE, adamw};
 use consistentid_train::step;
 
 const LOC_WEIGHT: f64 = 0.01;
-
-/// `max |a − b|` ≤ `tol · max |b| + abs` (and the same length).
-fn assert_tensor_abs(what: &str, actual: &[f32], expected: &[f32], tol: f64, abs: f64) {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let scale = expected
-        .iter()
-        .fold(0f64, |m, &v| m.max(f64::from(v).abs()));
-    let err = actual
-        .iter()
-        .zip(expected)
-        .fold(0f64, |m, (&a, &b)| m.max(f64::from(a - b).abs()));
-    assert!(
-        err <= tol * scale + abs,
-        "{what}: max error {err:e} over max magnitude {scale:e} (allowed {tol:e} relative + {abs:e})"
-    );
-}
-
-/// `max |a − b|` ≤ `tol · max |b|`.
-fn assert_tensor(what: &str, actual: &[f32], expected: &[f32], tol: f64) {
-    assert_tensor_abs(what, actual, expected, tol, 0.0);
-}
-
-fn assert_scalar(what: &str, actual: f32, expected: f32, rel: f64, abs: f64) {
-    let err = f64::from(actual - expected).abs();
-    assert!(
-        err <= abs + rel * f64::from(expected).abs(),
-        "{what}: {actual} vs {expected}"
-    );
-}
-
-/// Every tensor `{prefix}{key}` of the file equals ours within `tol` of its largest value plus
-/// `abs`, and we have no other.
-fn assert_named(
-    what: &str,
-    ours: &[(String, HostTensor)],
-    file: &TensorFile,
-    prefix: &str,
-    (tol, abs): (f64, f64),
-) {
-    let expected: Vec<String> = file
-        .names()
-        .into_iter()
-        .filter_map(|n| n.strip_prefix(prefix).map(str::to_string))
-        .collect();
-    assert!(!expected.is_empty(), "{what}: no `{prefix}*` tensors");
-    let ours: HashMap<&str, &HostTensor> = ours.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    for key in &expected {
-        let (want, shape) = file.f32(&format!("{prefix}{key}")).unwrap();
-        let got = ours
-            .get(key.as_str())
-            .unwrap_or_else(|| panic!("{what}: we have no `{key}`"));
-        assert_eq!(got.shape, shape, "{what}: {key} shape");
-        assert_tensor_abs(&format!("{what} {key}"), &got.data, &want, tol, abs);
-    }
-    let extra: Vec<&&str> = ours
-        .keys()
-        .filter(|k| !expected.iter().any(|e| e == *k))
-        .collect();
-    assert!(extra.is_empty(), "{what}: only ours have {extra:?}");
-}
 
 struct Case {
     name: &'static str,

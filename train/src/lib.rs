@@ -13,6 +13,7 @@ pub mod network;
 pub mod objective;
 pub mod optimizer;
 pub mod plot;
+pub mod precision;
 pub mod sample;
 pub mod step;
 pub mod trainer;

@@ -2,7 +2,10 @@
 //! decay 0.01 on every parameter (norms and biases included), eps 1e-8, set explicitly because
 //! burn's defaults differ (eps 1e-5, weight decay 1e-4). No schedule, warm-up or clipping.
 
-use burn::optim::AdamWConfig;
+use burn::module::ParamGroup;
+use burn::optim::{AdamWConfig, ModuleOptimizer};
+
+use crate::precision::{Bf16AdamW, Precision};
 
 /// Learning rate of both official parameter groups.
 pub const LEARNING_RATE: f64 = 1e-4;
@@ -14,6 +17,27 @@ pub fn adamw() -> AdamWConfig {
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
         .with_weight_decay(1e-2)
+}
+
+/// The run's optimizer: AdamW with the official settings, and under [`Precision::Bf16`] the
+/// same settings in pure bf16 for ProjPlus (the official casts it before building AdamW).
+/// Groups are chosen by path, so a checkpoint's state (keyed by the restored ids) finds its
+/// optimizer again.
+pub fn for_precision(precision: Precision) -> ModuleOptimizer {
+    let optim = adamw().init();
+    match precision {
+        Precision::F32 => optim,
+        Precision::Bf16 => optim.with_group(
+            ParamGroup::from_predicate("image_proj."),
+            Bf16AdamW {
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 1e-2,
+            },
+            None,
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::localization::{FacialTargets, LocVariant, hooked};
 use crate::network::Network;
 use crate::objective::ForegroundMasks;
 use crate::optimizer::LEARNING_RATE;
+use crate::precision::{Precision, round, round_module};
 use crate::sample::{MAX_FACIALS, Sample, SampleSource, build};
 use crate::step::{StepInputs, forward};
 use crate::{Result, TrainError};
@@ -64,6 +65,10 @@ pub struct TrainConfig {
     pub accumulate: usize,
     /// Stop at a record that cannot be used instead of naming it and taking the next one.
     pub strict: bool,
+    /// Under [`Precision::Bf16`] the encoders' outputs and the noise are bf16 values, as the
+    /// official's bf16 tensors (the network's rounding is [`crate::precision::round_network`]
+    /// and the optimizer's [`crate::optimizer::for_precision`]).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             learning_rate: LEARNING_RATE,
             accumulate: 1,
             strict: false,
+            precision: Precision::Bf16,
         }
     }
 }
@@ -91,6 +97,18 @@ pub struct FrozenEncoders {
     pub image_encoder: ClipVisionModelWithProjection,
     pub vae: AutoencoderKL,
     pub device: Device,
+}
+
+impl FrozenEncoders {
+    /// Their weights as the official's bf16 copies (`train.py:144-147`).
+    pub fn in_bf16(self) -> Self {
+        Self {
+            text_encoder: round_module(self.text_encoder),
+            image_encoder: round_module(self.image_encoder),
+            vae: round_module(self.vae),
+            ..self
+        }
+    }
 }
 
 /// What one step reports.
@@ -214,8 +232,13 @@ impl Trainer {
             .map(|x| x.text.tokens.input_ids.clone())
             .collect();
         let prompt = enc.text_encoder.forward_ids(&ids, plain).last_hidden_state;
-        let to = |t: Tensor<4>| Tensor::<4>::from_data(t.into_data(), device);
-        let to3 = |t: Tensor<3>| Tensor::<3>::from_data(t.into_data(), device);
+        let bf16 = self.config.precision == Precision::Bf16;
+        let to = |t: Tensor<4>| {
+            Tensor::<4>::from_data((if bf16 { round(t) } else { t }).into_data(), device)
+        };
+        let to3 = |t: Tensor<3>| {
+            Tensor::<3>::from_data((if bf16 { round(t) } else { t }).into_data(), device)
+        };
         Ok((
             to(latents),
             to3(prompt),
@@ -334,11 +357,20 @@ impl Trainer {
         let (latents, prompt_embeds, image_embeds, region_embeds) =
             self.encode(&samples, &mut rng, &device)?;
         let noise = rng.tensor(latents.dims(), &device);
+        let noise = match cfg.precision {
+            Precision::Bf16 => round(noise),
+            Precision::F32 => noise,
+        };
         let timesteps: Vec<usize> = (0..b)
             .map(|_| rng.below(self.process.num_train_timesteps()))
             .collect();
         let masked = rng.uniform() < cfg.mask_loss_prob;
-        let face_id: Vec<f32> = samples.iter().flat_map(|x| x.face_id.clone()).collect();
+        let mut face_id: Vec<f32> = samples.iter().flat_map(|x| x.face_id.clone()).collect();
+        if cfg.precision == Precision::Bf16 {
+            face_id
+                .iter_mut()
+                .for_each(|v| *v = half::bf16::from_f32(*v).to_f32());
+        }
         let inputs = StepInputs {
             latents,
             noise,

@@ -22,6 +22,7 @@ use consistentid_core::scheduler::ForwardProcess;
 use consistentid_core::weights::{WeightSource, torch_file};
 use consistentid_train::localization::LocVariant;
 use consistentid_train::network::{Network, TrainAdapter};
+use consistentid_train::precision::{self, Precision};
 use consistentid_train::trainer::{Dataset, FrozenEncoders, Record, TrainConfig, Trainer};
 use consistentid_train::{Result as TrainResult, TrainError, checkpoint, export, optimizer, plot};
 
@@ -107,6 +108,12 @@ pub struct TrainArgs {
     pub sample_seeds: usize,
     #[arg(long, default_value_t = 25)]
     pub sample_steps: usize,
+    /// `bf16`: the official recipe (accelerate's bf16): ProjPlus and the frozen networks hold
+    /// bf16 values and ProjPlus' AdamW runs in pure bf16 as torch's does (a step under half an
+    /// ulp of a weight is lost, the second moment never decays); the FacialEncoder and the
+    /// processors train in f32. `f32`: everything f32 (every ProjPlus step lands).
+    #[arg(long, default_value = "bf16", value_parser = ["bf16", "f32"])]
+    pub precision: String,
     /// Recompute memory-bound activations during the backward pass instead of keeping them
     /// (burn's balanced gradient checkpointing): less memory, more time, the same numbers.
     #[arg(long)]
@@ -312,21 +319,25 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
     } else {
         TrainAdapter::All
     };
+    let precision = Precision::from_name(&args.precision).unwrap_or(Precision::Bf16);
     let frozen = ConsistentIdPipeline::load(&source, DType::F32, &plain)?;
-    let encoders = FrozenEncoders {
+    let mut encoders = FrozenEncoders {
         tokenizer: frozen.tokenizer,
         text_encoder: frozen.sd.text_encoder,
         image_encoder: frozen.image_encoder,
         vae: frozen.sd.vae,
         device: plain.clone(),
     };
+    if precision == Precision::Bf16 {
+        encoders = encoders.in_bf16();
+    }
     let process = ForwardProcess::new(&frozen.sd.scheduler_config)?;
     let mut net = network(&source, &ad, adapter)?;
     if args.from_scratch {
         net = consistentid_train::init::from_scratch(net, args.seed)?;
         eprintln!("starting from fresh weights (seed {})", args.seed);
     }
-    let mut optim = optimizer::adamw().init();
+    let mut optim = optimizer::for_precision(precision);
     let dir = args.out.join("checkpoints");
     let mut start = 0;
     if args.resume {
@@ -336,6 +347,10 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         (start, net, optim) = (s, n, o);
         eprintln!("resuming after step {step} ({})", path.display());
     }
+    if precision == Precision::Bf16 {
+        // After a resume too: the frozen UNet came from the model folder again.
+        net = precision::round_network(net);
+    }
     let config = TrainConfig {
         batch: args.batch,
         size: args.resolution,
@@ -344,6 +359,7 @@ pub fn run(args: &TrainArgs, device: DeviceChoice) -> Result<()> {
         loc_weight: args.loc_weight,
         strict: args.strict,
         accumulate: args.grad_accum,
+        precision,
         ..TrainConfig::default()
     };
     std::fs::create_dir_all(&args.out)
