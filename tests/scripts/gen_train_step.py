@@ -200,7 +200,12 @@ def paper_hooks(unet, scores, layers=5):
             module.register_forward_pre_hook(make(name), with_kwargs=True)
 
 
-def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_at, final, bf16=False):
+# The tensors whose AdamW state is kept after each step (case `official`): one of each kind.
+TRACKED = ["image_proj.proj.0.weight", "image_proj.norm.bias", "FacialEncoder.visual_projection.proj_in.weight",
+           "adapter_modules.1.to_k_ip.weight", "adapter_modules.0.to_q_lora.down.weight", "adapter_modules.0.to_q_lora.up.weight"]
+
+
+def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_at, final, bf16=False, track=False):
     image_proj, facial, unet, adapters = build(7)
     if bf16:
         # accelerate's bf16 (train_bash.sh:2, train.py:136-148): the frozen UNet and ProjPlus in
@@ -273,6 +278,13 @@ def run_case(name, seed, *, coin, zero_up, variant, train_adapter, steps, grads_
                 if param.grad is not None:
                     out[f"{p}grad.{key}"] = param.grad.detach().float()
         opt.step()
+        if track:
+            # The step's AdamW result for a few tensors of each kind: parameter and both moments.
+            for param, key in names.items():
+                if key in TRACKED:
+                    st = opt.state[param]
+                    out.update({f"{p}param.{key}": param.detach().clone(), f"{p}exp_avg.{key}": st["exp_avg"].clone(),
+                                f"{p}exp_avg_sq.{key}": st["exp_avg_sq"].clone()})
     for param, key in names.items():
         if final:
             out["final." + key] = param.detach().float()
@@ -301,6 +313,10 @@ def adamw_bf16():
     save_file({k: v.contiguous() for k, v in out.items()}, OUT / "adamw_bf16.safetensors")
 
 
+def official_case():
+    run_case("official", 11, coin=1.0, zero_up=True, variant="code", train_adapter=True, steps=[False, False, False], grads_at=[0], final=True, track=True)
+
+
 def bf16_case():
     """The official precision recipe: ProjPlus' bf16 parameters under its pure-bf16 AdamW."""
     adamw_bf16()
@@ -311,6 +327,8 @@ def main():
     if sys.argv[1:] == ["bf16"]:
         # Only this case (the others' files stay as committed).
         return bf16_case()
+    if sys.argv[1:] == ["official"]:
+        return official_case()
     OUT.mkdir(parents=True, exist_ok=True)
     DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000).save_pretrained(OUT / "scheduler")
     image_proj, facial, unet, adapters = build(7)
@@ -320,7 +338,7 @@ def main():
     torch.save({"image_proj": sd(image_proj), "FacialEncoder": sd(facial), "adapter_modules": sd(adapters)}, OUT / "ConsistentID-init.bin")
     # Kept small (a few MB): the gradients where they say most, and the parameters after the last
     # step, which depend on every step's gradients and both moments.
-    run_case("official", 11, coin=1.0, zero_up=True, variant="code", train_adapter=True, steps=[False, False, False], grads_at=[0], final=True)
+    official_case()
     run_case("dropped", 12, coin=0.0, zero_up=False, variant="code", train_adapter=True, steps=[False, True, False], grads_at=[1], final=False)
     run_case("paper", 13, coin=0.0, zero_up=False, variant="paper", train_adapter=True, steps=[False], grads_at=[0], final=False)
     run_case("frozen_adapter", 14, coin=1.0, zero_up=False, variant="code", train_adapter=False, steps=[False], grads_at=[], final=True)

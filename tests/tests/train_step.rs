@@ -6,12 +6,15 @@
 //! gradients) and the frozen-adapter recipe. CPU, f32, `Device::flex().autodiff()`.
 //!
 //! Tolerances: losses relative 1e-5 (L_loc, a difference of small averages, absolute 1e-7);
-//! tensors relative to their largest magnitude, 1e-4 for the prediction and gradients, and 1e-5
-//! for parameters plus 1 % of the learning rate absolute (see `run`).
+//! tensors relative to their largest magnitude, 1e-4 for the prediction, gradients and Adam
+//! moments (after each step, for one tensor of each kind), and 1e-5 for parameters plus 1 % of
+//! the learning rate absolute (see `run`).
 
 use std::collections::HashMap;
 
-use burn::optim::GradientsParams;
+use std::sync::{Arc, Mutex};
+
+use burn::optim::{AdamW, AdamWState, GradientsParams, LearningRate, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Tensor};
 use consistentid_core::consistentid::ConsistentIdModules;
 use consistentid_core::scheduler::{ForwardProcess, SchedulerConfig};
@@ -19,7 +22,7 @@ use consistentid_core::tensor_io::TensorFile;
 use consistentid_core::unet::attention::AttentionProbe;
 use consistentid_tests::fixture;
 use consistentid_tests::train::{
-    assert_named, assert_scalar, assert_tensor, inputs, network, values,
+    assert_named, assert_scalar, assert_tensor, assert_tensor_abs, inputs, network, values,
 };
 use consistentid_train::localization::{FacialTargets, LocVariant, hooked};
 use consistentid_train::network::{HostTensor, Network, TrainAdapter};
@@ -27,6 +30,88 @@ use consistentid_train::optimizer::{LEARNING_RATE, adamw};
 use consistentid_train::step;
 
 const LOC_WEIGHT: f64 = 0.01;
+
+/// What one parameter's AdamW step gave: the new value and both moments (torch's layout).
+type Stepped = (HostTensor, HostTensor, HostTensor);
+
+/// burn's AdamW, keeping each step's result so that the moments can be compared with torch's.
+#[derive(Clone)]
+struct Recording {
+    inner: AdamW,
+    log: Arc<Mutex<Vec<Stepped>>>,
+}
+
+fn torch_layout<const D: usize>(t: Tensor<D>) -> HostTensor {
+    let t = if D == 2 { t.swap_dims(0, 1) } else { t };
+    HostTensor {
+        shape: t.dims().to_vec(),
+        data: values(t),
+    }
+}
+
+impl Optimizer for Recording {
+    type State<const D: usize> = AdamWState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (tensor, state) = self.inner.step(lr, tensor, grad, state);
+        if let Some(s) = &state {
+            self.log.lock().unwrap().push((
+                torch_layout(tensor.clone()),
+                torch_layout(s.momentum.moment_1.clone()),
+                torch_layout(s.momentum.moment_2.clone()),
+            ));
+        }
+        (tensor, state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        AdamW::to_device(state, device)
+    }
+}
+
+/// The case file's parameter, exp_avg and exp_avg_sq after step `s` for the tensors it tracks
+/// (one of each kind), against the step's log (a parameter is found by its new value).
+fn assert_moments(what: &str, file: &TensorFile, s: usize, net: &Network, log: &[Stepped]) {
+    let prefix = format!("{s}.exp_avg.");
+    let tracked: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    if tracked.is_empty() {
+        return;
+    }
+    let params: HashMap<String, HostTensor> = net.release_parameters().into_iter().collect();
+    for key in &tracked {
+        let value = &params[key];
+        let (_, m, v) = log
+            .iter()
+            .find(|(p, _, _)| p == value)
+            .unwrap_or_else(|| panic!("{what}: {key} took no step"));
+        let want = |n: &str| file.f32(&format!("{s}.{n}.{key}")).unwrap().0;
+        // As the final parameters below: 1 % of a step's move absolute on top.
+        let (param, slack) = (want("param"), 1e-2 * LEARNING_RATE);
+        assert_tensor_abs(&format!("{what} {key}"), &value.data, &param, 1e-5, slack);
+        assert_tensor(
+            &format!("{what} {key} exp_avg"),
+            &m.data,
+            &want("exp_avg"),
+            1e-4,
+        );
+        assert_tensor(
+            &format!("{what} {key} exp_avg_sq"),
+            &v.data,
+            &want("exp_avg_sq"),
+            1e-4,
+        );
+    }
+}
 
 struct Case {
     name: &'static str,
@@ -67,7 +152,11 @@ fn run(case: Case) {
     .map(|p| format!("{p}.transformer_blocks.0.{attn}"))
     .collect();
     assert_eq!(layers, want, "{}: hooked layers", case.name);
-    let mut optim = adamw().init();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut optim = ModuleOptimizer::from(Recording {
+        inner: adamw().build(),
+        log: log.clone(),
+    });
     for s in 0..case.steps {
         let what = format!("{} step {s}", case.name);
         let batch = inputs(&file, s, case.coin, &device);
@@ -111,7 +200,9 @@ fn run(case: Case) {
             );
         }
         let grads = GradientsParams::from_grads(grads, &net);
+        log.lock().unwrap().clear();
         net = optim.step(LEARNING_RATE, net, grads);
+        assert_moments(&what, &file, s, &net, &log.lock().unwrap());
     }
     if case.final_params {
         assert_named(
