@@ -13,6 +13,38 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Copies the folder `from` into `to` (made when missing).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A tiny ConsistentID model folder as the fixture scripts assemble it: sd_tiny,
+/// bisenet_tiny's face_parsing.pth, consistentid_pipeline's image_encoder, and the fixture
+/// checkpoint `checkpoint` (e.g. `consistentid_pipeline/ConsistentID-v1.bin`).
+pub fn tiny_model_folder(checkpoint: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("sd_tiny"), tmp.path());
+    copy_dir(
+        &fixture("consistentid_pipeline/image_encoder"),
+        &tmp.path().join("image_encoder"),
+    );
+    std::fs::copy(fixture(checkpoint), tmp.path().join("ConsistentID-v1.bin")).unwrap();
+    std::fs::copy(
+        fixture("bisenet_tiny/face_parsing.pth"),
+        tmp.path().join("face_parsing.pth"),
+    )
+    .unwrap();
+    tmp
+}
+
 /// The real-data cache filled by `tests/scripts/fetch_real_data.sh`.
 ///
 /// Panics with instructions when it is missing, so a test that needs real data can never pass

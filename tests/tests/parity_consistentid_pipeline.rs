@@ -9,44 +9,11 @@ use consistentid_core::scheduler::SchedulerKind;
 use consistentid_core::tensor_io::TensorFile;
 use consistentid_native::io::image::decode;
 use consistentid_native::source::DirSource;
-use consistentid_tests::{assert_close, fixture, real_data, rel_l2};
-
-/// sd_tiny + bisenet_tiny's face_parsing.pth + consistentid_pipeline's image_encoder and
-/// checkpoint, as the Python script assembles them.
-pub fn model_folder() -> tempfile::TempDir {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                copy_dir(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture("sd_tiny"), tmp.path());
-    copy_dir(
-        &fixture("consistentid_pipeline/image_encoder"),
-        &tmp.path().join("image_encoder"),
-    );
-    std::fs::copy(
-        fixture("consistentid_pipeline/ConsistentID-v1.bin"),
-        tmp.path().join("ConsistentID-v1.bin"),
-    )
-    .unwrap();
-    std::fs::copy(
-        fixture("bisenet_tiny/face_parsing.pth"),
-        tmp.path().join("face_parsing.pth"),
-    )
-    .unwrap();
-    tmp
-}
+use consistentid_tests::{assert_close, fixture, real_data, rel_l2, tiny_model_folder};
 
 #[test]
 fn pipeline_matches_the_replica_stage_by_stage() {
-    let dir = model_folder();
+    let dir = tiny_model_folder("consistentid_pipeline/ConsistentID-v1.bin");
     let device = Device::flex();
     let pipe =
         ConsistentIdPipeline::load(&DirSource::open(dir.path()).unwrap(), DType::F32, &device)

@@ -17,6 +17,10 @@ use crate::{Error, Result};
 pub const FACIAL_CAPTION: &str =
     "The person has one face, one nose, two eyes, two ears, and one mouth.";
 
+/// The template of the official inpainting and ControlNet pipelines
+/// (`BaseConsistentID.get_prepare_llva_caption`): no face, "a mouth".
+pub const PHOTO_FACIAL_CAPTION: &str = "The person has one nose, two eyes, two ears, and a mouth.";
+
 /// The facial keywords, in `remove_duplicate_keywords` order.
 const KEYWORDS: [&str; 5] = ["face", "ears", "eyes", "nose", "mouth"];
 

@@ -328,7 +328,7 @@ fn render(
                 sink,
                 images: batch,
             };
-            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer)
+            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer, None)
         })?;
         let [_, c, h, w] = latents.dims();
         for (row, (&index, &image_seed)) in batch.iter().zip(&seeds).enumerate() {

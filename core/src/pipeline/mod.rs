@@ -4,6 +4,7 @@ pub mod consistentid;
 pub mod denoise;
 pub mod engine;
 pub mod events;
+pub mod photo;
 pub mod request;
 pub mod txt2img;
 

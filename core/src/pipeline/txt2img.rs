@@ -158,7 +158,8 @@ impl StableDiffusion {
                 ),
             });
         }
-        let channels = self.unet.conv_in.weight.dims()[1];
+        // The UNet's output channels: an inpainting UNet takes more than its latents.
+        let channels = self.unet.conv_out.weight.dims()[0];
         Ok([1, channels, height / f, width / f])
     }
 
@@ -166,7 +167,7 @@ impl StableDiffusion {
     /// that decodes to at most [`MAX_SIDE`] pixels a side.
     pub fn check_latents(&self, dims: &[usize; 4]) -> Result<()> {
         let f = 1usize << (self.vae.decoder.up_blocks.len() - 1);
-        let channels = self.unet.conv_in.weight.dims()[1];
+        let channels = self.unet.conv_out.weight.dims()[0];
         let [b, c, h, w] = *dims;
         let max = MAX_SIDE / f;
         if b != 1 || c != channels || !(1..=max).contains(&h) || !(1..=max).contains(&w) {
@@ -278,6 +279,7 @@ impl StableDiffusion {
             init_latents,
             std::slice::from_mut(rng),
             observer,
+            None,
         )
     }
 

@@ -219,6 +219,49 @@ impl Scheduler {
         }
     }
 
+    /// The first step an image-to-image or inpainting run takes at `strength` (diffusers 0.23
+    /// `get_timesteps`: the last `int(steps · strength)` steps run), as the step index the
+    /// scheduler then uses (`_init_step_index`: where the start timestep occurs twice, its
+    /// second place). `None` when no step would run.
+    pub fn start_step(&self, strength: f64) -> Option<usize> {
+        let n = self.timesteps.len();
+        let run = ((n as f64 * strength) as usize).min(n);
+        if run == 0 {
+            return None;
+        }
+        let first = n - run;
+        let t = self.timesteps[first];
+        let places: Vec<usize> = (0..n).filter(|&i| self.timesteps[i] == t).collect();
+        Some(if places.len() > 1 {
+            places[1]
+        } else {
+            places[0]
+        })
+    }
+
+    /// Noises clean latents to the noise level of step `i` (each class's `add_noise` in
+    /// diffusers 0.23): `x + σᵢ·ε` for the Euler family, `√ᾱₜ·x + √(1 − ᾱₜ)·ε` for DDIM, and
+    /// `αᵢ·x + σᵢαᵢ·ε` with `αᵢ = 1/√(σᵢ² + 1)` for DPM-Solver.
+    ///
+    /// # Shapes
+    /// - `original`, `noise`: `[batch, channels, height, width]`
+    pub fn add_noise(&self, original: Tensor<4>, noise: Tensor<4>, i: usize) -> Tensor<4> {
+        match self.kind {
+            SchedulerKind::Euler | SchedulerKind::EulerAncestral => {
+                original + noise * self.sigmas[i]
+            }
+            SchedulerKind::Ddim => {
+                let a = f32r(self.alphas_cumprod[self.timesteps[i] as usize]);
+                original * f32r(a.sqrt()) + noise * f32r((1.0 - a).sqrt())
+            }
+            SchedulerKind::DpmSolverMultistepKarras => {
+                let s = self.sigmas[i];
+                let alpha = f32r(1.0 / (s * s + 1.0).sqrt());
+                original * alpha + noise * f32r(s * alpha)
+            }
+        }
+    }
+
     /// The scheduler's estimate of the clean latents x0 at step `i` (model-space latents),
     /// computed as its step would; used for live previews.
     ///
