@@ -7,6 +7,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::consistentid::{ConsistentIdPipeline, Prepared};
 use super::events::{Candidate, GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
+use super::photo::{PhotoInput, PhotoLatents};
 use super::request::GenerationRequest;
 use super::txt2img::{DenoiseLoop, StableDiffusion, StepObserver};
 use crate::bisenet::preprocess::SIZE as PARSING_SIZE;
@@ -46,6 +47,50 @@ pub struct FaceJob {
     pub identity: IdentitySource,
     /// A `512 × 512` BiSeNet label map of `face` computed by the client (replaces parsing).
     pub face_parsing: Option<Vec<u8>>,
+    /// A photo to inpaint or transform instead of starting from noise.
+    pub photo: Option<PhotoJob>,
+}
+
+/// A photo to start from, with the names it is reported under (file names, never paths).
+#[derive(Clone, Debug)]
+pub struct PhotoJob {
+    pub input: PhotoInput,
+    pub image_name: String,
+    pub mask_name: Option<String>,
+}
+
+impl PhotoJob {
+    /// What the PNG parameters say of it (A1111's `Denoising strength`).
+    fn parameters(&self) -> String {
+        let mask = self
+            .mask_name
+            .as_ref()
+            .map(|m| format!(", Mask: {m}"))
+            .unwrap_or_default();
+        format!(
+            ", Init image: {}{mask}, Denoising strength: {}",
+            self.image_name, self.input.strength
+        )
+    }
+}
+
+/// Salt of the stream the photo's VAE samples are drawn from (apart from the images' noise).
+const PHOTO_STREAM: u64 = 0x9d0f_0a11_ce5e_ed01;
+
+/// The photo's latents for a job of seed `seed`, drawn from their own stream.
+fn photo_latents(
+    sd: &StableDiffusion,
+    photo: Option<&PhotoJob>,
+    r: &GenerationRequest,
+    seed: u64,
+) -> Result<Option<PhotoLatents>> {
+    let Some(photo) = photo else { return Ok(None) };
+    let mut rng = NoiseRng::new(seed ^ PHOTO_STREAM);
+    let device = sd.device.clone();
+    sd.photo_latents(&photo.input, r.width, r.height, &mut |_, shape| {
+        rng.tensor(shape, &device)
+    })
+    .map(Some)
 }
 
 /// The loaded models of a ConsistentID folder.
@@ -106,6 +151,11 @@ impl Engine {
             }
             IdentitySource::Detect { .. } => {}
         }
+        if let Some(photo) = &job.photo {
+            self.pipe
+                .sd
+                .check_photo(&photo.input, r.num_inference_steps)?;
+        }
         if let Some(labels) = &job.face_parsing {
             ConsistentIdPipeline::regions_from_labels(labels)?;
             if job.face.width == 0 || job.face.height == 0 {
@@ -142,6 +192,9 @@ impl Engine {
         let caption = if r.ablation.no_facial_caption {
             regions.clear();
             ""
+        } else if job.photo.is_some() {
+            // The official inpainting pipeline's own template.
+            crate::consistentid::prompt::PHOTO_FACIAL_CAPTION
         } else {
             crate::consistentid::prompt::FACIAL_CAPTION
         };
@@ -179,9 +232,18 @@ impl Engine {
             .label()
             .map(|a| format!(", Ablation: {a}"))
             .unwrap_or_default();
+        let photo_text = job
+            .photo
+            .as_ref()
+            .map(PhotoJob::parameters)
+            .unwrap_or_default();
+        let seed = r.seed.unwrap_or_default();
+        let photo = phase(sink, Phase::Encode, None, |_| {
+            photo_latents(&self.pipe.sd, job.photo.as_ref(), r, seed)
+        })?;
         let parameters = |seed: u64| {
             format!(
-                "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}{ablation}",
+                "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}{ablation}{photo_text}",
                 r.num_inference_steps,
                 r.scheduler.sampler_name(),
                 r.guidance_scale,
@@ -202,7 +264,10 @@ impl Engine {
             &self.pipe.sd,
             r,
             self.max_batch,
-            &|i| conditioning.at_step(i, merge_step),
+            Conditions {
+                context_at: &|i| conditioning.at_step(i, merge_step),
+                photo: photo.as_ref(),
+            },
             &parameters,
             Some(&score),
             sink,
@@ -245,25 +310,32 @@ impl Engine {
     }
 }
 
-/// Plain text-to-image with an SD1.x model through the same per-image loop; `model_name`
-/// goes into the PNG parameters.
+/// Plain text-to-image (or, with `photo`, inpainting and image-to-image) with an SD1.x model
+/// through the same per-image loop; `model_name` goes into the PNG parameters.
 pub fn run_txt2img(
     sd: &StableDiffusion,
     request: &GenerationRequest,
     model_name: &str,
     max_batch: usize,
+    photo: Option<&PhotoJob>,
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
+    if let Some(p) = photo {
+        sd.check_photo(&p.input, request.num_inference_steps)?;
+    }
     warn_truncated(sd, &request.prompt, "prompt", sink);
     if let Some(n) = &request.negative_prompt {
         warn_truncated(sd, n, "negative prompt", sink);
     }
-    let context = phase(sink, Phase::Encode, None, |_| {
-        sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())
+    let seed = request.seed.unwrap_or_default();
+    let (context, latents) = phase(sink, Phase::Encode, None, |_| {
+        let context = sd.encode_prompt(&request.prompt, request.negative_prompt.as_deref())?;
+        Ok((context, photo_latents(sd, photo, request, seed)?))
     })?;
+    let photo_text = photo.map(PhotoJob::parameters).unwrap_or_default();
     let parameters = |seed: u64| {
         format!(
-            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: {model_name}",
+            "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: {model_name}{photo_text}",
             request.prompt,
             request.negative_prompt.as_deref().unwrap_or(""),
             request.num_inference_steps,
@@ -277,7 +349,10 @@ pub fn run_txt2img(
         sd,
         request,
         max_batch,
-        &|_| context.clone(),
+        Conditions {
+            context_at: &|_| context.clone(),
+            photo: latents.as_ref(),
+        },
         &parameters,
         None,
         sink,
@@ -287,7 +362,15 @@ pub fn run_txt2img(
 /// Scores a finished image against the reference face.
 type Scorer<'a> = &'a dyn Fn(&RgbImage) -> Result<Likeness>;
 
-/// The image loop: image k starts from the noise of seed + k, is denoised with
+/// What every image of a job is denoised under: the context of each step, and the photo it
+/// starts from (if any).
+struct Conditions<'a> {
+    context_at: &'a dyn Fn(usize) -> Tensor<3>,
+    photo: Option<&'a PhotoLatents>,
+}
+
+/// The image loop: image k starts from the noise of seed + k (and `photo`, when given), is
+/// denoised with
 /// `context_at(step)` (up to `max_batch` images share one UNet batch; each comes out as it
 /// would alone), decoded, scored by `score` (when there is a reference face) and handed to the
 /// sink; with best-of-N, all N are made and the most alike handed over, best first.
@@ -295,11 +378,12 @@ fn render(
     sd: &StableDiffusion,
     r: &GenerationRequest,
     max_batch: usize,
-    context_at: &dyn Fn(usize) -> Tensor<3>,
+    conditions: Conditions<'_>,
     parameters: &dyn Fn(u64) -> String,
     score: Option<Scorer<'_>>,
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
+    let Conditions { context_at, photo } = conditions;
     let seed = r
         .seed
         .ok_or_else(|| Error::InvalidRequest("the seed must be resolved before running".into()))?;
@@ -328,7 +412,7 @@ fn render(
                 sink,
                 images: batch,
             };
-            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer, None)
+            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer, photo)
         })?;
         let [_, c, h, w] = latents.dims();
         for (row, (&index, &image_seed)) in batch.iter().zip(&seeds).enumerate() {

@@ -8,7 +8,7 @@ pub mod photo;
 pub mod request;
 pub mod txt2img;
 
-pub use engine::{Engine, FaceJob, IdentitySource};
+pub use engine::{Engine, FaceJob, IdentitySource, PhotoJob};
 pub use events::{Candidate, GeneratedImage, Phase, Sink};
 pub use request::GenerationRequest;
 pub use txt2img::{DenoiseLoop, SingleFileConfigs, StableDiffusion, StepObserver, Txt2ImgRequest};

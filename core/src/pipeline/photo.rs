@@ -8,6 +8,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use super::txt2img::StableDiffusion;
+use crate::error::FieldError;
 use crate::image::{RgbImage, vae_processor};
 use crate::{Error, Result};
 
@@ -47,49 +48,35 @@ pub enum PhotoDraw {
     MaskedImage,
 }
 
-impl PhotoLatents {
-    /// Whether the run starts from the noised photo rather than pure noise (diffusers'
-    /// `is_strength_max` is false, or image-to-image).
-    pub fn starts_from_photo(&self) -> bool {
-        self.mask.is_none() || self.strength != 1.0
-    }
-}
-
-impl StableDiffusion {
-    /// Checks a photo input against this model and size before any compute: the strength, the
-    /// UNet kind (an inpainting UNet's 9 channels need a mask), the images.
-    pub fn check_photo(&self, input: &PhotoInput, steps: usize) -> Result<()> {
-        let s = input.strength;
+impl PhotoInput {
+    /// What can be checked without a model: the strength (in (0, 1], and at least one of
+    /// `steps` steps), non-empty images, a mask that repaints something.
+    pub fn check(&self, steps: usize) -> Result<()> {
+        let s = self.strength;
+        let mut errors = Vec::new();
         if !(s > 0.0 && s <= 1.0) {
-            return Err(Error::Input {
-                name: "strength".into(),
-                reason: format!("must be in (0, 1] (got {s})"),
-            });
+            errors.push(FieldError::new(
+                "strength",
+                format!("must be in (0, 1] (got {s})"),
+            ));
+        } else if (steps as f64 * s) < 1.0 {
+            errors.push(FieldError::new(
+                "strength",
+                format!("{s} of {steps} steps is no step at all: raise the strength or the steps"),
+            ));
         }
-        if (steps as f64 * s) < 1.0 {
-            return Err(Error::Input {
-                name: "strength".into(),
-                reason: format!(
-                    "{s} of {steps} steps is no step at all: raise the strength or the steps"
-                ),
-            });
+        if let Some(mask) = &self.mask
+            && mask.data.iter().all(|&v| v == 0)
+        {
+            errors.push(FieldError::new(
+                "mask",
+                "is black everywhere: nothing would be repainted",
+            ));
         }
-        let (input_channels, latent) = self.unet_channels();
-        if input_channels != latent && input_channels != 2 * latent + 1 {
-            return Err(Error::InvalidRequest(format!(
-                "the UNet takes {input_channels} input channels: neither a plain ({latent}) nor an inpainting ({}) UNet",
-                2 * latent + 1
-            )));
+        if !errors.is_empty() {
+            return Err(Error::InvalidFields(errors));
         }
-        if input_channels != latent && input.mask.is_none() {
-            return Err(Error::Input {
-                name: "mask".into(),
-                reason: format!(
-                    "this is an inpainting UNet ({input_channels} input channels): it needs a mask"
-                ),
-            });
-        }
-        for (name, img) in [("image", Some(&input.image)), ("mask", input.mask.as_ref())] {
+        for (name, img) in [("image", Some(&self.image)), ("mask", self.mask.as_ref())] {
             if let Some(img) = img
                 && (img.width == 0 || img.height == 0)
             {
@@ -99,13 +86,35 @@ impl StableDiffusion {
                 });
             }
         }
-        if let Some(mask) = &input.mask
-            && mask.data.iter().all(|&v| v == 0)
-        {
-            return Err(Error::Input {
-                name: "mask".into(),
-                reason: "the mask is black everywhere: nothing would be repainted".into(),
-            });
+        Ok(())
+    }
+}
+
+impl PhotoLatents {
+    /// Whether the run starts from the noised photo rather than pure noise (diffusers'
+    /// `is_strength_max` is false, or image-to-image).
+    pub fn starts_from_photo(&self) -> bool {
+        self.mask.is_none() || self.strength != 1.0
+    }
+}
+
+impl StableDiffusion {
+    /// Checks a photo input before any compute: [`PhotoInput::check`], then the UNet kind (an
+    /// inpainting UNet's 9 channels need a mask).
+    pub fn check_photo(&self, input: &PhotoInput, steps: usize) -> Result<()> {
+        input.check(steps)?;
+        let (input_channels, latent) = self.unet_channels();
+        if input_channels != latent && input_channels != 2 * latent + 1 {
+            return Err(Error::InvalidRequest(format!(
+                "the UNet takes {input_channels} input channels: neither a plain ({latent}) nor an inpainting ({}) UNet",
+                2 * latent + 1
+            )));
+        }
+        if input_channels != latent && input.mask.is_none() {
+            return Err(Error::InvalidFields(vec![FieldError::new(
+                "mask",
+                format!("is needed: this is an inpainting UNet ({input_channels} input channels)"),
+            )]));
         }
         Ok(())
     }

@@ -155,6 +155,7 @@ pub fn run(args: &BenchArgs, choice: DeviceChoice, dtype: DtypeChoice) -> Result
             allow_no_face: true,
         },
         face_parsing: None,
+        photo: None,
     };
     engine.check(&job)?;
     let mut portraits = Vec::new();

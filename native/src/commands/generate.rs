@@ -10,15 +10,17 @@ use clap::Args;
 use consistentid_core::Error;
 use consistentid_core::clip::ClipTokenizer;
 use consistentid_core::face::ChannelOrder;
+use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::consistentid::CHECKPOINT;
 use consistentid_core::pipeline::engine::run_txt2img;
 use consistentid_core::pipeline::{
-    Candidate, Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase,
+    Candidate, Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase, PhotoJob,
     SingleFileConfigs, Sink, StableDiffusion,
 };
 use consistentid_core::scheduler::SchedulerKind;
 
 use crate::commands::args::{IdentityArgs, parse_scheduler};
+use crate::commands::photo_in::{PhotoArgs, default_size, flag_errors};
 use crate::commands::stage::consistentid::require_face_analysis;
 use crate::device::{DeviceChoice, DtypeChoice, default_batch, select};
 use crate::io::image::read_image;
@@ -99,6 +101,8 @@ pub struct GenerateArgs {
     /// files are never replaced).
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub photo: PhotoArgs,
 }
 
 /// The command line as a request (defaults: `generate --face` follows infer.py, plain
@@ -176,9 +180,18 @@ fn flag_names(text: &str) -> String {
 /// Runs `generate`: every check first (request, inputs, output folder), then the models, then
 /// the engine with a terminal sink.
 pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
-    let mut request = validate(request(args))?;
-    if args.face.is_some() {
-        return run_face(args, request, device, dtype);
+    let face = args.face.as_deref().map(read_image).transpose()?;
+    let face_with_path = face.as_ref().zip(args.face.as_deref());
+    let photo = args.photo.job(face_with_path, args.steps)?;
+    let mut request = request(args);
+    if let Some(p) = &photo {
+        let (w, h) = default_size(p.input.image.width, p.input.image.height);
+        request.width = args.width.unwrap_or(w);
+        request.height = args.height.unwrap_or(h);
+    }
+    let mut request = validate(request)?;
+    if let Some(face) = face {
+        return run_face(args, face, photo, request, device, dtype);
     }
     if args.identity.id_embedding.is_some() {
         bail!("--id-embedding needs --face (ConsistentID generation)");
@@ -195,6 +208,10 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
         &device,
     )?;
     sd.latent_shape(request.width, request.height)?;
+    if let Some(p) = &photo {
+        sd.check_photo(&p.input, request.num_inference_steps)
+            .map_err(flag_errors)?;
+    }
     eprintln!(
         "loaded {} on {backend} in {:.1}s",
         args.model.display(),
@@ -204,7 +221,14 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
     println!("seed: {seed}");
     let mut sink = TerminalSink::new(args, false);
     let batch = batch_size(args, backend);
-    let result = run_txt2img(&sd, &request, &file_name(&args.model), batch, &mut sink);
+    let result = run_txt2img(
+        &sd,
+        &request,
+        &file_name(&args.model),
+        batch,
+        photo.as_ref(),
+        &mut sink,
+    );
     sink.finish(result)
 }
 
@@ -212,6 +236,8 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
 /// then every image from its own seed.
 fn run_face(
     args: &GenerateArgs,
+    face: RgbImage,
+    photo: Option<PhotoJob>,
     mut request: GenerationRequest,
     device: DeviceChoice,
     dtype: DtypeChoice,
@@ -222,7 +248,6 @@ fn run_face(
             "--face needs a model folder (SD1.5 diffusers layout + image_encoder/, ConsistentID-v1.bin, face_parsing.pth)"
         );
     }
-    let face = read_image(face_path)?;
     ensure_writable_dir(&args.out)?;
     let identity = match &args.identity.id_embedding {
         Some(path) => IdentitySource::Embedding(read_id_embedding(path)?),
@@ -255,8 +280,9 @@ fn run_face(
         face_name: file_name(face_path),
         identity,
         face_parsing: None,
+        photo,
     };
-    engine.check(&job)?;
+    engine.check(&job).map_err(flag_errors)?;
     engine.max_batch = batch_size(args, backend);
     let mut sink = TerminalSink::new(args, true);
     sink.seed = Some(seed);

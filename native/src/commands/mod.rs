@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod eval;
 pub mod fetch;
 pub mod generate;
+pub mod photo_in;
 pub mod serve;
 pub mod stage;
 pub mod train;

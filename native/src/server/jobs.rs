@@ -472,6 +472,7 @@ pub fn build_job(state: &AppState, record: &Record) -> Result<(FaceJob, Vec<Stri
             face_name: face_file.name,
             identity,
             face_parsing,
+            photo: None,
         },
         warnings,
     ))

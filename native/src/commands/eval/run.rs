@@ -283,6 +283,7 @@ fn run_one(
                             allow_no_face: false,
                         },
                         face_parsing: None,
+                        photo: None,
                     };
                     let mut sink = RowSink {
                         dir: &images,

@@ -96,6 +96,7 @@ impl Sampler {
                 }
             },
             face_parsing: None,
+            photo: None,
         };
         engine.check(&job).context("samples")?;
         Ok(Self {

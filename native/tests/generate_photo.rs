@@ -1,0 +1,202 @@
+//! `consistentid generate` with a photo to start from: inpainting the face photo as the official
+//! inpainting pipeline (`--face --mask`), inpainting and image-to-image with plain SD
+//! (`--image [--mask]`), the default size from the photo, and every bad photo input refused in
+//! one line before the models load. The numbers are the parity test's
+//! (tests/tests/parity_inpaint.rs); here the command line around them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn png_of(dir: &Path, name: &str, w: u32, h: u32, white: impl Fn(u32, u32) -> bool) -> PathBuf {
+    let path = dir.join(name);
+    image::RgbImage::from_fn(w, h, |x, y| {
+        if white(x, y) {
+            image::Rgb([255, 255, 255])
+        } else {
+            image::Rgb([0, 0, 0])
+        }
+    })
+    .save(&path)
+    .unwrap();
+    path
+}
+
+/// `generate --face` on the tiny replica with its stored identity, at 48×64, then `extra`.
+fn face_args<'a>(folder: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<String> {
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let face = real_data("images/astronaut.png");
+    let base = [
+        "generate",
+        "--model",
+        folder.to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        "an astronaut",
+        "--width",
+        "48",
+        "--height",
+        "64",
+        "--steps",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
+    let dir = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let mask = png_of(tmp.path(), "mask.png", 512, 512, |x, y| {
+        (150..360).contains(&x) && (60..300).contains(&y)
+    });
+    let mut pngs = Vec::new();
+    for run_dir in ["a", "b"] {
+        let out = tmp.path().join(run_dir);
+        let args = face_args(
+            dir.path(),
+            &out,
+            &["--mask", mask.to_str().unwrap(), "--strength", "0.6"],
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (size, text) = png_parameters(&out.join("3-0.png"));
+        assert_eq!(size, (48, 64));
+        assert!(
+            text.contains("Init image: astronaut.png, Mask: mask.png, Denoising strength: 0.6"),
+            "{text}"
+        );
+        pngs.push(png_pixels(&out.join("3-0.png")));
+    }
+    assert_eq!(pngs[0], pngs[1], "the same seed gives the same inpainting");
+    // Without a photo the same seed draws another image.
+    let out = tmp.path().join("plain");
+    let args = face_args(dir.path(), &out, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(run(&args).status.success());
+    assert_ne!(png_pixels(&out.join("3-0.png")), pngs[0]);
+}
+
+#[test]
+fn image_to_image_takes_its_size_from_the_photo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = png_of(tmp.path(), "photo.png", 100, 60, |x, _| x < 50);
+    let out = tmp.path().join("out");
+    let model = fixture("sd_tiny");
+    let o = run(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "a wall",
+        "--image",
+        photo.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (size, text) = png_parameters(&out.join("1-0.png"));
+    assert_eq!(size, (96, 56), "the photo's aspect, multiples of 8");
+    assert!(
+        text.contains("Init image: photo.png, Denoising strength: 0.8"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_photo_inputs_are_refused_in_one_line() {
+    let dir = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mask = png_of(tmp.path(), "mask.png", 64, 64, |x, _| x > 30);
+    let black = png_of(tmp.path(), "black.png", 64, 64, |_, _| false);
+    let (m, b) = (mask.to_str().unwrap(), black.to_str().unwrap());
+    for (extra, want) in [
+        (
+            vec!["--mask", m, "--strength", "0"],
+            "--strength must be in (0, 1] (got 0)",
+        ),
+        (
+            vec!["--mask", m, "--strength", "1.5"],
+            "--strength must be in (0, 1]",
+        ),
+        (vec!["--mask", m, "--strength", "0.1"], "no step at all"),
+        (vec!["--mask", b], "--mask is black everywhere"),
+        (
+            vec!["--strength", "0.5"],
+            "--strength needs --image or --mask",
+        ),
+    ] {
+        let args = face_args(dir.path(), &out, &extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = expect_error(&args);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert!(!out.exists(), "nothing was written");
+    let model = fixture("sd_tiny");
+    let err = expect_error(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--mask",
+        m,
+    ]);
+    assert!(err.contains("--mask needs --image"), "{err}");
+
+    // An inpainting UNet (9 input channels) without a mask.
+    let nine = copy_fixture("sd_tiny");
+    std::fs::remove_dir_all(nine.path().join("unet")).unwrap();
+    copy_dir(
+        &fixture("inpaint_pipeline/unet9"),
+        &nine.path().join("unet"),
+    );
+    let err = expect_error(&[
+        "generate",
+        "--model",
+        nine.path().to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--image",
+        m,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("--mask is needed: this is an inpainting UNet (9 input channels)"),
+        "{err}"
+    );
+    // With a mask it inpaints.
+    let o = run(&[
+        "generate",
+        "--model",
+        nine.path().to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--image",
+        m,
+        "--mask",
+        m,
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
