@@ -8,6 +8,7 @@ pub mod api;
 pub mod bisenet;
 pub mod clip;
 pub mod consistentid;
+pub mod controlnet;
 pub mod error;
 pub mod face;
 pub mod image;

@@ -23,6 +23,59 @@ use crate::weights::{
     LoadSpec, WeightSource, keymap, load_folder_model, load_with_rules, single_file,
 };
 
+/// The settings every block of a config's network shares.
+fn block_settings(c: &UNet2DConditionConfig) -> BlockSettings {
+    BlockSettings {
+        temb_channels: c.block_out_channels[0] * 4,
+        groups: c.norm_num_groups,
+        eps: c.norm_eps,
+        cross_attention_dim: c.cross_attention_dim,
+        use_linear_projection: c.use_linear_projection,
+    }
+}
+
+/// The down blocks and the mid block a config describes (the UNet's encoder half, which a
+/// ControlNet copies).
+pub fn encoder_blocks(c: &UNet2DConditionConfig, device: &Device) -> (Vec<DownBlock>, MidBlock) {
+    let boc = &c.block_out_channels;
+    let n = boc.len();
+    let heads = c.heads();
+    let layers = c.layers_per_block.expand(n);
+    let tlayers = c.transformer_layers_per_block.expand(n);
+    let s = block_settings(c);
+    let down_blocks = (0..n)
+        .map(|i| {
+            let cfg = DownBlockConfig {
+                layers: layers[i],
+                in_channels: if i == 0 { boc[0] } else { boc[i - 1] },
+                out_channels: boc[i],
+                cross_attention: (c.down_block_types[i] == "CrossAttnDownBlock2D")
+                    .then_some((heads[i], tlayers[i])),
+                downsample: i + 1 < n,
+                downsample_padding: c.downsample_padding,
+            };
+            DownBlock::new(&cfg, &s, device)
+        })
+        .collect();
+    let mid_block = MidBlock::new(
+        boc[n - 1],
+        heads[n - 1],
+        tlayers[n - 1],
+        c.mid_block_scale_factor,
+        &s,
+        device,
+    );
+    (down_blocks, mid_block)
+}
+
+/// A ControlNet's output for one UNet call: a residual for each skip connection (in order:
+/// `conv_in`'s, then each down block's) and one for the mid block's output.
+#[derive(Clone, Debug)]
+pub struct ControlResiduals {
+    pub down: Vec<Tensor<4>>,
+    pub mid: Tensor<4>,
+}
+
 /// The conditional UNet.
 #[derive(Module, Debug)]
 pub struct UNet2DConditionModel {
@@ -48,27 +101,8 @@ impl UNet2DConditionModel {
         let heads = c.heads();
         let layers = c.layers_per_block.expand(n);
         let tlayers = c.transformer_layers_per_block.expand(n);
-        let s = BlockSettings {
-            temb_channels: time_dim,
-            groups: c.norm_num_groups,
-            eps: c.norm_eps,
-            cross_attention_dim: c.cross_attention_dim,
-            use_linear_projection: c.use_linear_projection,
-        };
-        let down_blocks = (0..n)
-            .map(|i| {
-                let cfg = DownBlockConfig {
-                    layers: layers[i],
-                    in_channels: if i == 0 { boc[0] } else { boc[i - 1] },
-                    out_channels: boc[i],
-                    cross_attention: (c.down_block_types[i] == "CrossAttnDownBlock2D")
-                        .then_some((heads[i], tlayers[i])),
-                    downsample: i + 1 < n,
-                    downsample_padding: c.downsample_padding,
-                };
-                DownBlock::new(&cfg, &s, device)
-            })
-            .collect();
+        let s = block_settings(c);
+        let (down_blocks, mid_block) = encoder_blocks(c, device);
         let rev = |v: &[usize]| v.iter().rev().copied().collect::<Vec<_>>();
         let (rboc, rheads, rlayers, rtl) = (rev(boc), rev(&heads), rev(&layers), rev(&tlayers));
         let up_blocks = (0..n)
@@ -89,14 +123,7 @@ impl UNet2DConditionModel {
             time_embedding: TimestepEmbedding::new(boc[0], time_dim, device),
             conv_in: conv2d(c.in_channels, boc[0], c.conv_in_kernel, device),
             down_blocks,
-            mid_block: MidBlock::new(
-                boc[n - 1],
-                heads[n - 1],
-                tlayers[n - 1],
-                c.mid_block_scale_factor,
-                &s,
-                device,
-            ),
+            mid_block,
             up_blocks,
             conv_norm_out: group_norm(c.norm_num_groups, boc[0], c.norm_eps, device),
             conv_out: conv2d(boc[0], c.out_channels, c.conv_out_kernel, device),
@@ -162,6 +189,20 @@ impl UNet2DConditionModel {
         timesteps: Tensor<1>,
         context: Tensor<3>,
     ) -> Tensor<4> {
+        self.forward_controlled(sample, timesteps, context, None)
+    }
+
+    /// [`Self::forward`] with a ControlNet's residuals added to the skip connections and the
+    /// mid block's output (diffusers' `down_block_additional_residuals`,
+    /// `mid_block_additional_residual`; each of the residuals' batch, `b` or one that is
+    /// repeated to `b`).
+    pub fn forward_controlled(
+        &self,
+        sample: Tensor<4>,
+        timesteps: Tensor<1>,
+        context: Tensor<3>,
+        control: Option<&ControlResiduals>,
+    ) -> Tensor<4> {
         // Inputs come in the caller's float type; the network runs in its weights' (f16 on
         // GPUs) and hands back the caller's, as diffusers casts the timestep features.
         let (out_dtype, dtype) = (sample.dtype(), self.dtype());
@@ -178,6 +219,20 @@ impl UNet2DConditionModel {
             skips.extend(states);
         }
         x = self.mid_block.forward(x, temb.clone(), context.clone());
+        if let Some(control) = control {
+            let b = x.dims()[0];
+            let fit = |r: &Tensor<4>| {
+                let [rb, c, h, w] = r.dims();
+                r.clone()
+                    .cast(dtype)
+                    .repeat_dim(0, b / rb.max(1))
+                    .reshape([b, c, h, w])
+            };
+            for (skip, r) in skips.iter_mut().zip(&control.down) {
+                *skip = skip.clone() + fit(r);
+            }
+            x = x + fit(&control.mid);
+        }
         for block in &self.up_blocks {
             let remaining = skips.len() - block.resnets.len();
             // The next block's last skip fixes this block's upsampled size (odd sizes).
@@ -190,6 +245,15 @@ impl UNet2DConditionModel {
         self.conv_out
             .forward(kernels::group_norm(&self.conv_norm_out, x, true))
             .cast(out_dtype)
+    }
+
+    /// The width of the text context its cross-attention reads (the mid block's `attn2`).
+    pub fn cross_attention_dim(&self) -> usize {
+        self.mid_block.attentions[0].transformer_blocks[0]
+            .attn2
+            .to_k
+            .weight
+            .dims()[0]
     }
 
     /// The float type of the weights (what the network computes in).
