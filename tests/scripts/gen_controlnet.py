@@ -4,11 +4,12 @@ residuals, on tiny random weights.
 
 tests/fixtures/controlnet_tiny/:
   controlnet/  ControlNetModel.from_unet(sd_tiny's UNet, conditioning_embedding_out_channels
-               (4, 8, 8, 16)), every weight random (the zero convolutions too), diffusers layout;
+               (4, 8): one halving, as sd_tiny's VAE), every weight random (the zero
+               convolutions too), diffusers layout;
   controlnet_bgr/ the same with controlnet_conditioning_channel_order "bgr" and
                global_pool_conditions (the shuffle ControlNets' options);
   expected.safetensors: sample [2,4,8,6], timestep [2], encoder_hidden_states [2,81,32],
-               cond [2,3,64,48] in [0, 1], scale 0.7 → down.<i> and mid (the residuals),
+               cond [2,3,16,12] in [0, 1], scale 0.7 → down.<i> and mid (the residuals),
                bgr.down.<i>, bgr.mid, and unet_out: sd_tiny's UNet with the first residuals.
 Environment: torch 2.0.0, diffusers 0.23.0, safetensors 0.4.1.
 
@@ -38,7 +39,7 @@ def main():
     nets = {}
     for name, extra in [("controlnet", {}), ("controlnet_bgr", {"controlnet_conditioning_channel_order": "bgr",
                                                                  "global_pool_conditions": True})]:
-        net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8, 8, 16)).eval()
+        net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8)).eval()
         if extra:
             net = ControlNetModel.from_config({**net.config, **extra}).eval()
         randomize(net, gen)
@@ -47,7 +48,7 @@ def main():
     sample = torch.randn(2, 4, 8, 6, generator=gen)
     t = torch.tensor([981.0, 20.0])
     context = torch.randn(2, 81, unet.config.cross_attention_dim, generator=gen)
-    cond = torch.rand(2, 3, 64, 48, generator=gen)
+    cond = torch.rand(2, 3, 16, 12, generator=gen)
     out = {"sample": sample, "timestep": t, "encoder_hidden_states": context, "cond": cond}
     with torch.no_grad():
         for prefix, name in [("", "controlnet"), ("bgr.", "controlnet_bgr")]:

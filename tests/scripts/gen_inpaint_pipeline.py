@@ -22,9 +22,16 @@ Patches, all outside the pipeline's `__call__`:
       `parsing_face_mask` on the CPU (`Tensor.cuda` is the identity);
   P4  tiny widths: FacePerceiverResampler depth 1 and 1 head (the official 32 // 64 is 0),
       AttentionMLP dim 32, depth 2, 1 head;
-  P5  diffusers' `randn_tensor` in the inpainting pipeline and in the VAE's sampling returns
-      draws from a seeded generator, recorded for the Rust side.
-Case `img2img` is diffusers' own StableDiffusionImg2ImgPipeline on plain sd_tiny, strength 0.6.
+  P5  diffusers' `randn_tensor` in the inpainting pipelines and in the VAE's sampling returns
+      draws from a seeded generator, recorded for the Rust side;
+  P6  the ControlNet pipeline calls `check_inputs(prompt, image, mask_image, height, width,
+      callback_steps, output_type, …)`, a later diffusers' signature: on its pinned diffusers 0.23
+      it stops with a TypeError (an official defect). The call is passed on to 0.23's own
+      `check_inputs` without the two arguments it does not take.
+Cases `control_*` run the OFFICIAL `StableDiffusionControlNetInpaintConsistentIDPipeline` with
+controlnet_tiny/controlnet and the Canny edges of the face photo (cv2.Canny(·, 100, 200), as the
+official demos). Case `img2img` is diffusers' own StableDiffusionImg2ImgPipeline on plain sd_tiny,
+strength 0.6.
 Environment: torch 2.0.0, diffusers 0.23.0, transformers 4.31.0, einops 0.7.0, opencv-python-headless
 4.8.1.78, safetensors 0.4.1; the real photo astronaut.png (CONSISTENTID_REAL_DATA).
 
@@ -37,6 +44,7 @@ import sys
 import types
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -75,6 +83,9 @@ import diffusers.models.vae as vae_module  # noqa: E402
 import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as img2img_module  # noqa: E402
 import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint as inpaint_module  # noqa: E402
 from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel  # noqa: E402
+import diffusers.pipelines.controlnet.pipeline_controlnet_inpaint as control_module  # noqa: E402
+from diffusers import ControlNetModel  # noqa: E402
+from pipelines.StableDIffusionControlNetInpaint_ConsistentID import StableDiffusionControlNetInpaintConsistentIDPipeline  # noqa: E402
 from pipelines.StableDIffusionInpaint_ConsistentID import StableDiffusionInpaintConsistentIDPipeline  # noqa: E402
 
 
@@ -99,11 +110,20 @@ def tiny_bisenet():
     return net
 
 
-def make_pipe(unet, checkpoint, vision, scheduler, models):
+def make_pipe(unet, checkpoint, vision, scheduler, models, controlnet=None):
     tok, text_encoder, _, vae, _ = models
-    pipe = StableDiffusionInpaintConsistentIDPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tok, unet=unet, scheduler=scheduler,
+                 safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if controlnet is None:
+        pipe = StableDiffusionInpaintConsistentIDPipeline(**parts)
+    else:
+        pipe = StableDiffusionControlNetInpaintConsistentIDPipeline(controlnet=controlnet, **parts)
+        check = pipe.check_inputs  # P6
+
+        def later_signature(prompt, image, mask_image, height, width, callback_steps, output_type, *rest, **kw):
+            return check(prompt, image, height, width, callback_steps, *rest, **kw)
+
+        pipe.check_inputs = later_signature
     # P3: load_ConsistentID_model (BaseConsistentID.py:29-140), minus insightface, hub, CUDA.
     pipe.lora_rank, pipe.torch_dtype, pipe.num_tokens = 4, torch.float32, 4
     pipe.set_ip_adapter()
@@ -166,14 +186,22 @@ def main():
     torch.Tensor.cuda = lambda self, *a, **k: self  # P3
     out = {"id_embedding": id_embedding}
     ddim = DDIMScheduler.from_config(DDIMScheduler.load_config(FIX / "sd_tiny" / "scheduler"))
-    cases = [("unet4_s1", unet4, euler, 1.0), ("unet4_s06", unet4, euler, 0.6), ("unet9_s1", unet9, euler, 1.0),
-             ("unet9_s06", unet9, euler, 0.6), ("unet4_s06_ddim", unet4, ddim, 0.6)]
-    for seed, (name, unet, scheduler, strength) in enumerate(cases):
-        pipe = make_pipe(unet, checkpoint, vision, scheduler, models)
+    controlnet = ControlNetModel.from_pretrained(FIX / "controlnet_tiny" / "controlnet").eval()
+    edges = cv2.Canny(np.array(face), 100, 200)[:, :, None]  # the official demos' make_canny_condition
+    canny = Image.fromarray(np.concatenate([edges] * 3, axis=2))
+    # (name, UNet, scheduler, strength, ControlNet settings: scale, start, end)
+    cases = [("unet4_s1", unet4, euler, 1.0, None), ("unet4_s06", unet4, euler, 0.6, None),
+             ("unet9_s1", unet9, euler, 1.0, None), ("unet9_s06", unet9, euler, 0.6, None),
+             ("unet4_s06_ddim", unet4, ddim, 0.6, None),
+             ("control_unet4_s1", unet4, euler, 1.0, (0.5, 0.0, 0.6)),
+             ("control_unet9_s06", unet9, euler, 0.6, (0.8, 0.2, 1.0))]
+    for seed, (name, unet, scheduler, strength, control) in enumerate(cases):
+        pipe = make_pipe(unet, checkpoint, vision, scheduler, models, controlnet if control else None)
         pipe.get_prepare_faceid = lambda face_image: id_embedding  # P2
         draws = Draws(100 + seed)
         vae_module.randn_tensor = draws.make(draws.vae)  # P5
         inpaint_module.randn_tensor = draws.make(draws.pipeline)
+        control_module.randn_tensor = draws.make(draws.pipeline)
         seen = {}
         prepare_latents, prepare_mask_latents = pipe.prepare_latents, pipe.prepare_mask_latents
 
@@ -189,10 +217,14 @@ def main():
             return m, masked
 
         pipe.prepare_latents, pipe.prepare_mask_latents = record_latents, record_mask
+        extra = {}
+        if control:
+            extra = dict(control_image=canny, controlnet_conditioning_scale=control[0],
+                         control_guidance_start=control[1], control_guidance_end=control[2])
         with torch.no_grad():
             image = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, image=face, mask_image=mask, input_id_images=face,
                          height=HEIGHT, width=WIDTH, strength=strength, num_inference_steps=STEPS,
-                         start_merge_step=MERGE, output_type="pt").images
+                         start_merge_step=MERGE, output_type="pt", **extra).images
         # The VAE draws in order: the photo's (when drawn), then the masked photo's.
         image_drawn = unet.config.in_channels == 4 or strength != 1.0
         assert len(draws.vae) == 1 + image_drawn and len(draws.pipeline) == 1, (len(draws.vae), len(draws.pipeline))

@@ -2,13 +2,17 @@
 //! random replica (tests/scripts/gen_inpaint_pipeline.py): a 4-channel UNet (latents outside
 //! the mask reset after each step) and a 9-channel inpainting UNet (mask and masked photo as
 //! input), each at strength 1.0 (pure noise) and 0.6 (the last 3 of 5 steps from the noised
-//! photo), and one DDIM case; the official draws injected. The prepared latents and the image
+//! photo), one DDIM case, and the official ControlNet-inpainting pipeline with both UNets
+//! (Canny control image, scale and guidance window); the official draws injected. The prepared latents and the image
 //! ≤ 1e-4 relative L2 (measured ≤ 1.3e-6 for the images).
 
 use burn::tensor::{DType, Device, Tensor};
 use consistentid_core::consistentid::prompt::PHOTO_FACIAL_CAPTION;
+use consistentid_core::controlnet::ControlNetModel;
+use consistentid_core::image::canny::canny_image;
 use consistentid_core::pipeline::consistentid::ConsistentIdPipeline;
-use consistentid_core::pipeline::photo::{PhotoDraw, PhotoInput};
+use consistentid_core::pipeline::denoise::Conditions;
+use consistentid_core::pipeline::photo::{Control, PhotoDraw, PhotoInput, control_image};
 use consistentid_core::pipeline::{DenoiseLoop, StableDiffusion, StepObserver};
 use consistentid_core::rng::NoiseRng;
 use consistentid_core::scheduler::SchedulerKind;
@@ -32,7 +36,16 @@ fn values(t: Tensor<4>) -> Vec<f32> {
         .unwrap()
 }
 
-fn case(name: &str, nine_channels: bool, scheduler: SchedulerKind, strength: f64) {
+/// A ControlNet's (scale, start, end).
+type ControlSettings = Option<(f64, f64, f64)>;
+
+fn case(
+    name: &str,
+    nine_channels: bool,
+    scheduler: SchedulerKind,
+    strength: f64,
+    control: ControlSettings,
+) {
     let dir = tiny_model_folder("inpaint_pipeline/ConsistentID-v1.bin");
     if nine_channels {
         std::fs::remove_dir_all(dir.path().join("unet")).unwrap();
@@ -119,15 +132,32 @@ fn case(name: &str, nine_channels: bool, scheduler: SchedulerKind, strength: f64
     // The script's STEPS, MERGE and the official default guidance.
     let merge = 1;
     let c = &prepared.conditioning;
+    let net = control.map(|_| {
+        let source = DirSource::open(fixture("controlnet_tiny")).unwrap();
+        ControlNetModel::load(&source, "controlnet", None, DType::F32, &device).unwrap()
+    });
+    let controls: Vec<Control> = match (&net, control) {
+        (Some(net), Some((scale, start, end))) => vec![Control {
+            net,
+            image: control_image(&canny_image(&face, 100.0, 200.0), 48, 64, &device),
+            scale,
+            start,
+            end,
+        }],
+        _ => Vec::new(),
+    };
     let latents = pipe
         .sd
         .denoise_batch(
             &spec,
-            &|k| c.at_step(k, merge),
+            &Conditions {
+                context_at: &|k| c.at_step(k, merge),
+                photo: Some(&photo),
+                controls: &controls,
+            },
             want.tensor::<4>(&key("noise"), &device).unwrap(),
             &mut [NoiseRng::new(0)],
             &mut Quiet,
-            Some(&photo),
         )
         .unwrap();
     let image = values(pipe.sd.decode(latents));
@@ -136,27 +166,52 @@ fn case(name: &str, nine_channels: bool, scheduler: SchedulerKind, strength: f64
 
 #[test]
 fn four_channel_unet_from_pure_noise() {
-    case("unet4_s1", false, SchedulerKind::Euler, 1.0);
+    case("unet4_s1", false, SchedulerKind::Euler, 1.0, None);
 }
 
 #[test]
 fn four_channel_unet_from_the_noised_photo() {
-    case("unet4_s06", false, SchedulerKind::Euler, 0.6);
+    case("unet4_s06", false, SchedulerKind::Euler, 0.6, None);
 }
 
 #[test]
 fn inpainting_unet_from_pure_noise() {
-    case("unet9_s1", true, SchedulerKind::Euler, 1.0);
+    case("unet9_s1", true, SchedulerKind::Euler, 1.0, None);
 }
 
 #[test]
 fn inpainting_unet_from_the_noised_photo() {
-    case("unet9_s06", true, SchedulerKind::Euler, 0.6);
+    case("unet9_s06", true, SchedulerKind::Euler, 0.6, None);
 }
 
 #[test]
 fn ddim_from_the_noised_photo() {
-    case("unet4_s06_ddim", false, SchedulerKind::Ddim, 0.6);
+    case("unet4_s06_ddim", false, SchedulerKind::Ddim, 0.6, None);
+}
+
+/// The official ControlNet-inpainting pipeline with the Canny edges of the face: a 4-channel
+/// UNet from pure noise, the ControlNet at scale 0.5 for the first 60 % of the steps.
+#[test]
+fn controlnet_inpainting_four_channels() {
+    case(
+        "control_unet4_s1",
+        false,
+        SchedulerKind::Euler,
+        1.0,
+        Some((0.5, 0.0, 0.6)),
+    );
+}
+
+/// The same with the inpainting UNet at strength 0.6 and the ControlNet (scale 0.8) from 20 %.
+#[test]
+fn controlnet_inpainting_nine_channels() {
+    case(
+        "control_unet9_s06",
+        true,
+        SchedulerKind::Euler,
+        0.6,
+        Some((0.8, 0.2, 1.0)),
+    );
 }
 
 /// Image-to-image (no mask) against diffusers' own `StableDiffusionImg2ImgPipeline` on plain
@@ -204,11 +259,14 @@ fn image_to_image_equals_diffusers() {
     let latents = sd
         .denoise_batch(
             &spec,
-            &|_| context.clone(),
+            &Conditions {
+                context_at: &|_| context.clone(),
+                photo: Some(&photo),
+                controls: &[],
+            },
             want.tensor::<4>("img2img.noise", &device).unwrap(),
             &mut [NoiseRng::new(0)],
             &mut Quiet,
-            Some(&photo),
         )
         .unwrap();
     let image = values(sd.decode(latents));

@@ -12,6 +12,17 @@ const CANNY_SHIFT: i64 = 15;
 const TG22: i64 = 13573;
 
 /// Edges of `img` (0 or 255, row-major, one channel).
+/// The edges as a control image: the edge map in all three channels (the official demos'
+/// `make_canny_condition`).
+pub fn canny_image(img: &RgbImage, low: f64, high: f64) -> RgbImage {
+    let edges = canny(img, low, high);
+    RgbImage {
+        width: img.width,
+        height: img.height,
+        data: edges.iter().flat_map(|&v| [v, v, v]).collect(),
+    }
+}
+
 pub fn canny(img: &RgbImage, low: f64, high: f64) -> Vec<u8> {
     let (w, h) = (img.width, img.height);
     if w == 0 || h == 0 {

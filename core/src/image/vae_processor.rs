@@ -9,12 +9,23 @@ use super::pil::{Filter, pil_grey, resize, resize_gray};
 
 /// The image, planar `[3, height, width]` in [-1, 1].
 pub fn image(img: &RgbImage, width: usize, height: usize) -> Vec<f32> {
+    planar(img, width, height, |v| 2.0 * v - 1.0)
+}
+
+/// A ControlNet's control image (`control_image_processor`: no normalisation), planar
+/// `[3, height, width]` in [0, 1].
+pub fn control(img: &RgbImage, width: usize, height: usize) -> Vec<f32> {
+    planar(img, width, height, |v| v)
+}
+
+/// LANCZOS to the size, ÷255, then `f`, planar.
+fn planar(img: &RgbImage, width: usize, height: usize, f: impl Fn(f32) -> f32) -> Vec<f32> {
     let small = resize(img, width, height, Filter::Lanczos);
     let n = width * height;
     let mut out = vec![0f32; 3 * n];
     for (i, px) in small.data.chunks_exact(3).enumerate() {
         for c in 0..3 {
-            out[c * n + i] = 2.0 * (f32::from(px[c]) / 255.0) - 1.0;
+            out[c * n + i] = f(f32::from(px[c]) / 255.0);
         }
     }
     out

@@ -6,34 +6,65 @@
 
 use burn::tensor::Tensor;
 
-use super::photo::PhotoLatents;
+use super::photo::{Control, PhotoLatents};
 use super::txt2img::{DenoiseLoop, StableDiffusion, StepObserver};
 use crate::rng::NoiseRng;
 use crate::scheduler::Scheduler;
+use crate::unet::ControlResiduals;
 use crate::{Error, Result};
+
+/// What every image of a run is denoised under.
+#[derive(Clone, Copy)]
+pub struct Conditions<'a> {
+    /// `[uncond; cond]` (`[2, L, D]`, shared by the batch) at step `k` of the run.
+    pub context_at: &'a dyn Fn(usize) -> Tensor<3>,
+    /// The photo the run starts from.
+    pub photo: Option<&'a PhotoLatents>,
+    /// ControlNets, their residuals summed (diffusers' `MultiControlNetModel`).
+    pub controls: &'a [Control<'a>],
+}
+
+impl<'a> Conditions<'a> {
+    /// Text (and identity) conditioning only.
+    pub fn text(context_at: &'a dyn Fn(usize) -> Tensor<3>) -> Self {
+        Self {
+            context_at,
+            photo: None,
+            controls: &[],
+        }
+    }
+}
 
 impl StableDiffusion {
     /// Denoises `init_latents` (`[n, C, h, w]`, standard normal; scaled here by the
-    /// scheduler's `init_noise_sigma`) with `context_at(k)` (`[uncond; cond]`, `[2, L, D]`,
-    /// shared by the batch) at step `k` of the run; `rngs[k]` draws image `k`'s ancestral
-    /// noise. With `photo`, only the last `int(steps · strength)` steps run, starting from the
-    /// photo noised by `init_latents` to that level (below strength 1, or image-to-image);
-    /// a 9-channel UNet also sees the mask and the masked photo, and a 4-channel UNet's
-    /// latents outside the mask are reset to the photo's, noised to the next level, after
-    /// each step.
+    /// scheduler's `init_noise_sigma`) under `conditions`; `rngs[k]` draws image `k`'s
+    /// ancestral noise. With a photo, only the last `int(steps · strength)` steps run, starting
+    /// from the photo noised by `init_latents` to that level (below strength 1, or
+    /// image-to-image); a 9-channel UNet also sees the mask and the masked photo, and a
+    /// 4-channel UNet's latents outside the mask are reset to the photo's, noised to the next
+    /// level, after each step. ControlNets see the conditional half's context and the
+    /// unduplicated latents, and their residuals go to both halves (as the official
+    /// ControlNet-inpainting pipeline), within their guidance window.
     ///
     /// # Shapes
     /// - `init_latents`: `[n, C, h, w]` with `n == rngs.len()` → `[n, C, h, w]`
     pub fn denoise_batch(
         &self,
         spec: &DenoiseLoop,
-        context_at: &dyn Fn(usize) -> Tensor<3>,
+        conditions: &Conditions<'_>,
         init_latents: Tensor<4>,
         rngs: &mut [NoiseRng],
         observer: &mut dyn StepObserver,
-        photo: Option<&PhotoLatents>,
     ) -> Result<Tensor<4>> {
+        let Conditions {
+            context_at,
+            photo,
+            controls,
+        } = *conditions;
         let [n, c, h, w] = init_latents.dims();
+        for control in controls {
+            control.net.check_fits(&self.unet, "controlnet")?;
+        }
         self.check_latents(&[1, c, h, w])?;
         if n != rngs.len() || n == 0 {
             return Err(Error::InvalidRequest(format!(
@@ -102,8 +133,18 @@ impl StableDiffusion {
             if let Some(extra) = &extra {
                 input = Tensor::cat(vec![input, extra.clone()], 1);
             }
-            let t = Tensor::<1>::from_floats(vec![t as f32; 2 * n].as_slice(), &self.device);
-            let pred = self.unet.forward(input, t, batch_context(context_at(k), n));
+            let t_rows = Tensor::<1>::from_floats(vec![t as f32; 2 * n].as_slice(), &self.device);
+            let context = batch_context(context_at(k), n);
+            let residuals = self.control_residuals(
+                controls,
+                (k, total),
+                scheduler.scale_model_input(latents.clone(), i),
+                t as f32,
+                context.clone(),
+            );
+            let pred = self
+                .unet
+                .forward_controlled(input, t_rows, context, residuals.as_ref());
             let uncond = pred.clone().slice([0..n, 0..c, 0..h, 0..w]);
             let cond = pred.slice([n..2 * n, 0..c, 0..h, 0..w]);
             let guided = uncond.clone() + (cond - uncond) * spec.guidance_scale;
@@ -132,6 +173,42 @@ impl StableDiffusion {
             }
         }
         Ok(latents)
+    }
+}
+
+impl StableDiffusion {
+    /// The summed residuals of the ControlNets active at step `k` of `total`, from the scaled
+    /// latents `[n, C, h, w]` and the conditional half of the batched context `[2n, L, D]`.
+    fn control_residuals(
+        &self,
+        controls: &[Control<'_>],
+        (k, total): (usize, usize),
+        latents: Tensor<4>,
+        t: f32,
+        context: Tensor<3>,
+    ) -> Option<ControlResiduals> {
+        let [n, _, _, _] = latents.dims();
+        let [rows, l, d] = context.dims();
+        let cond = context.slice([rows / 2..rows, 0..l, 0..d]);
+        let mut sum: Option<ControlResiduals> = None;
+        for control in controls.iter().filter(|c| c.active(k, total)) {
+            let [_, ch, ih, iw] = control.image.dims();
+            let r = control.net.forward(
+                latents.clone(),
+                Tensor::<1>::from_floats(vec![t; n].as_slice(), &self.device),
+                cond.clone(),
+                control.image.clone().expand([n, ch, ih, iw]),
+                control.scale,
+            );
+            sum = Some(match sum {
+                None => r,
+                Some(s) => ControlResiduals {
+                    down: s.down.into_iter().zip(r.down).map(|(a, b)| a + b).collect(),
+                    mid: s.mid + r.mid,
+                },
+            });
+        }
+        sum
     }
 }
 

@@ -6,6 +6,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use super::consistentid::{ConsistentIdPipeline, Prepared};
+use super::denoise::Conditions;
 use super::events::{Candidate, GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
 use super::photo::{PhotoInput, PhotoLatents};
 use super::request::GenerationRequest;
@@ -267,6 +268,7 @@ impl Engine {
             Conditions {
                 context_at: &|i| conditioning.at_step(i, merge_step),
                 photo: photo.as_ref(),
+                controls: &[],
             },
             &parameters,
             Some(&score),
@@ -352,6 +354,7 @@ pub fn run_txt2img(
         Conditions {
             context_at: &|_| context.clone(),
             photo: latents.as_ref(),
+            controls: &[],
         },
         &parameters,
         None,
@@ -361,13 +364,6 @@ pub fn run_txt2img(
 
 /// Scores a finished image against the reference face.
 type Scorer<'a> = &'a dyn Fn(&RgbImage) -> Result<Likeness>;
-
-/// What every image of a job is denoised under: the context of each step, and the photo it
-/// starts from (if any).
-struct Conditions<'a> {
-    context_at: &'a dyn Fn(usize) -> Tensor<3>,
-    photo: Option<&'a PhotoLatents>,
-}
 
 /// The image loop: image k starts from the noise of seed + k (and `photo`, when given), is
 /// denoised with
@@ -383,7 +379,6 @@ fn render(
     score: Option<Scorer<'_>>,
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
-    let Conditions { context_at, photo } = conditions;
     let seed = r
         .seed
         .ok_or_else(|| Error::InvalidRequest("the seed must be resolved before running".into()))?;
@@ -412,7 +407,7 @@ fn render(
                 sink,
                 images: batch,
             };
-            sd.denoise_batch(&spec, context_at, init, &mut rngs, &mut observer, photo)
+            sd.denoise_batch(&spec, &conditions, init, &mut rngs, &mut observer)
         })?;
         let [_, c, h, w] = latents.dims();
         for (row, (&index, &image_seed)) in batch.iter().zip(&seeds).enumerate() {

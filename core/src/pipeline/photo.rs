@@ -8,6 +8,7 @@
 use burn::tensor::{Tensor, TensorData};
 
 use super::txt2img::StableDiffusion;
+use crate::controlnet::ControlNetModel;
 use crate::error::FieldError;
 use crate::image::{RgbImage, vae_processor};
 use crate::{Error, Result};
@@ -37,6 +38,39 @@ pub struct PhotoLatents {
     /// UNet's extra input).
     pub masked_image: Option<Tensor<4>>,
     pub strength: f64,
+}
+
+/// One ControlNet in a run (diffusers' `controlnet_conditioning_scale`,
+/// `control_guidance_start`, `control_guidance_end`).
+#[derive(Clone, Debug)]
+pub struct Control<'a> {
+    pub net: &'a ControlNetModel,
+    /// `[1, 3, H, W]` in [0, 1] at the output size ([`control_image`]).
+    pub image: Tensor<4>,
+    pub scale: f64,
+    /// The share of the run before which, and after which, it is left out.
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Control<'_> {
+    /// Whether it acts at step `k` of `total` (`1 − (k/total < start or (k+1)/total > end)`).
+    pub fn active(&self, k: usize, total: usize) -> bool {
+        let (k, total) = (k as f64, total as f64);
+        !(k / total < self.start || (k + 1.0) / total > self.end)
+    }
+}
+
+/// A control image as diffusers' `control_image_processor` prepares it: Pillow LANCZOS to the
+/// output size, ÷255, no normalisation (`[1, 3, height, width]` in [0, 1]).
+pub fn control_image(
+    img: &RgbImage,
+    width: usize,
+    height: usize,
+    device: &burn::tensor::Device,
+) -> Tensor<4> {
+    let planar = vae_processor::control(img, width, height);
+    Tensor::from_data(TensorData::new(planar, [1, 3, height, width]), device)
 }
 
 /// Which VAE sample a standard-normal draw is for.

@@ -275,11 +275,10 @@ impl StableDiffusion {
         self.check_latents(&init_latents.dims())?;
         self.denoise_batch(
             spec,
-            context_at,
+            &super::denoise::Conditions::text(context_at),
             init_latents,
             std::slice::from_mut(rng),
             observer,
-            None,
         )
     }
 
