@@ -200,3 +200,95 @@ fn bad_photo_inputs_are_refused_in_one_line() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_controlnet_guides_the_inpainting_and_is_named_in_the_png() {
+    let dir = consistentid_folder();
+    let tmp = tempfile::tempdir().unwrap();
+    let mask = png_of(tmp.path(), "mask.png", 512, 512, |x, y| {
+        (150..360).contains(&x) && (60..300).contains(&y)
+    });
+    let controlnet = fixture("controlnet_tiny/controlnet");
+    let (m, c) = (mask.to_str().unwrap(), controlnet.to_str().unwrap());
+    let draw = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let args = face_args(dir.path(), &out, &[&["--mask", m][..], extra].concat());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (_, text) = png_parameters(&out.join("3-0.png"));
+        (png_pixels(&out.join("3-0.png")), text)
+    };
+    let (plain, _) = draw("plain", &[]);
+    let (guided, text) = draw(
+        "guided",
+        &[
+            "--controlnet",
+            c,
+            "--control",
+            "canny",
+            "--control-scale",
+            "0.8",
+        ],
+    );
+    assert!(
+        text.contains("ControlNet: controlnet (weight 0.8, 0–1)"),
+        "{text}"
+    );
+    assert_ne!(plain, guided, "the ControlNet changes the image");
+    // Outside its window (the last step only at 0.9–1 of 5 steps: none) it changes nothing.
+    let (idle, _) = draw(
+        "idle",
+        &[
+            "--controlnet",
+            c,
+            "--control",
+            "canny",
+            "--control-start",
+            "0.9",
+        ],
+    );
+    assert_eq!(plain, idle);
+
+    let out = tmp.path().join("bad");
+    for (extra, want) in [
+        (vec!["--control", "canny"], "need --controlnet"),
+        (vec!["--controlnet", c], "one control image"),
+        (
+            vec![
+                "--controlnet",
+                c,
+                "--control",
+                "canny",
+                "--control-scale=-1",
+            ],
+            "--control-scale must be from 0",
+        ),
+        (
+            vec![
+                "--controlnet",
+                c,
+                "--control",
+                "canny",
+                "--control-start",
+                "0.5",
+                "--control-end",
+                "0.5",
+            ],
+            "0 ≤ start < end ≤ 1",
+        ),
+        (
+            vec!["--controlnet", m, "--control", "canny"],
+            "not a ControlNet folder",
+        ),
+    ] {
+        let args = face_args(dir.path(), &out, &[&["--mask", m][..], &extra[..]].concat());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = expect_error(&args);
+        assert!(err.contains(want), "{extra:?}: {err}");
+    }
+    // Without a photo there is nothing for the official ControlNet pipeline to inpaint.
+    let args = face_args(dir.path(), &out, &["--controlnet", c, "--control", "canny"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(expect_error(&args).contains("--controlnet needs --image or --mask"));
+}

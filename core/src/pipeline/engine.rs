@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::consistentid::{ConsistentIdPipeline, Prepared};
 use super::denoise::Conditions;
 use super::events::{Candidate, GeneratedImage, Phase, Sink, latent_preview, to_rgb8};
-use super::photo::{PhotoInput, PhotoLatents};
+use super::photo_job::{PhotoJob, photo_latents};
 use super::request::GenerationRequest;
 use super::txt2img::{DenoiseLoop, StableDiffusion, StepObserver};
 use crate::bisenet::preprocess::SIZE as PARSING_SIZE;
@@ -50,48 +50,6 @@ pub struct FaceJob {
     pub face_parsing: Option<Vec<u8>>,
     /// A photo to inpaint or transform instead of starting from noise.
     pub photo: Option<PhotoJob>,
-}
-
-/// A photo to start from, with the names it is reported under (file names, never paths).
-#[derive(Clone, Debug)]
-pub struct PhotoJob {
-    pub input: PhotoInput,
-    pub image_name: String,
-    pub mask_name: Option<String>,
-}
-
-impl PhotoJob {
-    /// What the PNG parameters say of it (A1111's `Denoising strength`).
-    fn parameters(&self) -> String {
-        let mask = self
-            .mask_name
-            .as_ref()
-            .map(|m| format!(", Mask: {m}"))
-            .unwrap_or_default();
-        format!(
-            ", Init image: {}{mask}, Denoising strength: {}",
-            self.image_name, self.input.strength
-        )
-    }
-}
-
-/// Salt of the stream the photo's VAE samples are drawn from (apart from the images' noise).
-const PHOTO_STREAM: u64 = 0x9d0f_0a11_ce5e_ed01;
-
-/// The photo's latents for a job of seed `seed`, drawn from their own stream.
-fn photo_latents(
-    sd: &StableDiffusion,
-    photo: Option<&PhotoJob>,
-    r: &GenerationRequest,
-    seed: u64,
-) -> Result<Option<PhotoLatents>> {
-    let Some(photo) = photo else { return Ok(None) };
-    let mut rng = NoiseRng::new(seed ^ PHOTO_STREAM);
-    let device = sd.device.clone();
-    sd.photo_latents(&photo.input, r.width, r.height, &mut |_, shape| {
-        rng.tensor(shape, &device)
-    })
-    .map(Some)
 }
 
 /// The loaded models of a ConsistentID folder.
@@ -153,9 +111,7 @@ impl Engine {
             IdentitySource::Detect { .. } => {}
         }
         if let Some(photo) = &job.photo {
-            self.pipe
-                .sd
-                .check_photo(&photo.input, r.num_inference_steps)?;
+            photo.check(&self.pipe.sd, r.num_inference_steps)?;
         }
         if let Some(labels) = &job.face_parsing {
             ConsistentIdPipeline::regions_from_labels(labels)?;
@@ -242,6 +198,12 @@ impl Engine {
         let photo = phase(sink, Phase::Encode, None, |_| {
             photo_latents(&self.pipe.sd, job.photo.as_ref(), r, seed)
         })?;
+        let device = self.pipe.sd.device.clone();
+        let controls = job
+            .photo
+            .as_ref()
+            .map(|p| p.controls(r.width, r.height, &device))
+            .unwrap_or_default();
         let parameters = |seed: u64| {
             format!(
                 "{prompt}\nNegative prompt: {negative}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: ConsistentID, Face: {}, Merge step: {merge_step}, Style: {}{ablation}{photo_text}",
@@ -268,7 +230,7 @@ impl Engine {
             Conditions {
                 context_at: &|i| conditioning.at_step(i, merge_step),
                 photo: photo.as_ref(),
-                controls: &[],
+                controls: &controls,
             },
             &parameters,
             Some(&score),
@@ -323,7 +285,7 @@ pub fn run_txt2img(
     sink: &mut dyn Sink,
 ) -> Result<Vec<GeneratedImage>> {
     if let Some(p) = photo {
-        sd.check_photo(&p.input, request.num_inference_steps)?;
+        p.check(sd, request.num_inference_steps)?;
     }
     warn_truncated(sd, &request.prompt, "prompt", sink);
     if let Some(n) = &request.negative_prompt {
@@ -335,6 +297,9 @@ pub fn run_txt2img(
         Ok((context, photo_latents(sd, photo, request, seed)?))
     })?;
     let photo_text = photo.map(PhotoJob::parameters).unwrap_or_default();
+    let controls = photo
+        .map(|p| p.controls(request.width, request.height, &sd.device))
+        .unwrap_or_default();
     let parameters = |seed: u64| {
         format!(
             "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {seed}, Size: {}x{}, Model: {model_name}{photo_text}",
@@ -354,7 +319,7 @@ pub fn run_txt2img(
         Conditions {
             context_at: &|_| context.clone(),
             photo: latents.as_ref(),
-            controls: &[],
+            controls: &controls,
         },
         &parameters,
         None,

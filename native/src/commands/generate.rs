@@ -20,7 +20,9 @@ use consistentid_core::pipeline::{
 use consistentid_core::scheduler::SchedulerKind;
 
 use crate::commands::args::{IdentityArgs, parse_scheduler};
-use crate::commands::photo_in::{PhotoArgs, default_size, flag_errors};
+use crate::commands::photo_in::{
+    ControlFlags, PhotoArgs, default_size, flag_errors, load_controls,
+};
 use crate::commands::stage::consistentid::require_face_analysis;
 use crate::device::{DeviceChoice, DtypeChoice, default_batch, select};
 use crate::io::image::read_image;
@@ -183,6 +185,9 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
     let face = args.face.as_deref().map(read_image).transpose()?;
     let face_with_path = face.as_ref().zip(args.face.as_deref());
     let photo = args.photo.job(face_with_path, args.steps)?;
+    let controls = args
+        .photo
+        .controls(photo.as_ref().map(|p| &p.input.image))?;
     let mut request = request(args);
     if let Some(p) = &photo {
         let (w, h) = default_size(p.input.image.width, p.input.image.height);
@@ -191,7 +196,7 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
     }
     let mut request = validate(request)?;
     if let Some(face) = face {
-        return run_face(args, face, photo, request, device, dtype);
+        return run_face(args, face, (photo, controls), request, device, dtype);
     }
     if args.identity.id_embedding.is_some() {
         bail!("--id-embedding needs --face (ConsistentID generation)");
@@ -208,8 +213,10 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
         &device,
     )?;
     sd.latent_shape(request.width, request.height)?;
-    if let Some(p) = &photo {
-        sd.check_photo(&p.input, request.num_inference_steps)
+    let mut photo = photo;
+    if let Some(p) = photo.as_mut() {
+        load_controls(controls, p, dtype.resolve(backend), &device)?;
+        p.check(&sd, request.num_inference_steps)
             .map_err(flag_errors)?;
     }
     eprintln!(
@@ -237,7 +244,7 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
 fn run_face(
     args: &GenerateArgs,
     face: RgbImage,
-    photo: Option<PhotoJob>,
+    (mut photo, controls): (Option<PhotoJob>, Vec<ControlFlags>),
     mut request: GenerationRequest,
     device: DeviceChoice,
     dtype: DtypeChoice,
@@ -273,6 +280,9 @@ fn run_face(
         args.model.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(p) = photo.as_mut() {
+        load_controls(controls, p, dtype.resolve(backend), &device)?;
+    }
     let seed = *request.seed.get_or_insert_with(random_seed);
     let job = FaceJob {
         request,

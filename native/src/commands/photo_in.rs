@@ -5,13 +5,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
+use std::sync::Arc;
+
 use consistentid_core::Error;
+use consistentid_core::controlnet::ControlNetModel;
 use consistentid_core::image::RgbImage;
-use consistentid_core::pipeline::PhotoJob;
+use consistentid_core::image::canny::canny_image;
 use consistentid_core::pipeline::photo::PhotoInput;
+use consistentid_core::pipeline::{ControlJob, PhotoJob};
 
 use crate::io::image::read_image;
 use crate::io::tensors::file_name;
+use crate::source::DirSource;
 
 /// The photo flags of `generate`.
 #[derive(Debug, Args, Default)]
@@ -28,6 +33,34 @@ pub struct PhotoArgs {
     /// (default 1 with a mask: inpainting from pure noise; 0.8 without, as diffusers).
     #[arg(long)]
     pub strength: Option<f64>,
+    /// A ControlNet folder (diffusers layout: config.json + diffusion_pytorch_model.safetensors)
+    /// guiding a photo run; repeat the flag for several (their residuals add up).
+    #[arg(long, value_name = "DIR")]
+    pub controlnet: Vec<PathBuf>,
+    /// Each ControlNet's control image: a file, or `canny` for the Canny edges (100, 200) of the
+    /// photo, equal to OpenCV's. One per --controlnet.
+    #[arg(long, value_name = "IMG|canny")]
+    pub control: Vec<String>,
+    /// Each ControlNet's conditioning scale (default 0.5, the official pipeline's); one value
+    /// for all or one per --controlnet.
+    #[arg(long, value_name = "F")]
+    pub control_scale: Vec<f64>,
+    /// The share of the run before which each ControlNet is left out (default 0).
+    #[arg(long, value_name = "F")]
+    pub control_start: Vec<f64>,
+    /// The share of the run after which each ControlNet is left out (default 1).
+    #[arg(long, value_name = "F")]
+    pub control_end: Vec<f64>,
+}
+
+/// One ControlNet as the flags give it, before its model is loaded.
+#[derive(Debug)]
+pub struct ControlFlags {
+    pub dir: PathBuf,
+    pub image: RgbImage,
+    pub scale: f64,
+    pub start: f64,
+    pub end: f64,
 }
 
 /// Output sides for a photo of `width` × `height` when none are asked: its aspect kept,
@@ -77,8 +110,105 @@ impl PhotoArgs {
             input,
             image_name,
             mask_name: self.mask.as_deref().map(file_name),
+            controls: Vec::new(),
         }))
     }
+
+    /// The ControlNets the flags ask for, their control images read (or made from `photo`),
+    /// every number checked; none without --controlnet.
+    pub fn controls(&self, photo: Option<&RgbImage>) -> Result<Vec<ControlFlags>> {
+        let n = self.controlnet.len();
+        let extra = !self.control.is_empty()
+            || !self.control_scale.is_empty()
+            || !self.control_start.is_empty()
+            || !self.control_end.is_empty();
+        if n == 0 {
+            if extra {
+                bail!(
+                    "--control, --control-scale, --control-start and --control-end need --controlnet"
+                );
+            }
+            return Ok(Vec::new());
+        }
+        let Some(photo) = photo else {
+            bail!(
+                "--controlnet needs --image or --mask (the official ControlNet pipeline inpaints a photo)"
+            );
+        };
+        if self.control.len() != n {
+            bail!(
+                "--control: one control image (a file or `canny`) per --controlnet ({n} given, {} images)",
+                self.control.len()
+            );
+        }
+        let pick = |flag: &str, values: &[f64], default: f64| -> Result<Vec<f64>> {
+            match values.len() {
+                0 => Ok(vec![default; n]),
+                1 => Ok(vec![values[0]; n]),
+                k if k == n => Ok(values.to_vec()),
+                k => bail!("{flag}: one value, or one per --controlnet ({n}), not {k}"),
+            }
+        };
+        let scales = pick("--control-scale", &self.control_scale, 0.5)?;
+        let starts = pick("--control-start", &self.control_start, 0.0)?;
+        let ends = pick("--control-end", &self.control_end, 1.0)?;
+        let mut out = Vec::with_capacity(n);
+        for (i, dir) in self.controlnet.iter().enumerate() {
+            let (scale, start, end) = (scales[i], starts[i], ends[i]);
+            if !(scale.is_finite() && (0.0..=MAX_CONTROL_SCALE).contains(&scale)) {
+                bail!("--control-scale must be from 0 to {MAX_CONTROL_SCALE} (got {scale})");
+            }
+            if !((0.0..=1.0).contains(&start) && end <= 1.0 && start < end) {
+                bail!(
+                    "--control-start and --control-end must satisfy 0 ≤ start < end ≤ 1 (got {start}, {end})"
+                );
+            }
+            if !dir.join("config.json").is_file() {
+                bail!(
+                    "--controlnet {}: not a ControlNet folder (no config.json)",
+                    dir.display()
+                );
+            }
+            let image = match self.control[i].as_str() {
+                "canny" => canny_image(photo, 100.0, 200.0),
+                path => read_image(Path::new(path))?,
+            };
+            out.push(ControlFlags {
+                dir: dir.clone(),
+                image,
+                scale,
+                start,
+                end,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Conditioning scales beyond this only burn the image.
+const MAX_CONTROL_SCALE: f64 = 5.0;
+
+/// Loads each ControlNet (in the model's float type) into the job.
+pub fn load_controls(
+    flags: Vec<ControlFlags>,
+    job: &mut PhotoJob,
+    dtype: burn::tensor::DType,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    for c in flags {
+        let source = DirSource::open(&c.dir)?;
+        let net = ControlNetModel::load(&source, "", None, dtype, device)
+            .map_err(|e| anyhow::anyhow!("--controlnet {}: {e}", c.dir.display()))?;
+        job.controls.push(ControlJob {
+            net: Arc::new(net),
+            name: file_name(&c.dir),
+            image: c.image,
+            scale: c.scale,
+            start: c.start,
+            end: c.end,
+        });
+    }
+    Ok(())
 }
 
 /// Field errors named by their flags (`--strength must be …`).
