@@ -34,7 +34,7 @@ pub enum Command {
     Stage(StageCommand),
     /// Generate images from a text prompt with an SD1.x model folder; writes PNGs with their
     /// parameters (prompt, seed, sampler, ...) in the PNG `parameters` text chunk.
-    Generate(crate::commands::generate::GenerateArgs),
+    Generate(Box<crate::commands::generate::GenerateArgs>),
     /// Run the host: the web app and a Replicate-compatible API on one origin, with progress
     /// streams, persistence and share links (`consistentid serve`, then open the printed URL).
     Serve(crate::commands::serve::ServeArgs),

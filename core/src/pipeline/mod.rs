@@ -4,6 +4,7 @@ pub mod consistentid;
 pub mod denoise;
 pub mod engine;
 pub mod events;
+pub mod into;
 pub mod photo;
 pub mod photo_job;
 pub mod request;

@@ -13,9 +13,10 @@ use consistentid_core::face::ChannelOrder;
 use consistentid_core::image::RgbImage;
 use consistentid_core::pipeline::consistentid::CHECKPOINT;
 use consistentid_core::pipeline::engine::run_txt2img;
+use consistentid_core::pipeline::into::{IntoJob, PasteSink};
 use consistentid_core::pipeline::{
-    Candidate, Engine, FaceJob, GeneratedImage, GenerationRequest, IdentitySource, Phase, PhotoJob,
-    SingleFileConfigs, Sink, StableDiffusion,
+    Engine, FaceJob, GenerationRequest, IdentitySource, PhotoJob, SingleFileConfigs,
+    StableDiffusion,
 };
 use consistentid_core::scheduler::SchedulerKind;
 
@@ -24,12 +25,11 @@ use crate::commands::photo_in::{
     ControlFlags, PhotoArgs, default_size, flag_errors, load_controls,
 };
 use crate::commands::stage::consistentid::require_face_analysis;
+use crate::commands::terminal::TerminalSink;
 use crate::device::{DeviceChoice, DtypeChoice, default_batch, select};
 use crate::io::image::read_image;
-use crate::io::output::{Collision, ensure_writable_dir, write_new};
-use crate::io::png::encode_rgb;
+use crate::io::output::ensure_writable_dir;
 use crate::io::tensors::{file_name, read_id_embedding};
-use crate::progress::StepProgress;
 use crate::source::DirSource;
 
 /// `generate` options.
@@ -185,18 +185,25 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
     let face = args.face.as_deref().map(read_image).transpose()?;
     let face_with_path = face.as_ref().zip(args.face.as_deref());
     let photo = args.photo.job(face_with_path, args.steps)?;
-    let controls = args
-        .photo
-        .controls(photo.as_ref().map(|p| &p.input.image))?;
+    let into = args.photo.into_job()?;
+    let controls = args.photo.controls(photo.is_some() || into.is_some())?;
     let mut request = request(args);
     if let Some(p) = &photo {
         let (w, h) = default_size(p.input.image.width, p.input.image.height);
         request.width = args.width.unwrap_or(w);
         request.height = args.height.unwrap_or(h);
     }
+    if into.is_some() {
+        // The crop is square: one side for both.
+        let side = args.width.or(args.height).unwrap_or(512);
+        if args.width.zip(args.height).is_some_and(|(w, h)| w != h) {
+            bail!("--into works on a square crop: give --width (or equal --width and --height)");
+        }
+        (request.width, request.height) = (side, side);
+    }
     let mut request = validate(request)?;
     if let Some(face) = face {
-        return run_face(args, face, (photo, controls), request, device, dtype);
+        return run_face(args, face, (photo, controls, into), request, device, dtype);
     }
     if args.identity.id_embedding.is_some() {
         bail!("--id-embedding needs --face (ConsistentID generation)");
@@ -244,7 +251,7 @@ pub fn run(args: &GenerateArgs, device: DeviceChoice, dtype: DtypeChoice) -> Res
 fn run_face(
     args: &GenerateArgs,
     face: RgbImage,
-    (mut photo, controls): (Option<PhotoJob>, Vec<ControlFlags>),
+    (mut photo, controls, into): (Option<PhotoJob>, Vec<ControlFlags>, Option<IntoJob>),
     mut request: GenerationRequest,
     device: DeviceChoice,
     dtype: DtypeChoice,
@@ -254,6 +261,9 @@ fn run_face(
         bail!(
             "--face needs a model folder (SD1.5 diffusers layout + image_encoder/, ConsistentID-v1.bin, face_parsing.pth)"
         );
+    }
+    if let Some(into) = &into {
+        crate::commands::photo_in::check_detector(into, &args.model)?;
     }
     ensure_writable_dir(&args.out)?;
     let identity = match &args.identity.id_embedding {
@@ -280,6 +290,14 @@ fn run_face(
         args.model.display(),
         started.elapsed().as_secs_f64()
     );
+    let paste = match &into {
+        Some(into) => {
+            let (job, paste) = engine.prepare_into(into).map_err(flag_errors)?;
+            photo = Some(job);
+            Some(paste)
+        }
+        None => None,
+    };
     if let Some(p) = photo.as_mut() {
         load_controls(controls, p, dtype.resolve(backend), &device)?;
     }
@@ -296,7 +314,18 @@ fn run_face(
     engine.max_batch = batch_size(args, backend);
     let mut sink = TerminalSink::new(args, true);
     sink.seed = Some(seed);
-    let result = engine.run(&job, &mut sink);
+    let result = match &paste {
+        Some(paste) => engine
+            .run(
+                &job,
+                &mut PasteSink {
+                    inner: &mut sink,
+                    paste,
+                },
+            )
+            .map(|made| made.into_iter().map(|g| paste.pasted(g)).collect()),
+        None => engine.run(&job, &mut sink),
+    };
     sink.finish(result)
 }
 
@@ -328,188 +357,6 @@ pub fn load_engine(
         );
     }
     Ok(engine)
-}
-
-/// Prints phases with their times, per-step progress on a terminal, warnings, and the path
-/// of each image it writes.
-struct TerminalSink<'a> {
-    args: &'a GenerateArgs,
-    inputs: Vec<&'a Path>,
-    /// `generate --face` prints the seed after the encoders, as before the engine.
-    seed: Option<u64>,
-    face: bool,
-    started: Option<Instant>,
-    image_started: Instant,
-    progress: Option<StepProgress>,
-    /// The images of the denoising batch under way (first, last).
-    batch: (usize, usize),
-    /// Why the last image could not be written (the engine only sees that it failed).
-    write_error: Option<anyhow::Error>,
-}
-
-impl<'a> TerminalSink<'a> {
-    /// `image 2/4`, or `images 1–3/4` for a batch.
-    fn batch_label(&self) -> String {
-        let (first, last) = self.batch;
-        let n = self.args.best_of.unwrap_or(0).max(self.args.num_images);
-        if first == last {
-            format!("image {}/{n}", first + 1)
-        } else {
-            format!("images {}–{}/{n}", first + 1, last + 1)
-        }
-    }
-
-    fn new(args: &'a GenerateArgs, face: bool) -> Self {
-        Self {
-            inputs: input_files(args),
-            args,
-            seed: None,
-            face,
-            started: None,
-            image_started: Instant::now(),
-            progress: None,
-            batch: (0, 0),
-            write_error: None,
-        }
-    }
-
-    fn finish(mut self, result: consistentid_core::Result<Vec<GeneratedImage>>) -> Result<()> {
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.write_error.take().unwrap_or_else(|| e.into())),
-        }
-    }
-}
-
-impl Sink for TerminalSink<'_> {
-    fn phase_started(&mut self, phase: Phase, image: Option<usize>) {
-        self.started = Some(Instant::now());
-        if phase == Phase::Denoise {
-            if let Some(seed) = self.seed.take() {
-                println!("seed: {seed}");
-            }
-            let k = image.unwrap_or_default();
-            self.image_started = Instant::now();
-            self.batch = (k, k);
-            self.progress = Some(StepProgress::new(self.batch_label()));
-        }
-    }
-
-    fn phase_finished(&mut self, phase: Phase, _image: Option<usize>) {
-        // Plain txt2img keeps its terse output: one line per image.
-        if let (true, Some(t)) = (self.face, self.started.take()) {
-            eprintln!("  {}: {:.2}s", phase.label(), t.elapsed().as_secs_f64());
-        }
-    }
-
-    fn step(&mut self, image: usize, step: usize, total: usize) {
-        // Images denoised together report each step in turn: one progress line for the batch.
-        if image != self.batch.0 {
-            if image > self.batch.1 {
-                self.batch.1 = image;
-                let label = self.batch_label();
-                if let Some(p) = &mut self.progress {
-                    p.relabel(label);
-                }
-            }
-            return;
-        }
-        if let Some(p) = &mut self.progress {
-            p.step(step, total);
-        }
-    }
-
-    fn warning(&mut self, text: &str) {
-        eprintln!("warning: {text}");
-    }
-
-    fn info(&mut self, text: &str) {
-        eprintln!("  {text}");
-    }
-
-    fn candidates(&mut self, candidates: &[Candidate]) {
-        eprintln!("best of {}:", candidates.len());
-        for c in candidates {
-            let score = c
-                .face_similarity
-                .map(|s| format!("{s:.3}"))
-                .or_else(|| c.face_similarity_reason.clone())
-                .unwrap_or_default();
-            eprintln!(
-                "  seed {}: face similarity {score}{}",
-                c.seed,
-                if c.kept { " (kept)" } else { "" }
-            );
-        }
-    }
-
-    fn image(&mut self, image: &GeneratedImage) -> consistentid_core::Result<()> {
-        match save_image(self.args, &self.inputs, image) {
-            Ok(path) if self.face => {
-                println!("{}", path.display());
-                if let Some(l) = &image.likeness {
-                    eprintln!(
-                        "  {} (ArcFace cosine to the reference face)",
-                        l.parameter().to_lowercase()
-                    );
-                }
-                Ok(())
-            }
-            Ok(path) => {
-                println!(
-                    "{} ({:.1}s)",
-                    path.display(),
-                    self.image_started.elapsed().as_secs_f64()
-                );
-                Ok(())
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                self.write_error = Some(e);
-                Err(Error::InvalidRequest(message))
-            }
-        }
-    }
-}
-
-/// Writes an image as `{seed}-{k}.png` (or a free variant of the name) in `--out`.
-pub fn save_image(
-    args: &GenerateArgs,
-    inputs: &[&Path],
-    image: &GeneratedImage,
-) -> Result<PathBuf> {
-    let png = encode_rgb(
-        &image.image.data,
-        image.image.width as u32,
-        image.image.height as u32,
-        &image.parameters,
-    )?;
-    let collision = if args.overwrite {
-        Collision::Overwrite
-    } else {
-        Collision::NextFreeName
-    };
-    write_new(
-        &args.out,
-        &format!("{}-{}", image.seed, image.index),
-        "png",
-        &png,
-        collision,
-        inputs,
-    )
-}
-
-/// The files a `generate` run reads (never to be written over).
-pub fn input_files(args: &GenerateArgs) -> Vec<&Path> {
-    [
-        Some(args.model.as_path()),
-        args.tokenizer.as_deref(),
-        args.face.as_deref(),
-        args.identity.id_embedding.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
 }
 
 /// `--model` must be a folder or a `.safetensors` checkpoint; anything else gets a message

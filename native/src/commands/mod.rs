@@ -9,4 +9,5 @@ pub mod generate;
 pub mod photo_in;
 pub mod serve;
 pub mod stage;
+pub mod terminal;
 pub mod train;

@@ -9,17 +9,21 @@ use std::sync::Arc;
 
 use consistentid_core::Error;
 use consistentid_core::controlnet::ControlNetModel;
+use consistentid_core::face::FaceChoice;
+use consistentid_core::face::analysis::FaceAnalysis;
 use consistentid_core::image::RgbImage;
 use consistentid_core::image::canny::canny_image;
+use consistentid_core::pipeline::into::{IntoJob, IntoSettings, Region};
 use consistentid_core::pipeline::photo::PhotoInput;
 use consistentid_core::pipeline::{ControlJob, PhotoJob};
 
+use crate::commands::args::parse_face_choice;
 use crate::io::image::read_image;
 use crate::io::tensors::file_name;
 use crate::source::DirSource;
 
 /// The photo flags of `generate`.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct PhotoArgs {
     /// A photo to start from instead of noise: repainted where `--mask` is white, or as a whole
     /// (image-to-image) without a mask. With `--face` and `--mask` alone, the face photo itself
@@ -51,13 +55,42 @@ pub struct PhotoArgs {
     /// The share of the run after which each ControlNet is left out (default 1).
     #[arg(long, value_name = "F")]
     pub control_end: Vec<f64>,
+    /// Put the --face identity into this photo: its face is found, parsed and repainted on a
+    /// square crop at --width (512), and pasted back; every pixel outside the mask stays the
+    /// photo's. The result has the photo's size and orientation (PNG, lossless). --mask (at
+    /// the photo's size) replaces the automatic mask.
+    #[arg(long, value_name = "IMG", requires = "face", conflicts_with = "image")]
+    pub into: Option<PathBuf>,
+    /// Which face of the --into photo (as --face-index: best, largest, an index, or a box).
+    #[arg(long, default_value = "best", value_parser = parse_face_choice)]
+    pub target_face: FaceChoice,
+    /// The regions of the target face repainted, from face, hair, neck.
+    #[arg(long, value_delimiter = ',', default_value = "face", value_parser = ["face", "hair", "neck"])]
+    pub regions: Vec<String>,
+    /// Grow the automatic mask by this many pixels of the photo.
+    #[arg(long, default_value_t = 8, value_name = "PX")]
+    pub mask_dilate: usize,
+    /// Blend the result in over this many pixels of the photo at the mask's edge.
+    #[arg(long, default_value_t = 8, value_name = "PX")]
+    pub mask_feather: usize,
+    /// The crop around the target face: its larger side plus this share of it on each side.
+    #[arg(long, default_value_t = 0.6, value_name = "F")]
+    pub crop_margin: f64,
+}
+
+/// A control image as the flags give it.
+#[derive(Debug)]
+pub enum ControlImage {
+    File(RgbImage),
+    /// The Canny edges of the run's photo (for --into, of its crop).
+    Canny,
 }
 
 /// One ControlNet as the flags give it, before its model is loaded.
 #[derive(Debug)]
 pub struct ControlFlags {
     pub dir: PathBuf,
-    pub image: RgbImage,
+    pub image: ControlImage,
     pub scale: f64,
     pub start: f64,
     pub end: f64,
@@ -77,6 +110,10 @@ impl PhotoArgs {
     /// The photo job the flags ask for (`face` is the `--face` photo, inpainted when `--mask`
     /// comes without `--image`), checked for `steps` steps, or `None`.
     pub fn job(&self, face: Option<(&RgbImage, &Path)>, steps: usize) -> Result<Option<PhotoJob>> {
+        if self.into.is_some() {
+            // The crop and its mask come from the engine (`into_job`); the strength is checked.
+            return self.strength_only(steps).map(|_| None);
+        }
         let (image, image_name) = match (&self.image, &self.mask, face) {
             (Some(path), _, _) => (read_image(path)?, file_name(path)),
             (None, Some(_), Some((face, path))) => (face.clone(), file_name(path)),
@@ -114,9 +151,69 @@ impl PhotoArgs {
         }))
     }
 
-    /// The ControlNets the flags ask for, their control images read (or made from `photo`),
-    /// every number checked; none without --controlnet.
-    pub fn controls(&self, photo: Option<&RgbImage>) -> Result<Vec<ControlFlags>> {
+    fn strength_only(&self, steps: usize) -> Result<()> {
+        let probe = PhotoInput {
+            image: RgbImage {
+                width: 1,
+                height: 1,
+                data: vec![0; 3],
+            },
+            mask: None,
+            strength: self.strength.unwrap_or(1.0),
+        };
+        probe.check(steps).map_err(flag_errors)
+    }
+
+    /// The --into target as the engine takes it, or `None` without --into.
+    pub fn into_job(&self) -> Result<Option<IntoJob>> {
+        let Some(path) = &self.into else {
+            return Ok(None);
+        };
+        if !(self.crop_margin.is_finite() && (0.0..=4.0).contains(&self.crop_margin)) {
+            bail!(
+                "--crop-margin must be from 0 to 4 (got {})",
+                self.crop_margin
+            );
+        }
+        let photo = read_image(path)?;
+        let mask = match &self.mask {
+            Some(m) => {
+                let mask = read_image(m)?;
+                if (mask.width, mask.height) != (photo.width, photo.height) {
+                    bail!(
+                        "--mask with --into must have the photo's size ({}×{}), not {}×{}",
+                        photo.width,
+                        photo.height,
+                        mask.width,
+                        mask.height
+                    );
+                }
+                Some(mask)
+            }
+            None => None,
+        };
+        Ok(Some(IntoJob {
+            photo,
+            name: file_name(path),
+            choice: self.target_face,
+            mask,
+            settings: IntoSettings {
+                regions: self
+                    .regions
+                    .iter()
+                    .filter_map(|r| Region::from_name(r))
+                    .collect(),
+                dilate: self.mask_dilate,
+                feather: self.mask_feather,
+                margin: self.crop_margin,
+            },
+            strength: self.strength.unwrap_or(1.0),
+        }))
+    }
+
+    /// The ControlNets the flags ask for (`has_photo`: the run starts from a photo), their
+    /// control image files read, every number checked; none without --controlnet.
+    pub fn controls(&self, has_photo: bool) -> Result<Vec<ControlFlags>> {
         let n = self.controlnet.len();
         let extra = !self.control.is_empty()
             || !self.control_scale.is_empty()
@@ -130,11 +227,11 @@ impl PhotoArgs {
             }
             return Ok(Vec::new());
         }
-        let Some(photo) = photo else {
+        if !has_photo {
             bail!(
-                "--controlnet needs --image or --mask (the official ControlNet pipeline inpaints a photo)"
+                "--controlnet needs --image, --mask or --into (the official ControlNet pipeline inpaints a photo)"
             );
-        };
+        }
         if self.control.len() != n {
             bail!(
                 "--control: one control image (a file or `canny`) per --controlnet ({n} given, {} images)",
@@ -170,8 +267,8 @@ impl PhotoArgs {
                 );
             }
             let image = match self.control[i].as_str() {
-                "canny" => canny_image(photo, 100.0, 200.0),
-                path => read_image(Path::new(path))?,
+                "canny" => ControlImage::Canny,
+                path => ControlImage::File(read_image(Path::new(path))?),
             };
             out.push(ControlFlags {
                 dir: dir.clone(),
@@ -183,6 +280,18 @@ impl PhotoArgs {
         }
         Ok(out)
     }
+}
+
+/// An automatic --into mask finds the target face with buffalo_l's detector: refused before
+/// loading when the model folder lacks it.
+pub fn check_detector(into: &IntoJob, model: &Path) -> Result<()> {
+    if into.mask.is_none() && FaceAnalysis::find(&DirSource::open(model)?).is_none() {
+        bail!(
+            "--into finds the face with insightface's buffalo_l detector (det_10g.onnx, w600k_r50.onnx), which {} lacks: `consistentid fetch` adds it, or give a --mask",
+            model.display()
+        );
+    }
+    Ok(())
 }
 
 /// Conditioning scales beyond this only burn the image.
@@ -199,10 +308,14 @@ pub fn load_controls(
         let source = DirSource::open(&c.dir)?;
         let net = ControlNetModel::load(&source, "", None, dtype, device)
             .map_err(|e| anyhow::anyhow!("--controlnet {}: {e}", c.dir.display()))?;
+        let image = match c.image {
+            ControlImage::File(image) => image,
+            ControlImage::Canny => canny_image(&job.input.image, 100.0, 200.0),
+        };
         job.controls.push(ControlJob {
             net: Arc::new(net),
             name: file_name(&c.dir),
-            image: c.image,
+            image,
             scale: c.scale,
             start: c.start,
             end: c.end,
