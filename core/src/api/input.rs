@@ -62,10 +62,65 @@ pub struct PredictionInput {
     /// the face, best first; `candidates` lists every one's score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_of: Option<usize>,
+    /// A photo to start from (data URI or upload URL): repainted where `mask` is white, or as
+    /// a whole (image-to-image) without one; with `into`, the photo the face is put into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// White repaints, black keeps (data URI or upload URL). Without `image` the face photo
+    /// itself is inpainted, as the official inpainting pipeline does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    /// The share of the schedule run from the noised photo, in (0, 1] (default 1 with a mask,
+    /// 0.8 without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strength: Option<f64>,
+    /// The name of a ControlNet installed on this host (`GET /v1/health` lists them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controlnet: Option<String>,
+    /// The ControlNet's control image (data URI or upload URL), or `canny` for the Canny edges
+    /// of the photo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_image: Option<String>,
+    /// Default 0.5 (the official ControlNet pipeline's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controlnet_conditioning_scale: Option<f64>,
+    /// The share of the run before which the ControlNet is left out (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_guidance_start: Option<f64>,
+    /// The share of the run after which it is left out (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_guidance_end: Option<f64>,
+    /// Put the face into `image` automatically: its face found, masked and repainted, the
+    /// result pasted back at the photo's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub into: Option<IntoInput>,
+}
+
+/// The automatic mode's settings (every field optional).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntoInput {
+    /// Regions repainted: `face`, `hair`, `neck` (default `["face"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+    /// Which face of the photo: `[x1, y1, x2, y2]`, the face centred in it (default: the
+    /// highest-scoring one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_box: Option<[f32; 4]>,
+    /// Grow the mask by this many photo pixels (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_dilate: Option<usize>,
+    /// Blend over this many photo pixels at the mask's edge (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_feather: Option<usize>,
+    /// The crop: the face box's larger side plus this share of it on each side (default 0.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_margin: Option<f64>,
 }
 
 /// The names accepted in `input`.
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 27] = [
     "prompt",
     "negative_prompt",
     "style",
@@ -83,6 +138,15 @@ pub const FIELDS: [&str; 18] = [
     "face_box",
     "keep_face",
     "best_of",
+    "image",
+    "mask",
+    "strength",
+    "controlnet",
+    "control_image",
+    "controlnet_conditioning_scale",
+    "control_guidance_start",
+    "control_guidance_end",
+    "into",
     "version",
 ];
 

@@ -177,6 +177,9 @@ pub struct Health {
     pub queue_length: usize,
     pub queue_capacity: usize,
     pub version: String,
+    /// The ControlNets installed on this host (the names `controlnet` takes).
+    #[serde(default)]
+    pub controlnets: Vec<String>,
 }
 
 /// An uploaded file, as Replicate's files API.

@@ -102,7 +102,7 @@ pub fn file_id_of(url: &str) -> Option<&str> {
 
 /// An image given as a data URI or the URL of the owner's upload: (bytes, file record if
 /// already stored).
-fn resolve_file(
+pub(super) fn resolve_file(
     state: &AppState,
     owner: &str,
     text: &str,
@@ -215,6 +215,8 @@ pub async fn accept(
             None
         }
     };
+    let steps = request.as_ref().map_or(50, |r| r.num_inference_steps);
+    errors.extend(super::photo::field_errors(&input, steps, &state.args.model));
     if input.face_image.is_none() {
         errors.push(FieldError::new(
             "face_image",
@@ -276,6 +278,7 @@ pub async fn accept(
     }
     let content_type = image_type(&face_bytes)
         .ok_or_else(|| ApiError::field("face_image", "not a PNG, JPEG or WebP image"))?;
+    let photo_files = super::photo::check_files(state, owner, &input, limit).await?;
 
     // The browser's label map.
     let parsing = match &input.face_parsing {
@@ -318,6 +321,7 @@ pub async fn accept(
         }
         input.face_parsing = Some(views::file_path(&f.id));
     }
+    super::photo::store(state, owner, &id, &mut input, photo_files)?;
     input.seed = Some(
         request
             .seed

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod jobs;
 pub mod listen;
 pub mod openapi;
+pub mod photo;
 pub mod problem;
 pub mod routes;
 pub mod security;
@@ -169,6 +170,8 @@ pub struct AppState {
     pub csp: String,
     /// The face detector of `GET /v1/files/{id}/faces`, loaded on first use.
     pub detector: std::sync::OnceLock<Arc<consistentid_core::face::scrfd::Scrfd>>,
+    /// ControlNets loaded by the worker, kept for the next job.
+    pub controlnets: photo::ControlNets,
 }
 
 impl AppState {
@@ -191,6 +194,7 @@ impl AppState {
             queue_length: self.store.count_queued().unwrap_or_default(),
             queue_capacity: self.args.queue_size,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            controlnets: photo::controlnet_names(&self.args.model),
         }
     }
 
@@ -374,6 +378,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         web,
         csp,
         detector: std::sync::OnceLock::new(),
+        controlnets: Default::default(),
     });
     if state.web.is_none() {
         eprintln!(

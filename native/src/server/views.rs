@@ -9,12 +9,16 @@ use super::AppState;
 use super::ids::rfc3339;
 use super::store::{FileRecord, Record};
 
-/// The input without anything derived from the face.
+/// The input without anything derived from the face or the person's photos (the photo
+/// started from, its mask, a control image of theirs: `canny` is kept, it names no file).
 pub fn public_input(input: &PredictionInput) -> PredictionInput {
     PredictionInput {
         face_image: None,
         id_embedding: None,
         face_parsing: None,
+        image: None,
+        mask: None,
+        control_image: input.control_image.clone().filter(|c| c == "canny"),
         ..input.clone()
     }
 }
@@ -42,6 +46,9 @@ fn input_urls(base: &str, input: PredictionInput) -> PredictionInput {
     PredictionInput {
         face_image: input.face_image.map(|u| absolute(base, &u)),
         face_parsing: input.face_parsing.map(|u| absolute(base, &u)),
+        image: input.image.map(|u| absolute(base, &u)),
+        mask: input.mask.map(|u| absolute(base, &u)),
+        control_image: input.control_image.map(|u| absolute(base, &u)),
         ..input
     }
 }

@@ -14,6 +14,7 @@ use consistentid_core::api::{
 };
 use consistentid_core::face::ChannelOrder;
 use consistentid_core::image::RgbImage;
+use consistentid_core::pipeline::into::PasteSink;
 use consistentid_core::pipeline::{Engine, GeneratedImage, Phase, Sink};
 
 use super::AppState;
@@ -168,12 +169,30 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
     let mut sink = HostSink::new(state, &record);
     let outcome = match super::jobs::build_job(state, &record) {
         Err(reason) => Err(reason),
-        Ok((job, warnings)) => {
+        Ok((mut job, warnings)) => {
             for w in warnings {
                 sink.warning(&w);
             }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine.run(&job, &mut sink)
+                let photo = super::photo::build(state, engine, &record.input, &job.face)
+                    .map_err(consistentid_core::Error::InvalidRequest)?;
+                match photo {
+                    Some((photo, Some(paste))) => {
+                        job.photo = Some(photo);
+                        engine.run(
+                            &job,
+                            &mut PasteSink {
+                                inner: &mut sink,
+                                paste: &paste,
+                            },
+                        )
+                    }
+                    Some((photo, None)) => {
+                        job.photo = Some(photo);
+                        engine.run(&job, &mut sink)
+                    }
+                    None => engine.run(&job, &mut sink),
+                }
             }));
             let run = run.unwrap_or_else(|panic| {
                 let msg = panic
