@@ -16,8 +16,9 @@ use serde::Deserialize;
 use crate::nn::conv2d;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::unet::blocks::{DownBlock, MidBlock};
+use crate::unet::ldm::ldm_controlnet_rules;
 use crate::unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel, encoder_blocks};
-use crate::weights::{LoadSpec, WeightSource, keymap, load_folder_model};
+use crate::weights::{LoadSpec, WeightSource, keymap, load_folder_model, load_with_rules};
 use crate::{Error, Result};
 
 /// The ControlNet-only fields of `config.json` (the rest is the UNet's).
@@ -54,6 +55,18 @@ pub struct ControlNetConfig {
 }
 
 impl ControlNetConfig {
+    /// The SD1.5 ControlNets' (lllyasviel's `control_v11*_sd15_*`): the SD1.5 UNet's encoder
+    /// and the (16, 32, 96, 256) conditioning embedding. Single files carry no config.
+    pub fn sd15() -> Self {
+        Self {
+            unet: UNet2DConditionConfig::sd15(),
+            conditioning_channels: 3,
+            conditioning_embedding_out_channels: vec![16, 32, 96, 256],
+            bgr: false,
+            global_pool_conditions: false,
+        }
+    }
+
     /// Parses `config.json` (its up-block list, which a ControlNet lacks, is taken as the
     /// mirror of the down blocks so that the UNet's validation applies unchanged).
     pub fn from_json(path: &str, text: &str) -> Result<Self> {
@@ -214,6 +227,28 @@ impl ControlNetModel {
                 dtype,
             },
         )
+    }
+
+    /// Loads a single-file ControlNet (`.safetensors` in the LDM / A1111 layout, as ControlNet
+    /// 1.1 and ComfyUI ship them) with the given config ([`ControlNetConfig::sd15`] for SD1.5).
+    pub fn load_single_file(
+        source: &dyn WeightSource,
+        path: &str,
+        config: &ControlNetConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut model = Self::new(config, device);
+        let hint_convs = 2 * config.conditioning_embedding_out_channels.len();
+        load_with_rules(
+            &mut model,
+            source,
+            path,
+            &ldm_controlnet_rules(&config.unet, hint_convs),
+            &[],
+            dtype,
+        )?;
+        Ok(model)
     }
 
     /// Whether this ControlNet fits `unet`: the same latent channels, text width and skip

@@ -292,3 +292,25 @@ fn a_controlnet_guides_the_inpainting_and_is_named_in_the_png() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert!(expect_error(&args).contains("--controlnet needs --image or --mask"));
 }
+
+/// A single-file inpainting checkpoint is read with 9 input channels: found in its safetensors
+/// header without reading the weights.
+#[test]
+fn single_file_inpainting_checkpoints_are_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let header = br#"{"model.diffusion_model.input_blocks.0.0.weight":{"dtype":"F32","shape":[2,9,1,1],"data_offsets":[0,72]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 72]);
+    let path = tmp.path().join("inpainting.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(
+        consistentid_native::commands::generate::single_file_in_channels(&path).unwrap(),
+        Some(9)
+    );
+    let plain = fixture("sd_tiny_single_file.safetensors");
+    assert_eq!(
+        consistentid_native::commands::generate::single_file_in_channels(&plain).unwrap(),
+        Some(4)
+    );
+}

@@ -4,7 +4,7 @@
 //! relative L2 ≤ 1e-4. Plus the refusals of a ControlNet that does not fit the model.
 
 use burn::tensor::{DType, Device, Tensor};
-use consistentid_core::controlnet::ControlNetModel;
+use consistentid_core::controlnet::{ControlNetConfig, ControlNetModel};
 use consistentid_core::tensor_io::TensorFile;
 use consistentid_core::unet::UNet2DConditionModel;
 use consistentid_native::source::DirSource;
@@ -56,6 +56,44 @@ fn residuals_and_the_controlled_unet_equal_diffusers() {
     .unwrap();
     let pred = unet.forward_controlled(sample, t, context, first.as_ref());
     assert_close("unet_out", &values(pred), &want.f32("unet_out").unwrap().0);
+}
+
+/// A single file in the LDM / A1111 layout (diffusers' own converter turns it back into the
+/// folder's tensors exactly) gives diffusers' residuals.
+#[test]
+fn a_single_file_controlnet_equals_diffusers() {
+    let device = Device::flex();
+    let dir = fixture("controlnet_tiny");
+    let config_text = std::fs::read_to_string(dir.join("single_file_config.json")).unwrap();
+    let config = ControlNetConfig::from_json("single_file_config.json", &config_text).unwrap();
+    let source = DirSource::open(&dir).unwrap();
+    let net = ControlNetModel::load_single_file(
+        &source,
+        "single_file.safetensors",
+        &config,
+        DType::F32,
+        &device,
+    )
+    .unwrap();
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let want = TensorFile::parse("expected", &bytes).unwrap();
+    let t = |n: &str| want.tensor::<4>(n, &device).unwrap();
+    let out = net.forward(
+        t("sample"),
+        want.tensor::<1>("timestep", &device).unwrap(),
+        want.tensor::<3>("encoder_hidden_states", &device).unwrap(),
+        t("cond_single"),
+        0.7,
+    );
+    for (i, d) in out.down.iter().enumerate() {
+        let key = format!("single.down.{i}");
+        assert_close(&key, &values(d.clone()), &want.f32(&key).unwrap().0);
+    }
+    assert_close(
+        "single.mid",
+        &values(out.mid),
+        &want.f32("single.mid").unwrap().0,
+    );
 }
 
 #[test]

@@ -422,14 +422,47 @@ pub fn load_model(
         .file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default();
+    let mut configs = SingleFileConfigs::sd15();
+    // An inpainting checkpoint (sd-v1-5-inpainting and its fine-tunes) takes 9 channels.
+    if let Some(channels) = single_file_in_channels(model)? {
+        configs.unet.in_channels = channels;
+    }
     Ok(StableDiffusion::load_single_file(
         &DirSource::open(dir)?,
         &file,
         tokenizer,
-        &SingleFileConfigs::sd15(),
+        &configs,
         dtype,
         device,
     )?)
+}
+
+/// The UNet's input channels of a single-file checkpoint, from its safetensors header alone
+/// (`model.diffusion_model.input_blocks.0.0.weight`'s second dimension).
+pub fn single_file_in_channels(path: &Path) -> Result<Option<usize>> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut len = [0u8; 8];
+    if f.read_exact(&mut len).is_err() {
+        return Ok(None);
+    }
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 {
+        return Ok(None);
+    }
+    let mut header = vec![0u8; len as usize];
+    if f.read_exact(&mut header).is_err() {
+        return Ok(None);
+    }
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
+        return Ok(None);
+    };
+    Ok(
+        header["model.diffusion_model.input_blocks.0.0.weight"]["shape"][1]
+            .as_u64()
+            .map(|c| c as usize),
+    )
 }
 
 pub fn random_seed() -> u64 {

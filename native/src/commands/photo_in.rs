@@ -8,7 +8,7 @@ use clap::Args;
 use std::sync::Arc;
 
 use consistentid_core::Error;
-use consistentid_core::controlnet::ControlNetModel;
+use consistentid_core::controlnet::{ControlNetConfig, ControlNetModel};
 use consistentid_core::face::FaceChoice;
 use consistentid_core::face::analysis::FaceAnalysis;
 use consistentid_core::image::RgbImage;
@@ -260,9 +260,10 @@ impl PhotoArgs {
                     "--control-start and --control-end must satisfy 0 ≤ start < end ≤ 1 (got {start}, {end})"
                 );
             }
-            if !dir.join("config.json").is_file() {
+            let single = dir.is_file() && dir.extension().is_some_and(|e| e == "safetensors");
+            if !single && !dir.join("config.json").is_file() {
                 bail!(
-                    "--controlnet {}: not a ControlNet folder (no config.json)",
+                    "--controlnet {}: not a ControlNet folder (no config.json) or a single .safetensors file",
                     dir.display()
                 );
             }
@@ -297,6 +298,31 @@ pub fn check_detector(into: &IntoJob, model: &Path) -> Result<()> {
 /// Conditioning scales beyond this only burn the image.
 const MAX_CONTROL_SCALE: f64 = 5.0;
 
+/// A ControlNet folder (diffusers layout), or a single `.safetensors` file in the LDM / A1111
+/// layout read with the SD1.5 ControlNet config.
+pub fn load_controlnet(
+    path: &Path,
+    dtype: burn::tensor::DType,
+    device: &burn::tensor::Device,
+) -> consistentid_core::Result<ControlNetModel> {
+    if path.is_file() {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let source = DirSource::open(dir)?;
+        return ControlNetModel::load_single_file(
+            &source,
+            name,
+            &ControlNetConfig::sd15(),
+            dtype,
+            device,
+        );
+    }
+    ControlNetModel::load(&DirSource::open(path)?, "", None, dtype, device)
+}
+
 /// Loads each ControlNet (in the model's float type) into the job.
 pub fn load_controls(
     flags: Vec<ControlFlags>,
@@ -305,8 +331,7 @@ pub fn load_controls(
     device: &burn::tensor::Device,
 ) -> Result<()> {
     for c in flags {
-        let source = DirSource::open(&c.dir)?;
-        let net = ControlNetModel::load(&source, "", None, dtype, device)
+        let net = load_controlnet(&c.dir, dtype, device)
             .map_err(|e| anyhow::anyhow!("--controlnet {}: {e}", c.dir.display()))?;
         let image = match c.image {
             ControlImage::File(image) => image,

@@ -24,9 +24,9 @@ use super::jobs::{check_image, file_id_of, image_type, resolve_file};
 use super::problem::ApiError;
 use super::views;
 use crate::io::image::decode;
-use crate::source::DirSource;
 
-/// Where a host keeps its ControlNets: `<model>/controlnet/<name>/` (diffusers layout).
+/// Where a host keeps its ControlNets: `<model>/controlnet/<name>/` (diffusers layout) or
+/// `<model>/controlnet/<name>.safetensors` (a single file, SD1.5 layout).
 pub const CONTROLNET_DIR: &str = "controlnet";
 
 /// Conditioning scales beyond this only burn the image.
@@ -38,8 +38,17 @@ pub fn controlnet_names(model: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().join("config.json").is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter_map(|e| {
+            let path = e.path();
+            let name = e.file_name().to_str()?.to_string();
+            if path.join("config.json").is_file() {
+                Some(name)
+            } else if path.is_file() {
+                name.strip_suffix(".safetensors").map(str::to_string)
+            } else {
+                None
+            }
+        })
         .collect();
     names.sort();
     names
@@ -60,9 +69,15 @@ impl ControlNets {
         if let Some(net) = cache.get(name) {
             return Ok(net.clone());
         }
-        let source = DirSource::open(model.join(CONTROLNET_DIR)).map_err(|e| e.to_string())?;
+        let dir = model.join(CONTROLNET_DIR);
+        let single = dir.join(format!("{name}.safetensors"));
+        let path = if single.is_file() {
+            single
+        } else {
+            dir.join(name)
+        };
         let dtype = engine.pipe.sd.unet.dtype();
-        let net = ControlNetModel::load(&source, name, None, dtype, &engine.pipe.sd.device)
+        let net = crate::commands::photo_in::load_controlnet(&path, dtype, &engine.pipe.sd.device)
             .map_err(|e| format!("controlnet {name}: {e}"))?;
         let net = Arc::new(net);
         cache.insert(name.to_string(), net.clone());
