@@ -290,7 +290,7 @@ fn a_controlnet_guides_the_inpainting_and_is_named_in_the_png() {
     // Without a photo there is nothing for the official ControlNet pipeline to inpaint.
     let args = face_args(dir.path(), &out, &["--controlnet", c, "--control", "canny"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert!(expect_error(&args).contains("--controlnet needs --image or --mask"));
+    assert!(expect_error(&args).contains("--controlnet needs --image, --mask or --into"));
 }
 
 /// A single-file inpainting checkpoint is read with 9 input channels: found in its safetensors

@@ -2,6 +2,7 @@
 //! and reading or filling the page's elements.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 use consistentid_core::face::Detection;
@@ -165,4 +166,33 @@ pub fn dist() -> PathBuf {
         "build the web app first: `trunk build` (scripts/test.sh does)"
     );
     dist
+}
+
+/// Waits until `css`'s text satisfies `ok` (bounded); the text.
+pub async fn wait_text(client: &Client, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let t = text(client, css).await;
+        if ok(&t) {
+            return t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{css}: {t:?} (status {:?}, error {:?})",
+            text(client, "#status").await,
+            text(client, "#error").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the element `css` finds.
+pub async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }

@@ -13,30 +13,12 @@ use std::time::{Duration, Instant};
 
 use consistentid_tests::browser::{Driver, Host, browser};
 use consistentid_tests::page::{
-    attr, choose_photo, dist, model_folder, native_faces, page_token, set, shot, small_settings,
-    text, value,
+    attr, choose_photo, click, dist, model_folder, native_faces, page_token, set, shot,
+    small_settings, text, value, wait_text,
 };
 use consistentid_tests::real_data;
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-
-/// Waits until `css`'s text satisfies `ok` (bounded); the text.
-async fn wait_text(client: &Client, css: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let t = text(client, css).await;
-        if ok(&t) {
-            return t;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "{css}: {t:?} (status {:?}, error {:?})",
-            text(client, "#status").await,
-            text(client, "#error").await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Waits until the page shows a prediction other than `id`; its id.
 async fn next_prediction(client: &Client, id: &str) -> String {
@@ -76,16 +58,6 @@ async fn image_loaded(client: &Client) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
 }
 
 /// The "N.NN s/step" of a status line.

@@ -7,6 +7,13 @@ use std::rc::Rc;
 
 use leptos::web_sys;
 
+/// The photo a "put me into a photo" request sent, and its mask.
+pub struct Target {
+    pub photo: web_sys::Blob,
+    /// The mask as the request's PNG data URI.
+    pub mask: String,
+}
+
 /// What the request sent as the face.
 pub struct Face {
     /// The uploaded file (the browser's lossless PNG of the decoded photo, or the photo as it is).
@@ -15,6 +22,8 @@ pub struct Face {
     pub name: String,
     /// The browser's label map (PNG data URI), when it analysed the photo.
     pub parsing: Option<String>,
+    /// The photo the face was put into, for a "put me into a photo" request.
+    pub target: Option<Target>,
 }
 
 thread_local! {

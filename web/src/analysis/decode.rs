@@ -92,6 +92,11 @@ pub fn png(image: &RgbImage) -> Result<Vec<u8>, String> {
     )
 }
 
+/// Grey pixels (one byte each) as an 8-bit greyscale PNG.
+pub fn grey_png(data: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
+    encode_png(data, width, height, image::ColorType::L8)
+}
+
 /// A label map (one byte per pixel) as an 8-bit greyscale PNG.
 pub fn label_png(labels: &[u8], side: usize) -> Result<Vec<u8>, String> {
     encode_png(labels, side, side, image::ColorType::L8)

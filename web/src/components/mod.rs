@@ -3,4 +3,5 @@
 pub mod analysis_panel;
 pub mod gallery;
 pub mod prompt_form;
+pub mod target;
 pub mod upload;

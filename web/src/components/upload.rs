@@ -82,7 +82,8 @@ async fn sample_face() -> Result<web_sys::File, String> {
         .map_err(analysis::js_error)
 }
 
-fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
+/// PNG bytes as a blob to upload.
+pub fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("image/png");

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::components::prompt_form::{Controls, PromptForm};
+use crate::components::target::{Mask, Target, TargetPhoto};
 use crate::components::upload::{Face, FaceUpload};
 use crate::{api, nav, remembered};
 
@@ -51,14 +52,22 @@ pub fn CreatePage() -> impl IntoView {
     };
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let ready =
-        move || face.get().is_some() && !controls.prompt.get().trim().is_empty() && !busy.get();
+    // "Put me into a photo": the photo and the mask over it.
+    let into = RwSignal::new(false);
+    let target = RwSignal::new(None::<Target>);
+    let mask = RwSignal::new(Mask::default());
+    let ready = move || {
+        face.get().is_some()
+            && !controls.prompt.get().trim().is_empty()
+            && !busy.get()
+            && (!into.get() || (target.get().is_some() && mask.with(|m| m.data.contains(&1))))
+    };
     let generate = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(face) = face.get_untracked() else {
             return;
         };
-        let input = match controls.input(
+        let mut input = match controls.input(
             face.url.clone(),
             face.parsing.clone(),
             face_box.get_untracked(),
@@ -69,6 +78,30 @@ pub fn CreatePage() -> impl IntoView {
                 return;
             }
         };
+        let mut sent_target = None;
+        if into.get_untracked() {
+            let Some(t) = target.get_untracked() else {
+                return;
+            };
+            let mask_uri = match mask.with_untracked(Mask::data_uri) {
+                Ok(m) => m,
+                Err(e) => {
+                    error.set(Some(e));
+                    return;
+                }
+            };
+            // The face is repainted on a square crop: one side for both.
+            let side = input.width.unwrap_or(512);
+            input.width = Some(side);
+            input.height = Some(side);
+            input.image = Some(t.url.clone());
+            input.mask = Some(mask_uri.clone());
+            input.into = Some(Default::default());
+            sent_target = Some(remembered::Target {
+                photo: t.photo,
+                mask: mask_uri,
+            });
+        }
         busy.set(true);
         error.set(None);
         spawn_local(async move {
@@ -80,6 +113,7 @@ pub fn CreatePage() -> impl IntoView {
                             photo: face.photo,
                             name: face.name,
                             parsing: face.parsing,
+                            target: sent_target,
                         }),
                     );
                     nav::go(&format!("/p/{}", p.id));
@@ -95,7 +129,15 @@ pub fn CreatePage() -> impl IntoView {
         <h1>"New portraits of one person"</h1>
         <p class="lead">"Upload one face photo, describe the picture, and get new portraits of that person."</p>
         <form on:submit=generate>
+            <fieldset id="mode" class="mode">
+                <legend>"What to make"</legend>
+                <label><input id="mode-portraits" type="radio" name="mode" checked=move || !into.get() on:change=move |_| into.set(false) />" New portraits"</label>
+                <label><input id="mode-into" type="radio" name="mode" checked=move || into.get() on:change=move |_| into.set(true) />" Put me into a photo"</label>
+            </fieldset>
             <FaceUpload face=face face_box=face_box faces_found=faces_found />
+            <Show when=move || into.get()>
+                <TargetPhoto target=target mask=mask />
+            </Show>
             <PromptForm controls=controls />
             <Show when=move || !warnings().is_empty()>
                 <ul id="form-warnings" class="warnings" aria-label="Before you generate">

@@ -208,6 +208,11 @@ async fn run_again(
     let mut input = p.input.clone();
     input.face_image = Some(url);
     input.face_parsing = face.parsing.clone();
+    if let Some(t) = &face.target {
+        // The host deleted its copies of the photo and the mask with the job.
+        input.image = Some(api::upload(&t.photo, "target.png").await?);
+        input.mask = Some(t.mask.clone());
+    }
     match prompt {
         Some(text) => input.prompt = Some(text),
         None => input.seed = Some((js_sys::Math::random() * 1e12).floor() as u64),
@@ -215,6 +220,36 @@ async fn run_again(
     let next = api::create(&input).await?;
     remembered::remember(&next.id, face);
     Ok(next.id)
+}
+
+/// The photo before and the result after, one over the other; the slider uncovers the result.
+#[component]
+fn Compare(before: String, after: String) -> impl IntoView {
+    let at = RwSignal::new(50.0f64);
+    view! {
+        <figure id="compare" class="compare" aria-label="Before and after">
+            <img id="compare-after" alt="After" src=after />
+            <img
+                id="compare-before"
+                alt="Before"
+                src=before
+                style=move || format!("clip-path: inset(0 {}% 0 0)", 100.0 - at.get())
+            />
+            <input
+                id="compare-slider"
+                type="range"
+                min="0"
+                max="100"
+                aria-label="Before / after"
+                prop:value=move || at.get().to_string()
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).parse() {
+                        at.set(v);
+                    }
+                }
+            />
+        </figure>
+    }
 }
 
 #[component]
@@ -312,6 +347,12 @@ pub fn PredictionPage(id: String) -> impl IntoView {
         }
     };
     let again = format!("/?from={id}");
+    // Before/after for a "put me into a photo" request made in this tab.
+    let before = remembered::recall(&id).and_then(|f| {
+        f.target
+            .as_ref()
+            .and_then(|t| leptos::web_sys::Url::create_object_url_with_blob(&t.photo).ok())
+    });
     // The face stays only in this tab's memory: after a reload the form is the way.
     let can_rerun = remembered::recall(&id).is_some();
     let rerunning = RwSignal::new(false);
@@ -434,6 +475,10 @@ pub fn PredictionPage(id: String) -> impl IntoView {
             <p id="error" class="error" role="alert">{move || live.error.get().unwrap_or_default()}</p>
         </Show>
         <Gallery urls=Signal::derive(move || live.outputs.get()) info=Signal::derive(move || live.info.get()) />
+        {move || {
+            let after = live.outputs.get().into_iter().next()?;
+            before.clone().map(|before| view! { <Compare before=before after=after /> })
+        }}
         <Show when=move || !live.candidates.get().is_empty()>
             <details id="candidates">
                 <summary>{move || format!("Kept the most alike of {} candidates", live.candidates.get().len())}</summary>
