@@ -79,6 +79,22 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
         pngs.push(png_pixels(&out.join("3-0.png")));
     }
     assert_eq!(pngs[0], pngs[1], "the same seed gives the same inpainting");
+    // A mask of another size is resized on its own, with a note.
+    let small = png_of(tmp.path(), "small.png", 256, 256, |x, y| {
+        (75..180).contains(&x) && (30..150).contains(&y)
+    });
+    let args = face_args(
+        dir.path(),
+        &tmp.path().join("c"),
+        &["--mask", small.to_str().unwrap()],
+    );
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the mask is 256×256 and the photo 512×512"),
+        "{stderr}"
+    );
     // Without a photo the same seed draws another image.
     let out = tmp.path().join("plain");
     let args = face_args(dir.path(), &out, &[]);

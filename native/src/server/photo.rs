@@ -284,6 +284,7 @@ pub fn build(
     engine: &Engine,
     input: &PredictionInput,
     face: &consistentid_core::image::RgbImage,
+    #[allow(clippy::ptr_arg)] warnings: &mut Vec<String>,
 ) -> Result<Option<(PhotoJob, Option<Paste>)>, String> {
     let image = input
         .image
@@ -295,6 +296,16 @@ pub fn build(
         .as_deref()
         .map(|t| read(state, t, "mask"))
         .transpose()?;
+    let photo = image.as_ref().unwrap_or(face);
+    if let Some(m) = &mask
+        && input.into.is_none()
+        && (m.width, m.height) != (photo.width, photo.height)
+    {
+        warnings.push(format!(
+            "the mask is {}×{} and the photo {}×{}: each is resized to the output size on its own (as diffusers does)",
+            m.width, m.height, photo.width, photo.height
+        ));
+    }
     let (mut job, paste) = match (&input.into, image) {
         (Some(into), Some(photo)) => {
             let job = IntoJob {

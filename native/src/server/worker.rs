@@ -174,8 +174,13 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
                 sink.warning(&w);
             }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let photo = super::photo::build(state, engine, &record.input, &job.face)
-                    .map_err(consistentid_core::Error::InvalidRequest)?;
+                let mut notes = Vec::new();
+                let photo =
+                    super::photo::build(state, engine, &record.input, &job.face, &mut notes)
+                        .map_err(consistentid_core::Error::InvalidRequest)?;
+                for note in notes {
+                    sink.warning(&note);
+                }
                 match photo {
                     Some((photo, Some(paste))) => {
                         job.photo = Some(photo);
