@@ -17,8 +17,11 @@ use crate::nn::conv2d;
 use crate::nn::embeddings::{TimestepEmbedding, timestep_embedding};
 use crate::unet::blocks::{DownBlock, MidBlock};
 use crate::unet::ldm::ldm_controlnet_rules;
-use crate::unet::{ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel, encoder_blocks};
-use crate::weights::{LoadSpec, WeightSource, keymap, load_folder_model, load_with_rules};
+use crate::unet::{
+    ControlResiduals, UNet2DConditionConfig, UNet2DConditionModel, encoder_blocks,
+    load_diffusers_folder,
+};
+use crate::weights::{WeightSource, load_with_rules};
 use crate::{Error, Result};
 
 /// The ControlNet-only fields of `config.json` (the rest is the UNet's).
@@ -214,18 +217,12 @@ impl ControlNetModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        load_folder_model(
+        load_diffusers_folder(
             source,
-            dir,
-            "diffusion_pytorch_model",
-            variant,
+            (dir, variant),
             ControlNetConfig::from_json,
             |config| Self::new(config, device),
-            &LoadSpec {
-                remap: keymap::UNET_REMAP,
-                ignore_unused: &[],
-                dtype,
-            },
+            dtype,
         )
     }
 

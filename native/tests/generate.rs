@@ -282,27 +282,9 @@ fn batched_images_equal_one_at_a_time() {
     }
 }
 
-/// `generate --face` on the tiny replica folder with its stored ID embedding, "an astronaut"
-/// at 48×64, into `out`, then `extra`.
+/// `generate --face` on the tiny replica folder, "an astronaut" at 48×64, into `out`, then
+/// `extra`.
 fn face_args(folder: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let expected = fixture("consistentid_pipeline/expected.safetensors");
-    let face = real_data("images/astronaut.png");
-    let base = [
-        "generate",
-        "--model",
-        folder.to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "an astronaut",
-        "--width",
-        "48",
-        "--height",
-        "64",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    base.iter().chain(extra).map(|s| s.to_string()).collect()
+    let size = ["--width", "48", "--height", "64"];
+    common::face_args(folder, out, "an astronaut", &[&size[..], extra].concat())
 }

@@ -32,20 +32,10 @@ fn rotated_jpeg(img: &image::RgbImage, path: &Path) {
 }
 
 fn into_args(folder: &Path, into: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let expected = fixture("consistentid_pipeline/expected.safetensors");
-    let face = real_data("images/astronaut.png");
-    let base = [
-        "generate",
-        "--model",
-        folder.to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "a portrait",
+    let into = into.to_str().unwrap();
+    let settings = [
         "--into",
-        into.to_str().unwrap(),
+        into,
         "--width",
         "48",
         "--steps",
@@ -54,10 +44,8 @@ fn into_args(folder: &Path, into: &Path, out: &Path, extra: &[&str]) -> Vec<Stri
         "5",
         "--merge-step",
         "1",
-        "--out",
-        out.to_str().unwrap(),
     ];
-    base.iter().chain(extra).map(|s| s.to_string()).collect()
+    face_args(folder, out, "a portrait", &[&settings[..], extra].concat())
 }
 
 /// The crop `S×S at x,y` the PNG parameters name.

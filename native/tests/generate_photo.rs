@@ -24,32 +24,17 @@ fn png_of(dir: &Path, name: &str, w: u32, h: u32, white: impl Fn(u32, u32) -> bo
     path
 }
 
-/// `generate --face` on the tiny replica with its stored identity, at 48×64, then `extra`.
-fn face_args<'a>(folder: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<String> {
-    let expected = fixture("consistentid_pipeline/expected.safetensors");
-    let face = real_data("images/astronaut.png");
-    let base = [
-        "generate",
-        "--model",
-        folder.to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
-        "--prompt",
-        "an astronaut",
-        "--width",
-        "48",
-        "--height",
-        "64",
-        "--steps",
-        "5",
-        "--seed",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
+/// `generate --face` on the tiny replica, at 48×64, 5 steps, seed 3, then `extra`.
+fn face_args(folder: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let settings = [
+        "--width", "48", "--height", "64", "--steps", "5", "--seed", "3",
     ];
-    base.iter().chain(extra).map(|s| s.to_string()).collect()
+    common::face_args(
+        folder,
+        out,
+        "an astronaut",
+        &[&settings[..], extra].concat(),
+    )
 }
 
 #[test]

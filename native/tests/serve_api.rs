@@ -15,16 +15,6 @@ use serde_json::{Value, json};
 
 const PROMPT: &str = "a woman’s portrait, 日本の庭園 ✨";
 
-/// The tiny pipeline replica's stored identity as 512 numbers.
-fn id_embedding() -> Vec<f32> {
-    let bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
-    TensorFile::parse("expected", &bytes)
-        .unwrap()
-        .f32("id_embedding")
-        .unwrap()
-        .0
-}
-
 fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let img = image::load_from_memory(bytes).unwrap().to_rgb8();
     (img.width(), img.height(), img.into_raw())

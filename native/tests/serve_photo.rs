@@ -11,17 +11,7 @@ use std::path::Path;
 use common::host::*;
 use common::openapi::check_response;
 use common::*;
-use consistentid_core::tensor_io::TensorFile;
 use serde_json::{Value, json};
-
-fn id_embedding() -> Vec<f32> {
-    let bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
-    TensorFile::parse("expected", &bytes)
-        .unwrap()
-        .f32("id_embedding")
-        .unwrap()
-        .0
-}
 
 fn pixels(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let img = image::load_from_memory(bytes).unwrap().to_rgb8();

@@ -10,6 +10,7 @@ pub mod transformer;
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
+use burn::store::ModuleSnapshot;
 use burn::tensor::{DType, Device, Tensor};
 
 use blocks::{BlockSettings, DownBlock, DownBlockConfig, MidBlock, UpBlock, UpBlockConfig};
@@ -66,6 +67,31 @@ pub fn encoder_blocks(c: &UNet2DConditionConfig, device: &Device) -> (Vec<DownBl
         device,
     );
     (down_blocks, mid_block)
+}
+
+/// Loads a UNet-shaped model of a diffusers folder (`{dir}/config.json` parsed by `parse`, the
+/// weights `{dir}/diffusion_pytorch_model[.variant].safetensors` with the UNet's key names):
+/// the UNet and the ControlNet.
+pub fn load_diffusers_folder<M: Module + ModuleSnapshot, C>(
+    source: &dyn WeightSource,
+    (dir, variant): (&str, Option<&str>),
+    parse: impl FnOnce(&str, &str) -> Result<C>,
+    build: impl FnOnce(&C) -> M,
+    dtype: DType,
+) -> Result<M> {
+    load_folder_model(
+        source,
+        dir,
+        "diffusion_pytorch_model",
+        variant,
+        parse,
+        build,
+        &LoadSpec {
+            remap: keymap::UNET_REMAP,
+            ignore_unused: &[],
+            dtype,
+        },
+    )
 }
 
 /// A ControlNet's output for one UNet call: a residual for each skip connection (in order:
@@ -140,18 +166,12 @@ impl UNet2DConditionModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        load_folder_model(
+        load_diffusers_folder(
             source,
-            dir,
-            "diffusion_pytorch_model",
-            variant,
+            (dir, variant),
             UNet2DConditionConfig::from_json,
             |config| Self::new(config, device),
-            &LoadSpec {
-                remap: keymap::UNET_REMAP,
-                ignore_unused: &[],
-                dtype,
-            },
+            dtype,
         )
     }
 

@@ -96,6 +96,37 @@ pub fn consistentid_folder() -> tempfile::TempDir {
     tmp
 }
 
+/// The tiny pipeline replica's stored identity as 512 numbers.
+pub fn id_embedding() -> Vec<f32> {
+    let bytes = std::fs::read(fixture("consistentid_pipeline/expected.safetensors")).unwrap();
+    TensorFile::parse("expected", &bytes)
+        .unwrap()
+        .f32("id_embedding")
+        .unwrap()
+        .0
+}
+
+/// `generate --face` on the tiny replica folder with its stored identity and the astronaut's
+/// photo, `prompt` into `out`, then `extra`.
+pub fn face_args(folder: &Path, out: &Path, prompt: &str, extra: &[&str]) -> Vec<String> {
+    let expected = fixture("consistentid_pipeline/expected.safetensors");
+    let face = real_data("images/astronaut.png");
+    let base = [
+        "generate",
+        "--model",
+        folder.to_str().unwrap(),
+        "--face",
+        face.to_str().unwrap(),
+        "--id-embedding",
+        expected.to_str().unwrap(),
+        "--prompt",
+        prompt,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    base.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
 /// The inputs of the tiny pipeline replica (`consistentid_pipeline/`) for its stages: the folder,
 /// the face, the stored ArcFace embedding, its prompts, and `--out`.
 pub fn replica_args(folder: &Path, out: &Path) -> Vec<String> {

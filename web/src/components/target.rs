@@ -187,12 +187,7 @@ pub fn TargetPhoto(target: RwSignal<Option<Target>>, mask: RwSignal<Mask>) -> im
         });
     };
     let on_change = move |ev: leptos::ev::Event| {
-        if let Some(file) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| input.files())
-            .and_then(|files| files.get(0))
-        {
+        if let Some(file) = crate::components::upload::chosen_file(&ev) {
             take(file);
         }
     };

@@ -82,6 +82,14 @@ async fn sample_face() -> Result<web_sys::File, String> {
         .map_err(analysis::js_error)
 }
 
+/// The file a file input's change event chose.
+pub fn chosen_file(ev: &leptos::ev::Event) -> Option<web_sys::File> {
+    ev.target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0))
+}
+
 /// PNG bytes as a blob to upload.
 pub fn blob(bytes: &[u8]) -> Result<web_sys::Blob, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
@@ -230,12 +238,7 @@ pub fn FaceUpload(
     };
 
     let on_change = move |ev: leptos::ev::Event| {
-        if let Some(file) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| input.files())
-            .and_then(|files| files.get(0))
-        {
+        if let Some(file) = chosen_file(&ev) {
             take(file);
         }
     };
