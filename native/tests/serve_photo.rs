@@ -86,18 +86,9 @@ fn inpainting_with_a_controlnet_equals_the_cli() {
     }
 
     let out = tmp.path().join("cli");
-    let emb = fixture("consistentid_pipeline/expected.safetensors");
     let controlnet = model.path().join("controlnet/tiny");
-    let o = run(&[
-        "generate",
-        "--model",
-        model.path().to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        emb.to_str().unwrap(),
-        "--prompt",
-        "a portrait",
+    let (m, c) = (mask.to_str().unwrap(), controlnet.to_str().unwrap());
+    let settings = [
         "--steps",
         "4",
         "--merge-step",
@@ -109,20 +100,20 @@ fn inpainting_with_a_controlnet_equals_the_cli() {
         "--seed",
         "11",
         "--mask",
-        mask.to_str().unwrap(),
+        m,
         "--strength",
         "0.75",
         "--controlnet",
-        controlnet.to_str().unwrap(),
+        c,
         "--control",
         "canny",
         "--control-scale",
         "0.8",
         "--control-end",
         "0.75",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    ];
+    let args = face_args(model.path(), &out, "a portrait", &settings);
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cli = std::fs::read(out.join("11-0.png")).unwrap();
     assert_eq!(pixels(&png), pixels(&cli), "the host's image is the CLI's");
