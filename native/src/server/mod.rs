@@ -6,6 +6,7 @@ pub mod hub;
 pub mod ids;
 pub mod jobs;
 pub mod listen;
+pub mod metrics;
 pub mod openapi;
 pub mod photo;
 pub mod problem;
@@ -172,6 +173,8 @@ pub struct AppState {
     pub detector: std::sync::OnceLock<Arc<consistentid_core::face::scrfd::Scrfd>>,
     /// ControlNets loaded by the worker, kept for the next job.
     pub controlnets: photo::ControlNets,
+    /// What `GET /metrics` counts.
+    pub metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -379,6 +382,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         csp,
         detector: std::sync::OnceLock::new(),
         controlnets: Default::default(),
+        metrics: Default::default(),
     });
     if state.web.is_none() {
         eprintln!(

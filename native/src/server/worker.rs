@@ -240,6 +240,11 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
         .or(Some((now() - record.created_at).max(0.0)));
     let logs = sink.logs.clone();
     let metrics = sink.metrics.clone();
+    state.metrics.ended(
+        status,
+        metrics.predict_time.unwrap_or_default(),
+        metrics.queue_time.unwrap_or_default(),
+    );
     state
         .cancel
         .lock()
@@ -379,6 +384,7 @@ impl Sink for HostSink<'_> {
     }
 
     fn step(&mut self, image: usize, step: usize, total: usize) {
+        self.state.metrics.step(step == 1);
         self.send(StreamEvent::Progress(ProgressEvent {
             phase: Phase::Denoise,
             image: Some(image),

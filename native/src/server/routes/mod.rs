@@ -61,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(analysis_models::download),
         )
         .route("/v1/health", get(pages::health))
+        .route("/metrics", get(pages::metrics))
         .route("/openapi.json", get(pages::openapi))
         .route("/s/{share_id}", get(pages::share_page))
         .route("/p/{id}", get(pages::app_page))

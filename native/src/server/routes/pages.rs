@@ -25,6 +25,29 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     json(StatusCode::OK, &health)
 }
 
+/// The Prometheus exposition (`text/plain; version=0.0.4`).
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let state2 = state.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let h = state2.health();
+        let workers = [(h.device, h.status == "ready" || h.status == "degraded")];
+        state2
+            .metrics
+            .render(h.queue_length, h.queue_capacity, &workers)
+    })
+    .await
+    .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 pub async fn openapi() -> Response {
     json(StatusCode::OK, &crate::server::openapi::document())
 }

@@ -121,7 +121,16 @@ async fn create_checked(
     };
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    let record = jobs::accept(state, &owner, model, &value).await?;
+    let record = match jobs::accept(state, &owner, model, &value).await {
+        Ok(r) => {
+            state.metrics.created();
+            r
+        }
+        Err(e) => {
+            state.metrics.refused();
+            return Err(e);
+        }
+    };
     state.wake.notify();
     let record = match prefer_wait(headers) {
         Some(secs) => wait_for(state, &record.id, secs).await?,
