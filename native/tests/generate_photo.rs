@@ -5,6 +5,8 @@
 //! (tests/tests/parity_inpaint.rs); here the command line around them.
 
 mod common;
+#[path = "photo/into.rs"]
+mod into;
 
 use std::path::{Path, PathBuf};
 

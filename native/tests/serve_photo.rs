@@ -5,6 +5,8 @@
 //! pixel outside its crop, and every bad value is a problem+json naming its field.
 
 mod common;
+#[path = "photo/metrics.rs"]
+mod metrics;
 
 use std::path::Path;
 

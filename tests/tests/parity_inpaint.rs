@@ -6,6 +6,9 @@
 //! (Canny control image, scale and guidance window); the official draws injected. The prepared latents and the image
 //! ≤ 1e-4 relative L2 (measured ≤ 1.3e-6 for the images).
 
+#[path = "photo/controlnet.rs"]
+mod controlnet;
+
 use burn::tensor::{DType, Device, Tensor};
 use consistentid_core::consistentid::prompt::PHOTO_FACIAL_CAPTION;
 use consistentid_core::controlnet::ControlNetModel;

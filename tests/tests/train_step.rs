@@ -10,6 +10,9 @@
 //! moments (after each step, for one tensor of each kind), and 1e-5 for parameters plus 1 % of
 //! the learning rate absolute (see `run`).
 
+#[path = "training/bf16.rs"]
+mod bf16;
+
 use std::collections::HashMap;
 
 use std::sync::{Arc, Mutex};

@@ -2,10 +2,8 @@
 //! labels and a number; HELP and TYPE for each), and the counters moving with a prediction that
 //! succeeds and one that is refused.
 
-mod common;
-
-use common::host::*;
-use common::*;
+use super::common::host::*;
+use super::common::*;
 use serde_json::json;
 
 /// The value of the sample line `name` (with its labels) in the exposition.

@@ -3,11 +3,9 @@
 //! for bit, at odd sizes and under an EXIF rotation; the automatic mask finds the target face
 //! with the detector and BiSeNet; the refusals come before any compute.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use super::common::*;
 use consistentid_native::io::image::decode;
 
 /// A JPEG of `img` whose EXIF says to turn it 90° clockwise (orientation 6).
