@@ -66,6 +66,32 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
         pngs.push(png_pixels(&out.join("3-0.png")));
     }
     assert_eq!(pngs[0], pngs[1], "the same seed gives the same inpainting");
+    // Two images in one UNet batch come out as they do one at a time.
+    let mut batches = Vec::new();
+    for size in ["1", "2"] {
+        let out = tmp.path().join(format!("batch-{size}"));
+        let extra = [
+            "--mask",
+            mask.to_str().unwrap(),
+            "--strength",
+            "0.6",
+            "--num-images",
+            "2",
+        ];
+        let args = face_args(
+            dir.path(),
+            &out,
+            &[&extra[..], &["--batch-size", size]].concat(),
+        );
+        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        batches.push([
+            png_pixels(&out.join("3-0.png")),
+            png_pixels(&out.join("4-1.png")),
+        ]);
+    }
+    assert_eq!(batches[0], batches[1], "batched inpainting differs");
+    assert_eq!(batches[0][0], pngs[0]);
     // A mask of another size is resized on its own, with a note.
     let small = png_of(tmp.path(), "small.png", 256, 256, |x, y| {
         (75..180).contains(&x) && (30..150).contains(&y)

@@ -344,7 +344,8 @@ impl Paste {
     }
 }
 
-/// A sink that pastes each finished image back into the photo before handing it on.
+/// A sink that pastes each finished image back into the photo before handing it on (previews
+/// stay the crop).
 pub struct PasteSink<'a> {
     pub inner: &'a mut dyn Sink,
     pub paste: &'a Paste,
@@ -364,7 +365,9 @@ impl Sink for PasteSink<'_> {
         self.inner.wants_preview(image, step, total)
     }
     fn preview(&mut self, image: usize, step: usize, preview: RgbImage) {
-        self.inner.preview(image, step, self.paste.apply(&preview));
+        // The crop as it is: pasting a small preview into a large photo at every preview
+        // would cost more than the step.
+        self.inner.preview(image, step, preview);
     }
     fn warning(&mut self, text: &str) {
         self.inner.warning(text);
