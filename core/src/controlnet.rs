@@ -235,17 +235,15 @@ impl ControlNetModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let mut model = Self::new(config, device);
         let hint_convs = 2 * config.conditioning_embedding_out_channels.len();
         load_with_rules(
-            &mut model,
+            Self::new(config, device),
             source,
             path,
             &ldm_controlnet_rules(&config.unet, hint_convs),
             &[],
             dtype,
-        )?;
-        Ok(model)
+        )
     }
 
     /// Whether this ControlNet fits `unet`: the same latent channels, text width and skip

@@ -54,8 +54,7 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
             &out,
             &["--mask", mask.to_str().unwrap(), "--strength", "0.6"],
         );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = run(&args);
+        let o = run_args(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let (size, text) = png_parameters(&out.join("3-0.png"));
         assert_eq!(size, (48, 64));
@@ -83,7 +82,7 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
             &out,
             &[&extra[..], &["--batch-size", size]].concat(),
         );
-        let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let o = run_args(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         batches.push([
             png_pixels(&out.join("3-0.png")),
@@ -101,7 +100,7 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
         &tmp.path().join("c"),
         &["--mask", small.to_str().unwrap()],
     );
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_args(&args);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     assert!(
@@ -111,8 +110,7 @@ fn inpainting_the_face_photo_is_reproducible_and_says_so_in_the_png() {
     // Without a photo the same seed draws another image.
     let out = tmp.path().join("plain");
     let args = face_args(dir.path(), &out, &[]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert!(run(&args).status.success());
+    assert!(run_args(&args).status.success());
     assert_ne!(png_pixels(&out.join("3-0.png")), pngs[0]);
 }
 
@@ -121,22 +119,9 @@ fn image_to_image_takes_its_size_from_the_photo() {
     let tmp = tempfile::tempdir().unwrap();
     let photo = png_of(tmp.path(), "photo.png", 100, 60, |x, _| x < 50);
     let out = tmp.path().join("out");
-    let model = fixture("sd_tiny");
-    let o = run(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "a wall",
-        "--image",
-        photo.to_str().unwrap(),
-        "--steps",
-        "4",
-        "--seed",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (p, o) = (photo.to_str().unwrap(), out.to_str().unwrap());
+    let args = ["--image", p, "--steps", "4", "--seed", "1", "--out", o];
+    let o = run_args(&sd_args(&fixture("sd_tiny"), "a wall", &args));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (size, text) = png_parameters(&out.join("1-0.png"));
     assert_eq!(size, (96, 56), "the photo's aspect, multiples of 8");
@@ -171,22 +156,12 @@ fn bad_photo_inputs_are_refused_in_one_line() {
         ),
     ] {
         let args = face_args(dir.path(), &out, &extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let err = expect_error(&args);
+        let err = expect_error_args(&args);
         assert!(err.contains(want), "{extra:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
     assert!(!out.exists(), "nothing was written");
-    let model = fixture("sd_tiny");
-    let err = expect_error(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--mask",
-        m,
-    ]);
+    let err = expect_error_args(&sd_args(&fixture("sd_tiny"), "x", &["--mask", m]));
     assert!(err.contains("--mask needs --image"), "{err}");
 
     // An inpainting UNet (9 input channels) without a mask.
@@ -196,38 +171,20 @@ fn bad_photo_inputs_are_refused_in_one_line() {
         &fixture("inpaint_pipeline/unet9"),
         &nine.path().join("unet"),
     );
-    let err = expect_error(&[
-        "generate",
-        "--model",
-        nine.path().to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--image",
-        m,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = out.to_str().unwrap();
+    let err = expect_error_args(&sd_args(nine.path(), "x", &["--image", m, "--out", o]));
     assert!(
         err.contains("--mask is needed: this is an inpainting UNet (9 input channels)"),
         "{err}"
     );
     // With a mask it inpaints.
-    let o = run(&[
-        "generate",
-        "--model",
-        nine.path().to_str().unwrap(),
-        "--prompt",
-        "x",
-        "--image",
-        m,
-        "--mask",
-        m,
-        "--steps",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = ["--image", m, "--mask", m, "--steps", "2", "--out", o];
+    let done = run_args(&sd_args(nine.path(), "x", &args));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
 }
 
 #[test]
@@ -242,8 +199,7 @@ fn a_controlnet_guides_the_inpainting_and_is_named_in_the_png() {
     let draw = |name: &str, extra: &[&str]| {
         let out = tmp.path().join(name);
         let args = face_args(dir.path(), &out, &[&["--mask", m][..], extra].concat());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = run(&args);
+        let o = run_args(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let (_, text) = png_parameters(&out.join("3-0.png"));
         (png_pixels(&out.join("3-0.png")), text)
@@ -312,14 +268,12 @@ fn a_controlnet_guides_the_inpainting_and_is_named_in_the_png() {
         ),
     ] {
         let args = face_args(dir.path(), &out, &[&["--mask", m][..], &extra[..]].concat());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let err = expect_error(&args);
+        let err = expect_error_args(&args);
         assert!(err.contains(want), "{extra:?}: {err}");
     }
     // Without a photo there is nothing for the official ControlNet pipeline to inpaint.
     let args = face_args(dir.path(), &out, &["--controlnet", c, "--control", "canny"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert!(expect_error(&args).contains("--controlnet needs --image, --mask or --into"));
+    assert!(expect_error_args(&args).contains("--controlnet needs --image, --mask or --into"));
 }
 
 /// A single-file inpainting checkpoint is read with 9 input channels: found in its safetensors

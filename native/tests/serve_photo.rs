@@ -115,7 +115,7 @@ fn inpainting_with_a_controlnet_equals_the_cli() {
         "0.75",
     ];
     let args = face_args(model.path(), &out, "a portrait", &settings);
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_args(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cli = std::fs::read(out.join("11-0.png")).unwrap();
     assert_eq!(pixels(&png), pixels(&cli), "the host's image is the CLI's");

@@ -184,17 +184,15 @@ impl UNet2DConditionModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let mut model = Self::new(config, device);
         let ignore = single_file::other_parts(single_file::UNET_PREFIX);
         load_with_rules(
-            &mut model,
+            Self::new(config, device),
             source,
             path,
             &ldm::ldm_unet_rules(config),
             &ignore,
             dtype,
-        )?;
-        Ok(model)
+        )
     }
 
     /// Predicts the noise (or v / sample, per the scheduler config) of `sample` at `timesteps`.

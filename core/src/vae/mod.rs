@@ -91,17 +91,15 @@ impl AutoencoderKL {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let mut model = Self::new(config, device);
         let ignore = single_file::other_parts(single_file::VAE_PREFIX);
         load_with_rules(
-            &mut model,
+            Self::new(config, device),
             source,
             path,
             &ldm::ldm_vae_rules(config),
             &ignore,
             dtype,
-        )?;
-        Ok(model)
+        )
     }
 
     /// The latent distribution of an image in [-1, 1].

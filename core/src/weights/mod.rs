@@ -69,15 +69,16 @@ pub fn read_config<C>(
     parse(&source.display_path(&path), &source.read_string(&path)?)
 }
 
-/// [`load_safetensors`] with owned `(regex, replacement)` rules (generated per config).
+/// [`load_safetensors`] into a freshly built `module` with owned `(regex, replacement)` rules
+/// (generated per config); the loaded module.
 pub fn load_with_rules<M: Module + ModuleSnapshot>(
-    module: &mut M,
+    mut module: M,
     source: &dyn WeightSource,
     path: &str,
     rules: &[(String, String)],
     ignore_unused: &[&str],
     dtype: DType,
-) -> Result<()> {
+) -> Result<M> {
     let remap: Vec<(&str, &str)> = rules
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
@@ -87,7 +88,8 @@ pub fn load_with_rules<M: Module + ModuleSnapshot>(
         ignore_unused,
         dtype,
     };
-    load_safetensors(module, source, path, &spec)
+    load_safetensors(&mut module, source, path, &spec)?;
+    Ok(module)
 }
 
 /// The weight file of a diffusers/transformers component folder: `{dir}/{stem}.safetensors`,

@@ -106,30 +106,21 @@ pub fn id_embedding() -> Vec<f32> {
         .0
 }
 
-/// `generate --face` on the tiny replica folder with its stored identity and the astronaut's
-/// photo, `prompt` into `out`, then `extra`.
-pub fn face_args(folder: &Path, out: &Path, prompt: &str, extra: &[&str]) -> Vec<String> {
-    let expected = fixture("consistentid_pipeline/expected.safetensors");
-    let face = real_data("images/astronaut.png");
+/// `generate` with the model `model` and `prompt` (no face), then `extra`; run it with
+/// [`run_args`] or [`expect_error_args`].
+pub fn sd_args(model: &Path, prompt: &str, extra: &[&str]) -> Vec<String> {
     let base = [
         "generate",
         "--model",
-        folder.to_str().unwrap(),
-        "--face",
-        face.to_str().unwrap(),
-        "--id-embedding",
-        expected.to_str().unwrap(),
+        model.to_str().unwrap(),
         "--prompt",
         prompt,
-        "--out",
-        out.to_str().unwrap(),
     ];
     base.iter().chain(extra).map(|s| s.to_string()).collect()
 }
 
-/// The inputs of the tiny pipeline replica (`consistentid_pipeline/`) for its stages: the folder,
-/// the face, the stored ArcFace embedding, its prompts, and `--out`.
-pub fn replica_args(folder: &Path, out: &Path) -> Vec<String> {
+/// The tiny replica folder, the astronaut's photo and the stored identity, and `prompt`.
+fn replica_inputs(folder: &Path, prompt: &str) -> Vec<String> {
     let expected = fixture("consistentid_pipeline/expected.safetensors");
     let face = real_data("images/astronaut.png");
     [
@@ -140,14 +131,49 @@ pub fn replica_args(folder: &Path, out: &Path) -> Vec<String> {
         "--id-embedding",
         expected.to_str().unwrap(),
         "--prompt",
-        "a photo of a person as an astronaut, highly detailed",
-        "--negative-prompt",
-        "blurry, lowres",
-        "--out",
-        out.to_str().unwrap(),
+        prompt,
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// `generate --face` on the tiny replica folder with its stored identity and the astronaut's
+/// photo, `prompt` into `out`, then `extra`.
+pub fn face_args(folder: &Path, out: &Path, prompt: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["generate".to_string()];
+    args.extend(replica_inputs(folder, prompt));
+    args.extend(["--out", out.to_str().unwrap()].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs the binary with owned arguments.
+pub fn run_args(args: &[String]) -> Output {
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// [`expect_error`] with owned arguments.
+pub fn expect_error_args(args: &[String]) -> String {
+    expect_error(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The inputs of the tiny pipeline replica (`consistentid_pipeline/`) for its stages: the folder,
+/// the face, the stored ArcFace embedding, its prompts, and `--out`.
+pub fn replica_args(folder: &Path, out: &Path) -> Vec<String> {
+    let mut args = replica_inputs(
+        folder,
+        "a photo of a person as an astronaut, highly detailed",
+    );
+    args.extend(
+        [
+            "--negative-prompt",
+            "blurry, lowres",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    args
 }
 
 /// The replica's denoising settings and starting latents, for `stage consistentid`.

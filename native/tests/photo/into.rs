@@ -119,7 +119,7 @@ fn a_given_mask_repaints_only_its_crop_at_odd_sizes_and_under_exif_rotation() {
             "0.2",
         ],
     );
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_args(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let result: PathBuf = out.join("5-0.png");
     let (size, text) = png_parameters(&result);
@@ -162,7 +162,7 @@ fn the_automatic_mask_finds_the_target_face() {
     let photo = decode(&std::fs::read(&target).unwrap(), "target.png").unwrap();
     let out = tmp.path().join("out");
     let args = into_args(dir.path(), &target, &out, &["--regions", "face,hair"]);
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run_args(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (size, text) = png_parameters(&out.join("5-0.png"));
     assert_eq!(size, (457, 389));
@@ -186,7 +186,7 @@ fn into_refusals_come_before_any_compute() {
     let out = tmp.path().join("out");
     // No detector in the folder and no mask.
     let args = into_args(dir.path(), &target, &out, &[]);
-    let err = expect_error(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = expect_error_args(&args);
     assert!(
         err.contains("buffalo_l detector") && err.contains("--mask"),
         "{err}"
@@ -202,11 +202,11 @@ fn into_refusals_come_before_any_compute() {
         &out,
         &["--mask", small.to_str().unwrap()],
     );
-    let err = expect_error(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = expect_error_args(&args);
     assert!(err.contains("must have the photo's size"), "{err}");
     // Not square.
     let args = into_args(dir.path(), &target, &out, &["--height", "64"]);
-    let err = expect_error(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = expect_error_args(&args);
     assert!(err.contains("square crop"), "{err}");
     assert!(!out.exists(), "nothing was written");
 }
