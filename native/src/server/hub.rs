@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use consistentid_core::api::StreamEvent;
 use tokio::sync::watch;
 
-use super::store::Store;
+use super::store::{SharedStore, Store};
 
 /// Ids reserved in the database at a time.
 const RESERVE: u64 = 1000;
@@ -21,8 +21,11 @@ const RESERVE: u64 = 1000;
 pub struct Channel {
     prediction: String,
     events: Mutex<Vec<(u64, StreamEvent)>>,
-    /// (next id, ids reserved up to).
-    next: Mutex<(u64, u64)>,
+    /// (next id, ids reserved up to): held while an event is numbered and stored, so ids go
+    /// out in order.
+    next: tokio::sync::Mutex<(u64, u64)>,
+    /// The latest id handed out.
+    latest: std::sync::atomic::AtomicU64,
     /// Bumped on every event; streams wait on it.
     changed: watch::Sender<u64>,
 }
@@ -37,7 +40,8 @@ impl Channel {
         Self {
             prediction: prediction.to_string(),
             events: Mutex::new(Vec::new()),
-            next: Mutex::new((floor + 1, floor)),
+            next: tokio::sync::Mutex::new((floor + 1, floor)),
+            latest: floor.into(),
             changed: watch::channel(floor).0,
         }
     }
@@ -53,21 +57,22 @@ impl Channel {
 
     /// The id of the latest event (or the floor the channel started at).
     pub fn latest(&self) -> u64 {
-        lock(&self.next).0 - 1
+        self.latest.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
-    fn push(&self, event: StreamEvent, store: &Store) {
+    async fn push(&self, event: StreamEvent, store: &dyn Store) {
+        let mut next = self.next.lock().await;
         let id = {
-            let mut next = lock(&self.next);
             let id = next.0;
             next.0 += 1;
             if id > next.1
                 && store
                     .reserve_events(&self.prediction, id + RESERVE)
+                    .await
                     .unwrap_or(false)
             {
                 next.1 = id + RESERVE;
@@ -79,7 +84,9 @@ impl Channel {
                     other => other.data(),
                 };
                 // Not stored (full disk): the live stream still has it; a late replay lacks it.
-                let _ = store.add_event(&self.prediction, id, event.name(), &data);
+                let _ = store
+                    .add_event(&self.prediction, id, event.name(), &data)
+                    .await;
             }
             id
         };
@@ -89,6 +96,8 @@ impl Channel {
         }
         events.push((id, event));
         drop(events);
+        self.latest.store(id, std::sync::atomic::Ordering::SeqCst);
+        drop(next);
         self.changed.send_replace(id);
     }
 
@@ -109,11 +118,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, Arc<Channel>>>>,
-    store: Store,
+    store: SharedStore,
 }
 
 impl Hub {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: SharedStore) -> Self {
         Self {
             channels: Arc::default(),
             store,
@@ -122,11 +131,11 @@ impl Hub {
 
     /// The channel of a prediction, created on first use (numbered after what the prediction
     /// already sent, before a restart too).
-    pub fn channel(&self, id: &str) -> Arc<Channel> {
+    pub async fn channel(&self, id: &str) -> Arc<Channel> {
         if let Some(c) = self.existing(id) {
             return c;
         }
-        let floor = self.store.event_floor(id).unwrap_or(0);
+        let floor = self.store.event_floor(id).await.unwrap_or(0);
         lock(&self.channels)
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(Channel::new(id, floor)))
@@ -138,8 +147,8 @@ impl Hub {
         lock(&self.channels).get(id).cloned()
     }
 
-    pub fn send(&self, id: &str, event: StreamEvent) {
-        self.channel(id).push(event, &self.store);
+    pub async fn send(&self, id: &str, event: StreamEvent) {
+        self.channel(id).await.push(event, &*self.store).await;
     }
 
     /// Forgets a finished prediction's buffer (streams then replay from the database).

@@ -102,7 +102,7 @@ pub fn file_id_of(url: &str) -> Option<&str> {
 
 /// An image given as a data URI or the URL of the owner's upload: (bytes, file record if
 /// already stored).
-pub(super) fn resolve_file(
+pub(super) async fn resolve_file(
     state: &AppState,
     owner: &str,
     text: &str,
@@ -125,9 +125,9 @@ pub(super) fn resolve_file(
             "must be a data URI or the URL of a file uploaded to this host (POST /v1/files); other URLs are not fetched",
         ));
     };
-    match state.store.file(id)? {
+    match state.store.file(id).await? {
         Some(f) if f.owner == owner && f.kind == "upload" => {
-            let bytes = state.store.read_blob(&f)?;
+            let bytes = state.store.read_blob(&f).await?;
             Ok((bytes, Some(f)))
         }
         _ => Err(ApiError::field(field, "no such uploaded file of yours")),
@@ -251,10 +251,10 @@ pub async fn accept(
     let request = request.ok_or_else(|| ApiError::bad_request("invalid request"))?;
     let capacity = state.args.queue_size;
     let per_owner = super::owner_share(&state.args);
-    if state.store.count_queued()? >= capacity {
+    if state.store.count_queued().await? >= capacity {
         return Err(queue_full(capacity));
     }
-    if state.store.count_queued_of(owner)? >= per_owner {
+    if state.store.count_queued_of(owner).await? >= per_owner {
         return Err(owner_full(per_owner));
     }
     super::check_storage(state)?;
@@ -262,7 +262,8 @@ pub async fn accept(
 
     // The face: decoded fully now, so a bad image never reaches the queue.
     let face_text = input.face_image.clone().unwrap_or_default();
-    let (face_bytes, face_upload) = resolve_file(state, owner, &face_text, "face_image", limit)?;
+    let (face_bytes, face_upload) =
+        resolve_file(state, owner, &face_text, "face_image", limit).await?;
     let face_bytes = Arc::new(face_bytes);
     let (width, height) = check_image(face_bytes.clone(), "face_image").await?;
     if let Some(b) = input.face_box
@@ -283,7 +284,7 @@ pub async fn accept(
     // The browser's label map.
     let parsing = match &input.face_parsing {
         Some(text) => {
-            let (bytes, upload) = resolve_file(state, owner, text, "face_parsing", limit)?;
+            let (bytes, upload) = resolve_file(state, owner, text, "face_parsing", limit).await?;
             decode_label_map(&bytes).map_err(|m| ApiError::field("face_parsing", m))?;
             Some((bytes, upload))
         }
@@ -295,33 +296,39 @@ pub async fn accept(
     // none of them still waits or runs.
     let id = new_id();
     let face_name = face_upload.as_ref().map_or("face", |f| f.name.as_str());
-    let face_file = state.store.add_file(
-        &face_bytes,
-        owner,
-        face_name,
-        content_type,
-        "upload",
-        Some(&id),
-    )?;
+    let face_file = state
+        .store
+        .add_file(
+            &face_bytes,
+            owner,
+            face_name,
+            content_type,
+            "upload",
+            Some(&id),
+        )
+        .await?;
     if let Some(u) = &face_upload {
-        state.store.set_source(&face_file.id, &u.id)?;
+        state.store.set_source(&face_file.id, &u.id).await?;
     }
     input.face_image = Some(views::file_path(&face_file.id));
     if let Some((bytes, upload)) = parsing {
-        let f = state.store.add_file(
-            &bytes,
-            owner,
-            "face_parsing.png",
-            "image/png",
-            "upload",
-            Some(&id),
-        )?;
+        let f = state
+            .store
+            .add_file(
+                &bytes,
+                owner,
+                "face_parsing.png",
+                "image/png",
+                "upload",
+                Some(&id),
+            )
+            .await?;
         if let Some(u) = &upload {
-            state.store.set_source(&f.id, &u.id)?;
+            state.store.set_source(&f.id, &u.id).await?;
         }
         input.face_parsing = Some(views::file_path(&f.id));
     }
-    super::photo::store(state, owner, &id, &mut input, photo_files)?;
+    super::photo::store(state, owner, &id, &mut input, photo_files).await?;
     input.seed = Some(
         request
             .seed
@@ -353,28 +360,37 @@ pub async fn accept(
         attempts: 0,
     };
     // The stream's first event, before the worker can see the job.
-    let ahead = state.store.count_queued()?;
-    state.hub.send(
-        &record.id,
-        consistentid_core::api::StreamEvent::Status(consistentid_core::api::StatusEvent {
-            status: Status::Starting,
-            queue_position: Some(ahead),
-        }),
-    );
+    let ahead = state.store.count_queued().await?;
+    state
+        .hub
+        .send(
+            &record.id,
+            consistentid_core::api::StreamEvent::Status(consistentid_core::api::StatusEvent {
+                status: Status::Starting,
+                queue_position: Some(ahead),
+            }),
+        )
+        .await;
     // The queue's bound is checked again in the insert itself: of racing requests for the
     // last places, only as many as fit are stored.
-    match state.store.insert_if_room(&record, capacity, per_owner) {
+    match state
+        .store
+        .insert_if_room(&record, capacity, per_owner)
+        .await
+    {
         Ok(Some(seq)) => Ok(Record { seq, ..record }),
         refused => {
             state.hub.forget(&record.id);
-            if let Ok(files) = state.store.delete(&record.id) {
+            if let Ok(files) = state.store.delete(&record.id).await {
                 for f in files {
-                    let _ = state.store.delete_file(&f);
+                    let _ = state.store.delete_file(&f).await;
                 }
             }
             match refused {
                 Err(e) => Err(e.into()),
-                _ if state.store.count_queued_of(owner)? >= per_owner => Err(owner_full(per_owner)),
+                _ if state.store.count_queued_of(owner).await? >= per_owner => {
+                    Err(owner_full(per_owner))
+                }
                 _ => Err(queue_full(capacity)),
             }
         }
@@ -430,21 +446,25 @@ fn queue_full(capacity: usize) -> ApiError {
 }
 
 /// The engine's job for a stored prediction (checked again: the files may have gone).
-pub fn build_job(state: &AppState, record: &Record) -> Result<(FaceJob, Vec<String>), String> {
+pub async fn build_job(
+    state: &AppState,
+    record: &Record,
+) -> Result<(FaceJob, Vec<String>), String> {
     let input = &record.input;
     let request = input.to_request().map_err(|f| FieldError::join(&f))?;
     let (request, mut warnings) = request.validate().map_err(|e| e.to_string())?;
     if let Some(values) = &input.id_embedding {
         warnings.extend(embedding_warnings(values));
     }
-    let face_file = record
-        .face_file
-        .as_deref()
-        .and_then(|id| state.store.file(id).ok().flatten())
-        .ok_or("the face image is no longer stored")?;
+    let face_file = match record.face_file.as_deref() {
+        Some(id) => state.store.file(id).await.ok().flatten(),
+        None => None,
+    }
+    .ok_or("the face image is no longer stored")?;
     let bytes = state
         .store
         .read_blob(&face_file)
+        .await
         .map_err(|e| e.to_string())?;
     let face = decode(&bytes, "face_image").map_err(|e| e.to_string())?;
     let face_parsing = match input.face_parsing.as_deref().and_then(file_id_of) {
@@ -452,10 +472,11 @@ pub fn build_job(state: &AppState, record: &Record) -> Result<(FaceJob, Vec<Stri
             let f = state
                 .store
                 .file(id)
+                .await
                 .ok()
                 .flatten()
                 .ok_or("the face parsing is no longer stored")?;
-            let bytes = state.store.read_blob(&f).map_err(|e| e.to_string())?;
+            let bytes = state.store.read_blob(&f).await.map_err(|e| e.to_string())?;
             Some(decode_label_map(&bytes)?)
         }
         None => None,

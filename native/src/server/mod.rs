@@ -4,6 +4,7 @@
 
 pub mod hub;
 pub mod ids;
+pub mod janitor;
 pub mod jobs;
 pub mod listen;
 pub mod metrics;
@@ -12,6 +13,7 @@ pub mod photo;
 pub mod problem;
 pub mod routes;
 pub mod security;
+pub mod sink;
 pub mod store;
 pub mod views;
 pub mod worker;
@@ -31,7 +33,7 @@ use crate::device::{DeviceChoice, DtypeChoice};
 use hub::Hub;
 use problem::ApiError;
 use security::RateLimiter;
-use store::Store;
+use store::{SharedStore, SqliteStore};
 
 /// Uploads and new jobs are refused (507) when the data folder has less free space than this.
 pub const MIN_FREE_BYTES: u64 = 8 << 20;
@@ -149,7 +151,11 @@ impl Wake {
 
 /// Everything the handlers and the worker share.
 pub struct AppState {
-    pub store: Store,
+    pub store: SharedStore,
+    /// The async runtime, for the worker thread's calls into the store.
+    pub runtime: tokio::runtime::Handle,
+    /// This process's worker name, on every job it claims (`pid<N>-<random>`).
+    pub worker: String,
     pub hub: Hub,
     pub args: ServeArgs,
     /// Absolute base of every URL we hand out (no trailing slash).
@@ -178,7 +184,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn health(&self) -> Health {
+    pub async fn health(&self) -> Health {
         let mut h = self
             .health
             .lock()
@@ -194,7 +200,7 @@ impl AppState {
             status: h.status.to_string(),
             detail: h.detail,
             device: h.device,
-            queue_length: self.store.count_queued().unwrap_or_default(),
+            queue_length: self.store.count_queued().await.unwrap_or_default(),
             queue_capacity: self.args.queue_size,
             version: env!("CARGO_PKG_VERSION").to_string(),
             controlnets: photo::controlnet_names(&self.args.model),
@@ -207,6 +213,11 @@ impl AppState {
         h.detail = detail.into();
     }
 
+    /// Runs a store call from a thread outside the runtime (the worker's).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
@@ -216,8 +227,8 @@ impl AppState {
         let free = self.store.free_bytes()?;
         (free < MIN_FREE_BYTES).then(|| {
             format!(
-                "the data folder {} is full ({} kB free): uploads and new jobs wait until space is freed",
-                self.store.dir().display(),
+                "{} is full ({} kB free): uploads and new jobs wait until space is freed",
+                self.store.describe(),
                 free / 1024
             )
         })
@@ -333,17 +344,17 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         .with_context(|| {
             format!("cannot listen on {addr} (is another server using the port? try --port)")
         })?;
-    let store = Store::open(&data)?;
-    let (requeued, failed) = store.recover()?;
-    if !requeued.is_empty() || !failed.is_empty() {
+    let store: SharedStore = Arc::new(SqliteStore::open(&data)?);
+    let reaped = runtime.block_on(store.reap())?;
+    if !reaped.again.is_empty() || !reaped.failed.is_empty() {
         eprintln!(
             "recovered after a stop: {} job(s) queued again, {} marked failed",
-            requeued.len(),
-            failed.len()
+            reaped.again.len(),
+            reaped.failed.len()
         );
     }
     // Faces of jobs that ended (here, or before a stop) without being deleted.
-    if let Err(e) = store.release_faces() {
+    if let Err(e) = runtime.block_on(store.release_faces()) {
         eprintln!("error: cannot delete the faces of finished jobs: {e:#}");
     }
     let local = listener.local_addr()?;
@@ -365,6 +376,8 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let state = Arc::new(AppState {
         hub: Hub::new(store.clone()),
         store,
+        runtime: runtime.handle().clone(),
+        worker: format!("pid{}-{}", std::process::id(), &ids::new_id()[..8]),
         api_keys: args.api_keys.iter().map(|k| ids::owner_of(k)).collect(),
         limiter: RateLimiter::new(args.rate_limit),
         args: args.clone(),
@@ -399,7 +412,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let shutdown_state = state.clone();
     let janitor_state = state.clone();
     runtime.block_on(async move {
-        let janitor = tokio::spawn(worker::janitor(janitor_state));
+        let janitor = tokio::spawn(janitor::run(janitor_state));
         listen::serve(listener, app, limits, async move {
             shutdown_signal().await;
             eprintln!("stopping: no new jobs; the running one is finished or queued again");

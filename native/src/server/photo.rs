@@ -230,7 +230,7 @@ pub async fn check_files(
     ];
     for (field, text) in fields {
         let Some(text) = text else { continue };
-        let (bytes, upload) = resolve_file(state, owner, text, field, limit)?;
+        let (bytes, upload) = resolve_file(state, owner, text, field, limit).await?;
         let bytes = Arc::new(bytes);
         check_image(bytes.clone(), field).await?;
         uploads.0.push((field, bytes, upload.map(|u| u.id)));
@@ -239,7 +239,7 @@ pub async fn check_files(
 }
 
 /// Stores the checked images as the prediction's own files and points `input` at them.
-pub fn store(
+pub async fn store(
     state: &AppState,
     owner: &str,
     id: &str,
@@ -251,9 +251,10 @@ pub fn store(
             .ok_or_else(|| ApiError::field(field, "not a PNG, JPEG or WebP image"))?;
         let f = state
             .store
-            .add_file(&bytes, owner, field, content_type, "upload", Some(id))?;
+            .add_file(&bytes, owner, field, content_type, "upload", Some(id))
+            .await?;
         if let Some(s) = &source {
-            state.store.set_source(&f.id, s)?;
+            state.store.set_source(&f.id, s).await?;
         }
         let path = Some(views::file_path(&f.id));
         match field {
@@ -265,16 +266,20 @@ pub fn store(
     Ok(())
 }
 
-/// A stored image of the prediction.
+/// A stored image of the prediction (on the worker thread, which may block on the store).
 fn read(
     state: &AppState,
     text: &str,
     field: &str,
 ) -> Result<consistentid_core::image::RgbImage, String> {
-    let f = file_id_of(text)
-        .and_then(|id| state.store.file(id).ok().flatten())
+    let bytes = state.block_on(async {
+        let f = match file_id_of(text) {
+            Some(id) => state.store.file(id).await.ok().flatten(),
+            None => None,
+        }
         .ok_or_else(|| format!("the {field} is no longer stored"))?;
-    let bytes = state.store.read_blob(&f).map_err(|e| e.to_string())?;
+        state.store.read_blob(&f).await.map_err(|e| e.to_string())
+    })?;
     decode(&bytes, field).map_err(|e| e.to_string())
 }
 

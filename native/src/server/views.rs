@@ -54,10 +54,12 @@ fn input_urls(base: &str, input: PredictionInput) -> PredictionInput {
 }
 
 /// A prediction as the API shows it; `owner` decides whether the face fields are included.
-pub fn prediction(state: &AppState, base: &str, r: &Record, owner: bool) -> Prediction {
-    let queue_position = (r.status == consistentid_core::api::Status::Starting)
-        .then(|| state.store.queue_position(r.seq).ok())
-        .flatten();
+pub async fn prediction(state: &AppState, base: &str, r: &Record, owner: bool) -> Prediction {
+    let queue_position = if r.status == consistentid_core::api::Status::Starting {
+        state.store.queue_position(r.seq).await.ok()
+    } else {
+        None
+    };
     Prediction {
         id: r.id.clone(),
         model: r.model.clone(),

@@ -39,7 +39,8 @@ pub async fn stream(
     }
     let record = state
         .store
-        .get(&id)?
+        .get(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("prediction"))?;
     let last: u64 = headers
         .get("last-event-id")
@@ -51,17 +52,18 @@ pub async fn stream(
         None if record.status.is_terminal() => Source::Stored,
         None => {
             // Queued or running after a restart: start a live channel.
-            let channel = state.hub.channel(&id);
+            let channel = state.hub.channel(&id).await;
             if channel.after(0).is_empty() {
-                state.hub.send(
-                    &id,
-                    StreamEvent::Status(StatusEvent {
-                        status: record.status,
-                        queue_position: (record.status == Status::Starting)
-                            .then(|| state.store.queue_position(record.seq).ok())
-                            .flatten(),
-                    }),
-                );
+                let queue_position = if record.status == Status::Starting {
+                    state.store.queue_position(record.seq).await.ok()
+                } else {
+                    None
+                };
+                let status = StatusEvent {
+                    status: record.status,
+                    queue_position,
+                };
+                state.hub.send(&id, StreamEvent::Status(status)).await;
             }
             Source::Live(channel)
         }
@@ -120,7 +122,7 @@ impl Reader {
             }
             match &self.source {
                 Source::Stored => {
-                    let fresh = self.stored_after();
+                    let fresh = self.stored_after().await;
                     if fresh.is_empty() {
                         return None;
                     }
@@ -131,16 +133,15 @@ impl Reader {
                     let mut changes = channel.subscribe();
                     let fresh = channel.after(self.last);
                     if !fresh.is_empty() {
-                        let ready: Vec<Ready> = fresh
-                            .into_iter()
-                            .map(|(id, e)| (id, e.name().to_string(), self.render(&e)))
-                            .collect();
-                        self.pending.extend(ready);
+                        for (id, e) in fresh {
+                            let data = self.render(&e).await;
+                            self.pending.push_back((id, e.name().to_string(), data));
+                        }
                         continue;
                     }
                     if let Some(end) = channel.completed() {
                         // Resumed at or past the end: the end again, then close.
-                        let data = self.completed_data();
+                        let data = self.completed_data().await;
                         self.pending.push_back((end, "completed".into(), data));
                         continue;
                     }
@@ -159,65 +160,66 @@ impl Reader {
     }
 
     /// A live event's data, with this request's URLs.
-    fn render(&self, event: &StreamEvent) -> String {
+    async fn render(&self, event: &StreamEvent) -> String {
         match event {
             StreamEvent::Output(o) => StreamEvent::Output(OutputEvent {
                 url: views::absolute(&self.base, &o.url),
                 ..o.clone()
             })
             .data(),
-            StreamEvent::Completed(_) => self.completed_data(),
+            StreamEvent::Completed(_) => self.completed_data().await,
             other => other.data(),
         }
     }
 
     /// The prediction as it is now, as a `completed` event's data.
-    fn completed_data(&self) -> String {
-        match self.state.store.get(&self.id) {
-            Ok(Some(record)) => StreamEvent::Completed(Box::new(views::prediction(
-                &self.state,
-                &self.base,
-                &record,
-                false,
-            )))
-            .data(),
+    async fn completed_data(&self) -> String {
+        match self.state.store.get(&self.id).await {
+            Ok(Some(record)) => {
+                let view = views::prediction(&self.state, &self.base, &record, false).await;
+                StreamEvent::Completed(Box::new(view)).data()
+            }
             _ => "{}".into(),
         }
     }
 
     /// The stored events after `last`, ending with `completed` (sent again to a client that
     /// resumes at or past it).
-    fn stored_after(&self) -> Vec<Ready> {
+    async fn stored_after(&self) -> Vec<Ready> {
         let store = &self.state.store;
-        let mut events: Vec<Ready> = store
+        let mut events: Vec<Ready> = Vec::new();
+        for (id, name, data) in store
             .events_after(&self.id, self.last)
+            .await
             .unwrap_or_default()
-            .into_iter()
-            .map(|(id, name, data)| {
-                let data = match name.as_str() {
-                    "completed" => self.completed_data(),
-                    "output" => match serde_json::from_str::<OutputEvent>(&data) {
-                        Ok(mut o) => {
-                            o.url = views::absolute(&self.base, &o.url);
-                            StreamEvent::Output(o).data()
-                        }
-                        Err(_) => data,
-                    },
-                    _ => data,
-                };
-                (id, name, data)
-            })
-            .collect();
+        {
+            let data = match name.as_str() {
+                "completed" => self.completed_data().await,
+                "output" => match serde_json::from_str::<OutputEvent>(&data) {
+                    Ok(mut o) => {
+                        o.url = views::absolute(&self.base, &o.url);
+                        StreamEvent::Output(o).data()
+                    }
+                    Err(_) => data,
+                },
+                _ => data,
+            };
+            events.push((id, name, data));
+        }
         if events.last().is_none_or(|(_, name, _)| name != "completed") {
-            let end = store
+            let stored_end = store
                 .events_after(&self.id, 0)
+                .await
                 .unwrap_or_default()
                 .iter()
                 .rev()
                 .find(|(_, name, _)| name == "completed")
-                .map(|(id, _, _)| *id)
-                .unwrap_or_else(|| store.event_floor(&self.id).unwrap_or(0) + 1);
-            events.push((end, "completed".into(), self.completed_data()));
+                .map(|(id, _, _)| *id);
+            let end = match stored_end {
+                Some(id) => id,
+                None => store.event_floor(&self.id).await.unwrap_or(0) + 1,
+            };
+            events.push((end, "completed".into(), self.completed_data().await));
         }
         events
     }

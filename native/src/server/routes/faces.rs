@@ -51,8 +51,8 @@ pub async fn detect(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = owned_file(&state, &owner(&headers)?, &id)?;
-    let bytes = state.store.read_blob(&file)?;
+    let file = owned_file(&state, &owner(&headers)?, &id).await?;
+    let bytes = state.store.read_blob(&file).await?;
     let _permit = DECODING.acquire().await.map_err(ApiError::internal)?;
     let task_state = state.clone();
     let found = tokio::task::spawn_blocking(move || -> Result<Vec<_>, ApiError> {

@@ -93,7 +93,8 @@ pub async fn upload(
     check_image(bytes.clone(), "content").await?;
     let file = state
         .store
-        .add_file(&bytes, &owner, &name, content_type, "upload", None)?;
+        .add_file(&bytes, &owner, &name, content_type, "upload", None)
+        .await?;
     Ok(json(
         StatusCode::CREATED,
         &views::file(&base_url(&state, &headers), &file),
@@ -113,15 +114,16 @@ pub async fn download(
     }
     let file = state
         .store
-        .file(&id)?
+        .file(&id)
+        .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
     let visible = file.kind == "output"
         || maybe_owner(&headers).is_some_and(|o| o == file.owner)
-        || state.store.face_shared(&file.id)?;
+        || state.store.face_shared(&file.id).await?;
     if !visible {
         return Err(ApiError::not_found("file"));
     }
-    let bytes = state.store.read_blob(&file)?;
+    let bytes = state.store.read_blob(&file).await?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&file.content_type) {
@@ -149,12 +151,12 @@ pub async fn download(
 }
 
 /// The caller's file `id` (an upload or a face they kept); 404 for anyone else's.
-pub fn owned_file(state: &AppState, owner: &str, id: &str) -> Result<FileRecord, ApiError> {
-    is_id(id)
-        .then(|| state.store.file(id))
-        .transpose()?
-        .flatten()
-        .filter(|f| f.owner == owner)
+pub async fn owned_file(state: &AppState, owner: &str, id: &str) -> Result<FileRecord, ApiError> {
+    let file = match is_id(id) {
+        true => state.store.file(id).await?,
+        false => None,
+    };
+    file.filter(|f| f.owner == owner)
         .ok_or_else(|| ApiError::not_found("file"))
 }
 
@@ -168,7 +170,7 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = owned_file(&state, &owner(&headers)?, &id)?;
+    let file = owned_file(&state, &owner(&headers)?, &id).await?;
     if file.kind != "upload" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -178,7 +180,8 @@ pub async fn delete(
     if let Some(prediction) = &file.prediction
         && state
             .store
-            .get(prediction)?
+            .get(prediction)
+            .await?
             .is_some_and(|p| !p.status.is_terminal())
     {
         return Err(ApiError::new(
@@ -186,6 +189,6 @@ pub async fn delete(
             "this face is used by a prediction that has not ended: cancel it first",
         ));
     }
-    state.store.delete_file(&file.id)?;
+    state.store.delete_file(&file.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -18,25 +18,16 @@ use crate::server::views;
 
 #[utoipa::path(get, path = "/v1/health", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let state2 = state.clone();
-    let health = tokio::task::spawn_blocking(move || state2.health())
-        .await
-        .unwrap_or_else(|_| state.health());
-    json(StatusCode::OK, &health)
+    json(StatusCode::OK, &state.health().await)
 }
 
 /// The Prometheus exposition (`text/plain; version=0.0.4`).
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let state2 = state.clone();
-    let text = tokio::task::spawn_blocking(move || {
-        let h = state2.health();
-        let workers = [(h.device, h.status == "ready" || h.status == "degraded")];
-        state2
-            .metrics
-            .render(h.queue_length, h.queue_capacity, &workers)
-    })
-    .await
-    .unwrap_or_default();
+    let h = state.health().await;
+    let workers = [(h.device, h.status == "ready" || h.status == "degraded")];
+    let text = state
+        .metrics
+        .render(h.queue_length, h.queue_capacity, &workers);
     (
         StatusCode::OK,
         [(
@@ -53,17 +44,19 @@ pub async fn openapi() -> Response {
 }
 
 /// A share: the prediction's images and parameters, never its face unless the owner chose.
-fn share_view(state: &AppState, base: &str, share_id: &str) -> Result<ShareView, ApiError> {
+async fn share_view(state: &AppState, base: &str, share_id: &str) -> Result<ShareView, ApiError> {
     if !is_id(share_id) {
         return Err(ApiError::not_found("share"));
     }
     let (prediction, include_face) = state
         .store
-        .share(share_id)?
+        .share(share_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("share"))?;
     let record = state
         .store
-        .get(&prediction)?
+        .get(&prediction)
+        .await?
         .ok_or_else(|| ApiError::not_found("share"))?;
     Ok(views::share(base, share_id, &record, include_face))
 }
@@ -77,7 +70,10 @@ pub async fn share_json(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let base = base_url(&state, &headers);
-    Ok(json(StatusCode::OK, &share_view(&state, &base, &share_id)?))
+    Ok(json(
+        StatusCode::OK,
+        &share_view(&state, &base, &share_id).await?,
+    ))
 }
 
 pub fn escape(text: &str) -> String {
@@ -101,7 +97,7 @@ pub async fn share_page(
     headers: HeaderMap,
 ) -> Response {
     let base = base_url(&state, &headers);
-    let view = match share_view(&state, &base, &share_id) {
+    let view = match share_view(&state, &base, &share_id).await {
         Ok(v) => v,
         Err(e) => {
             return (

@@ -106,7 +106,7 @@ async fn create_checked(
             "the host is shutting down",
         ));
     }
-    let health = state.health();
+    let health = state.health().await;
     if health.status == "failed" {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -136,7 +136,7 @@ async fn create_checked(
         Some(secs) => wait_for(state, &record.id, secs).await?,
         None => record,
     };
-    let mut view = views::prediction(state, &base_url(state, headers), &record, true);
+    let mut view = views::prediction(state, &base_url(state, headers), &record, true).await;
     if prefer_wait(headers).is_some() && !record.status.is_terminal() {
         // As Replicate: an answer that stops waiting says `starting`, so clients poll.
         view.status = Status::Starting;
@@ -166,12 +166,13 @@ fn prefer_wait(headers: &HeaderMap) -> Option<u64> {
 /// Waits until the prediction ends or `secs` pass.
 async fn wait_for(state: &Arc<AppState>, id: &str, secs: u64) -> Result<Record, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut changes = state.hub.channel(id).subscribe();
+    let mut changes = state.hub.channel(id).await.subscribe();
     let mut stop = state.stop.subscribe();
     loop {
         let record = state
             .store
-            .get(id)?
+            .get(id)
+            .await?
             .ok_or_else(|| ApiError::not_found("prediction"))?;
         if record.status.is_terminal() || tokio::time::Instant::now() >= deadline || *stop.borrow()
         {
@@ -187,20 +188,21 @@ async fn wait_for(state: &Arc<AppState>, id: &str, secs: u64) -> Result<Record, 
 }
 
 /// A prediction by id: the owner's, or (for anyone holding the id) its public view.
-fn find(state: &AppState, id: &str) -> Result<Record, ApiError> {
+async fn find(state: &AppState, id: &str) -> Result<Record, ApiError> {
     if !is_id(id) {
         return Err(ApiError::not_found("prediction"));
     }
     state
         .store
-        .get(id)?
+        .get(id)
+        .await?
         .ok_or_else(|| ApiError::not_found("prediction"))
 }
 
 /// The owner's prediction (404 for anyone else: ids are not confirmed to strangers).
-fn find_owned(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Record, ApiError> {
+async fn find_owned(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Record, ApiError> {
     let owner = owner(headers)?;
-    let record = find(state, id)?;
+    let record = find(state, id).await?;
     if record.owner != owner {
         return Err(ApiError::not_found("prediction"));
     }
@@ -215,12 +217,10 @@ pub async fn get_one(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let record = find(&state, &id)?;
+    let record = find(&state, &id).await?;
     let is_owner = maybe_owner(&headers).is_some_and(|o| o == record.owner);
-    Ok(json(
-        StatusCode::OK,
-        &views::prediction(&state, &base_url(&state, &headers), &record, is_owner),
-    ))
+    let view = views::prediction(&state, &base_url(&state, &headers), &record, is_owner).await;
+    Ok(json(StatusCode::OK, &view))
 }
 
 #[derive(Deserialize)]
@@ -246,7 +246,7 @@ pub async fn list(
                 .map_err(|_| ApiError::bad_request("bad cursor"))?,
         ),
     };
-    let records = state.store.list(&owner, before, PAGE_SIZE + 1)?;
+    let records = state.store.list(&owner, before, PAGE_SIZE + 1).await?;
     let more = records.len() > PAGE_SIZE;
     let records = &records[..records.len().min(PAGE_SIZE)];
     let base = &base_url(&state, &headers);
@@ -258,9 +258,9 @@ pub async fn list(
         })
         .flatten();
     let previous = match records.first() {
-        Some(first) if before.is_some() && state.store.has_newer(&owner, first.seq)? => {
+        Some(first) if before.is_some() && state.store.has_newer(&owner, first.seq).await? => {
             // The page before starts after the PAGE_SIZE newer ones.
-            let newer = state.store.list(&owner, None, usize::MAX >> 1)?;
+            let newer = state.store.list(&owner, None, usize::MAX >> 1).await?;
             let idx = newer.iter().position(|r| r.seq == first.seq).unwrap_or(0);
             Some(match idx.checked_sub(PAGE_SIZE) {
                 Some(0) | None => format!("{base}/v1/predictions"),
@@ -269,13 +269,14 @@ pub async fn list(
         }
         _ => None,
     };
+    let mut results = Vec::with_capacity(records.len());
+    for r in records {
+        results.push(views::prediction(&state, base, r, true).await);
+    }
     let page = PredictionPage {
         next,
         previous,
-        results: records
-            .iter()
-            .map(|r| views::prediction(&state, base, r, true))
-            .collect(),
+        results,
     };
     Ok(json(StatusCode::OK, &page))
 }
@@ -289,12 +290,12 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let record = find_owned(&state, &headers, &id)?;
+    let record = find_owned(&state, &headers, &id).await?;
     match record.status {
         Status::Starting => {
-            if state.store.cancel_queued(&id)? {
-                crate::server::worker::finish_job(&state, &id);
-                crate::server::worker::announce_queue(&state);
+            if state.store.cancel_queued(&id).await? {
+                crate::server::worker::finish_job(&state, &id).await;
+                crate::server::worker::announce_queue(&state).await;
                 let hub = state.hub.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -308,11 +309,9 @@ pub async fn cancel(
         Status::Processing => request_cancel(&state, &id),
         _ => {}
     }
-    let record = find(&state, &record.id)?;
-    Ok(json(
-        StatusCode::OK,
-        &views::prediction(&state, &base_url(&state, &headers), &record, true),
-    ))
+    let record = find(&state, &record.id).await?;
+    let view = views::prediction(&state, &base_url(&state, &headers), &record, true).await;
+    Ok(json(StatusCode::OK, &view))
 }
 
 fn request_cancel(state: &AppState, id: &str) {
@@ -333,15 +332,15 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let record = find_owned(&state, &headers, &id)?;
+    let record = find_owned(&state, &headers, &id).await?;
     if !record.status.is_terminal() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "the prediction is still running: cancel it first",
         ));
     }
-    for file in state.store.delete(&id)? {
-        state.store.delete_file(&file)?;
+    for file in state.store.delete(&id).await? {
+        state.store.delete_file(&file).await?;
     }
     state.hub.forget(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -367,7 +366,7 @@ pub async fn share(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let record = find_owned(&state, &headers, &id)?;
+    let record = find_owned(&state, &headers, &id).await?;
     let body = body.unwrap_or_default();
     let options: ShareOptions = if body.is_empty() {
         ShareOptions::default()
@@ -383,7 +382,7 @@ pub async fn share(
         ));
     }
     let include_face = options.include_face && record.keep_face;
-    let share_id = state.store.create_share(&id, include_face)?;
+    let share_id = state.store.create_share(&id, include_face).await?;
     Ok(json(
         StatusCode::CREATED,
         &Share {
@@ -402,7 +401,7 @@ pub async fn unshare(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    find_owned(&state, &headers, &id)?;
-    state.store.delete_shares(&id)?;
+    find_owned(&state, &headers, &id).await?;
+    state.store.delete_shares(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

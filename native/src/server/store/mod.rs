@@ -1,90 +1,18 @@
-//! The host's persistence: one SQLite database (WAL, versioned migrations) under `--data`,
-//! owning all SQL, plus the content-addressed files next to it. Nothing else in the host
-//! writes SQL, so a Postgres-backed store for several hosts can replace this module.
+//! The host's persistence behind one async trait: predictions (the queue), files, the durable
+//! part of each event stream, and share links. Nothing else in the host writes SQL. The
+//! embedded default is [`SqliteStore`] (SQLite + a folder, one process); the handlers and the
+//! worker see only [`Store`], so they never branch on the backend.
 
-mod events;
-mod files;
-mod shares;
+mod sqlite;
 
-pub use files::FileRecord;
+pub use sqlite::SqliteStore;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use async_trait::async_trait;
 use consistentid_core::api::{Candidate, Metrics, OutputInfo, PredictionInput, Status};
-use rusqlite::{Connection, OptionalExtension, Row, params};
-
-use super::ids::now;
-
-/// Each entry upgrades the schema by one version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 3] = [
-    r#"
-CREATE TABLE predictions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    owner TEXT NOT NULL,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    status TEXT NOT NULL,
-    input TEXT NOT NULL,
-    face_file TEXT,
-    keep_face INTEGER NOT NULL DEFAULT 0,
-    outputs TEXT NOT NULL DEFAULT '[]',
-    error TEXT,
-    logs TEXT NOT NULL DEFAULT '',
-    metrics TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    completed_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX predictions_owner ON predictions (owner, seq);
-CREATE INDEX predictions_status ON predictions (status, seq);
-CREATE TABLE files (
-    id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    name TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    prediction TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX files_sha ON files (sha256);
-CREATE INDEX files_prediction ON files (prediction);
-CREATE TABLE shares (
-    share_id TEXT PRIMARY KEY,
-    prediction TEXT NOT NULL,
-    include_face INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE INDEX shares_prediction ON shares (prediction);
-"#,
-    // The durable events of each prediction's stream, numbered as they went out, so a client
-    // resuming with `Last-Event-ID` gets the same ids from the live buffer, the database and
-    // after a restart.
-    r#"
-CREATE TABLE events (
-    prediction TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (prediction, seq)
-) WITHOUT ROWID;
-ALTER TABLE predictions ADD COLUMN events_reserved INTEGER NOT NULL DEFAULT 0;
--- A prediction's own reference to a face names the upload it was made from: the upload goes
--- when no prediction still waiting or running refers to it.
-ALTER TABLE files ADD COLUMN source TEXT;
-CREATE INDEX files_source ON files (source);
-"#,
-    // Per output image its seed and likeness to the face; with best-of-N every candidate's.
-    r#"
-ALTER TABLE predictions ADD COLUMN output_metadata TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE predictions ADD COLUMN candidates TEXT;
-"#,
-];
 
 /// A prediction as stored.
 #[derive(Clone, Debug)]
@@ -114,13 +42,169 @@ pub struct Record {
     pub attempts: u32,
 }
 
-/// The database and the file folder.
-#[derive(Clone)]
-pub struct Store {
-    db: Arc<Mutex<Connection>>,
-    files: PathBuf,
-    dir: PathBuf,
+/// A stored file (an upload or an output image).
+#[derive(Clone, Debug)]
+pub struct FileRecord {
+    pub id: String,
+    pub sha256: String,
+    pub owner: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// `upload` or `output`.
+    pub kind: String,
+    /// The prediction this record belongs to: its own reference to the blob.
+    pub prediction: Option<String>,
+    pub created_at: f64,
 }
+
+/// One stored event: (id, SSE event name, JSON data).
+pub type StoredEvent = (u64, String, String);
+
+/// One attempt at a running job. Every write a worker makes names it, so a worker whose
+/// attempt ended (re-queued, reaped, finished elsewhere) changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub id: String,
+    pub worker: String,
+    pub attempt: u32,
+}
+
+impl Fence {
+    /// The attempt a claim just started.
+    pub fn of(record: &Record, worker: &str) -> Self {
+        Self {
+            id: record.id.clone(),
+            worker: worker.to_string(),
+            attempt: record.attempts,
+        }
+    }
+}
+
+/// What a restart or the reaper did with jobs whose worker stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Queued again (their first attempt was lost).
+    pub again: Vec<String>,
+    /// Failed: a second attempt was lost.
+    pub failed: Vec<String>,
+}
+
+/// Why a prediction whose runs were lost twice failed (the README's wording).
+pub const LOST_TWICE: &str =
+    "the host stopped twice while this prediction ran; it was not retried again";
+
+/// The store the host runs on.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Where it keeps things, for messages (never with a password).
+    fn describe(&self) -> String;
+    /// Bytes free for uploads and images, when the store can tell (a local folder).
+    fn free_bytes(&self) -> Option<u64>;
+
+    // Predictions and the queue.
+
+    /// Stores a queued prediction if fewer than `capacity` wait (and fewer than `per_owner`
+    /// of its owner), checked in the insert itself; its `seq`, or `None` when full.
+    async fn insert_if_room(
+        &self,
+        record: &Record,
+        capacity: usize,
+        per_owner: usize,
+    ) -> Result<Option<i64>>;
+    async fn get(&self, id: &str) -> Result<Option<Record>>;
+    /// The owner's predictions, newest first, before `before` (a `seq` cursor).
+    async fn list(&self, owner: &str, before: Option<i64>, limit: usize) -> Result<Vec<Record>>;
+    /// Whether the owner has predictions newer than `seq` (for the `previous` cursor).
+    async fn has_newer(&self, owner: &str, seq: i64) -> Result<bool>;
+    /// Queued (`starting`) ids in queue order.
+    async fn queued(&self) -> Result<Vec<String>>;
+    /// Jobs queued ahead of `seq`.
+    async fn queue_position(&self, seq: i64) -> Result<usize>;
+    async fn count_queued(&self) -> Result<usize>;
+    async fn count_queued_of(&self, owner: &str) -> Result<usize>;
+    /// The next queued job, now `processing` under `worker` for `lease` (one more attempt).
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Record>>;
+    /// Renews the attempt's lease; `None` when it was lost, else whether its owner asked to
+    /// cancel.
+    async fn heartbeat(&self, fence: &Fence, lease: Duration) -> Result<Option<bool>>;
+    /// Ends a running attempt; `false` when it no longer runs.
+    async fn finish(
+        &self,
+        fence: &Fence,
+        status: Status,
+        error: Option<&str>,
+        logs: &str,
+        metrics: &Metrics,
+    ) -> Result<bool>;
+    /// Puts a running attempt back in the queue without counting it (a graceful stop).
+    async fn requeue(&self, fence: &Fence) -> Result<bool>;
+    /// The images stored so far, what is known of each, and the logs.
+    async fn set_progress(
+        &self,
+        fence: &Fence,
+        outputs: &[String],
+        metadata: &[OutputInfo],
+        logs: &str,
+    ) -> Result<bool>;
+    /// Best-of-N: every candidate's likeness.
+    async fn set_candidates(&self, fence: &Fence, candidates: &[Candidate]) -> Result<bool>;
+    /// Cancels a queued job; `false` when it is no longer queued.
+    async fn cancel_queued(&self, id: &str) -> Result<bool>;
+    /// Jobs whose worker stopped: queued again once, then failed with [`LOST_TWICE`].
+    async fn reap(&self) -> Result<Reaped>;
+    /// Deletes a prediction, its events and shares; returns its file ids.
+    async fn delete(&self, id: &str) -> Result<Vec<String>>;
+    /// Finished, unshared predictions completed before `before` (retention).
+    async fn expired(&self, before: f64) -> Result<Vec<String>>;
+    /// Uploads not attached to any job, older than `before`.
+    async fn stale_uploads(&self, before: f64) -> Result<Vec<String>>;
+
+    // Files.
+
+    /// Stores `bytes` as a new file record.
+    async fn add_file(
+        &self,
+        bytes: &[u8],
+        owner: &str,
+        name: &str,
+        content_type: &str,
+        kind: &str,
+        prediction: Option<&str>,
+    ) -> Result<FileRecord>;
+    async fn file(&self, id: &str) -> Result<Option<FileRecord>>;
+    /// Ties an upload to the job that uses it.
+    async fn attach_file(&self, file: &str, prediction: &str) -> Result<()>;
+    async fn read_blob(&self, file: &FileRecord) -> Result<Vec<u8>>;
+    /// Deletes a file record, and its content once nothing refers to it.
+    async fn delete_file(&self, id: &str) -> Result<()>;
+    /// Records that `file` (a prediction's reference) was made from the upload `source`.
+    async fn set_source(&self, file: &str, source: &str) -> Result<()>;
+    /// Deletes the faces of ended jobs (unless kept) and uploads no waiting job uses; how many.
+    async fn release_faces(&self) -> Result<usize>;
+
+    // The durable part of event streams.
+
+    async fn add_event(&self, prediction: &str, seq: u64, name: &str, data: &str) -> Result<()>;
+    /// A prediction's stored events after id `last`, in order.
+    async fn events_after(&self, prediction: &str, last: u64) -> Result<Vec<StoredEvent>>;
+    /// Ids up to `upto` may be handed out by this process; `false` when not stored yet.
+    async fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool>;
+    /// The highest id a prediction may have sent: a new channel starts above it.
+    async fn event_floor(&self, prediction: &str) -> Result<u64>;
+
+    // Share links.
+
+    async fn create_share(&self, prediction: &str, include_face: bool) -> Result<String>;
+    /// (prediction id, include_face) of a share.
+    async fn share(&self, share_id: &str) -> Result<Option<(String, bool)>>;
+    /// Whether an uploaded face is visible through a share whose owner chose to include it.
+    async fn face_shared(&self, file: &str) -> Result<bool>;
+    async fn delete_shares(&self, prediction: &str) -> Result<usize>;
+}
+
+/// The store as the host holds it.
+pub type SharedStore = Arc<dyn Store>;
 
 /// Whether an error is the disk (or quota) being full, from SQLite or the file system.
 pub fn is_full(error: &anyhow::Error) -> bool {
@@ -134,410 +218,4 @@ pub fn is_full(error: &anyhow::Error) -> bool {
                 || e.kind() == std::io::ErrorKind::QuotaExceeded
         })
     })
-}
-
-fn record(row: &Row) -> rusqlite::Result<Record> {
-    let json = |i: usize| -> rusqlite::Result<String> { row.get(i) };
-    Ok(Record {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        owner: row.get(2)?,
-        model: row.get(3)?,
-        version: row.get(4)?,
-        status: Status::parse(&row.get::<_, String>(5)?).unwrap_or(Status::Failed),
-        input: serde_json::from_str(&json(6)?).unwrap_or_default(),
-        face_file: row.get(7)?,
-        keep_face: row.get::<_, i64>(8)? != 0,
-        outputs: serde_json::from_str(&json(9)?).unwrap_or_default(),
-        error: row.get(10)?,
-        logs: row.get(11)?,
-        metrics: serde_json::from_str(&json(12)?).unwrap_or_default(),
-        created_at: row.get(13)?,
-        started_at: row.get(14)?,
-        completed_at: row.get(15)?,
-        attempts: row.get(16)?,
-        output_metadata: serde_json::from_str(&json(17)?).unwrap_or_default(),
-        candidates: row
-            .get::<_, Option<String>>(18)?
-            .and_then(|j| serde_json::from_str(&j).ok()),
-    })
-}
-
-const COLUMNS: &str = "seq, id, owner, model, version, status, input, face_file, keep_face, outputs, error, logs, metrics, created_at, started_at, completed_at, attempts, output_metadata, candidates";
-
-impl Store {
-    /// Opens (creating) `dir/consistentid.sqlite3` and `dir/files/`, migrating the schema.
-    pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir.join("files"))
-            .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
-        let path = dir.join("consistentid.sqlite3");
-        let cannot = || format!("cannot open the database {}", path.display());
-        let db = Connection::open(&path).with_context(cannot)?;
-        db.pragma_update(None, "journal_mode", "WAL")
-            .with_context(cannot)?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version = db
-            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
-            .with_context(cannot)? as usize;
-        if version > MIGRATIONS.len() {
-            anyhow::bail!(
-                "the database {} was written by a newer consistentid (schema {version})",
-                path.display()
-            );
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let migrate = || -> rusqlite::Result<()> {
-                let tx = db.unchecked_transaction()?;
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-                tx.commit()
-            };
-            migrate().with_context(|| {
-                format!(
-                    "cannot update the database {} to schema {}",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-        }
-        Ok(Self {
-            db: Arc::new(Mutex::new(db)),
-            files: dir.join("files"),
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// The data folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Bytes free for us on the data folder's file system.
-    pub fn free_bytes(&self) -> Option<u64> {
-        let s = rustix::fs::statvfs(&self.dir).ok()?;
-        Some(s.f_bavail.saturating_mul(s.f_frsize))
-    }
-
-    fn db(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (statements are atomic).
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Stores a queued prediction if fewer than `capacity` wait, checking and inserting in
-    /// one statement (never more than `capacity`, however many requests race); its `seq`,
-    /// or `None` when the queue is full.
-    pub fn insert_if_room(
-        &self,
-        r: &Record,
-        capacity: usize,
-        per_owner: usize,
-    ) -> Result<Option<i64>> {
-        let db = self.db();
-        let added = db.execute(
-            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at, logs) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12 WHERE (SELECT COUNT(*) FROM predictions WHERE status = 'starting') < ?10 AND (SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND owner = ?2) < ?11",
-            params![
-                r.id,
-                r.owner,
-                r.model,
-                r.version,
-                r.status.as_str(),
-                serde_json::to_string(&r.input)?,
-                r.face_file,
-                r.keep_face,
-                r.created_at,
-                capacity as i64,
-                per_owner as i64,
-                r.logs
-            ],
-        )?;
-        Ok((added == 1).then(|| db.last_insert_rowid()))
-    }
-
-    pub fn get(&self, id: &str) -> Result<Option<Record>> {
-        Ok(self
-            .db()
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM predictions WHERE id = ?1"),
-                [id],
-                record,
-            )
-            .optional()?)
-    }
-
-    /// The owner's predictions, newest first, before `before` (a `seq` cursor).
-    pub fn list(&self, owner: &str, before: Option<i64>, limit: usize) -> Result<Vec<Record>> {
-        let db = self.db();
-        let mut stmt = db.prepare(&format!(
-            "SELECT {COLUMNS} FROM predictions WHERE owner = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(
-            params![owner, before.unwrap_or(i64::MAX), limit as i64],
-            record,
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Whether the owner has predictions newer than `seq` (for the `previous` cursor).
-    pub fn has_newer(&self, owner: &str, seq: i64) -> Result<bool> {
-        Ok(self.db().query_row(
-            "SELECT EXISTS (SELECT 1 FROM predictions WHERE owner = ?1 AND seq > ?2)",
-            params![owner, seq],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// Queued (`starting`) ids in queue order.
-    pub fn queued(&self) -> Result<Vec<String>> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT id FROM predictions WHERE status = 'starting' ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Jobs queued ahead of `seq`.
-    pub fn queue_position(&self, seq: i64) -> Result<usize> {
-        Ok(self.db().query_row(
-            "SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND seq < ?1",
-            [seq],
-            |r| r.get::<_, i64>(0),
-        )? as usize)
-    }
-
-    /// The oldest queued job, marked `processing` (one more attempt).
-    pub fn start_next(&self) -> Result<Option<Record>> {
-        let db = self.db();
-        let next: Option<String> = db
-            .query_row(
-                "SELECT id FROM predictions WHERE status = 'starting' ORDER BY seq LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(id) = next else { return Ok(None) };
-        db.execute(
-            "UPDATE predictions SET status = 'processing', started_at = ?2, attempts = attempts + 1 WHERE id = ?1",
-            params![id, now()],
-        )?;
-        Ok(db
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM predictions WHERE id = ?1"),
-                [&id],
-                record,
-            )
-            .optional()?)
-    }
-
-    /// Ends a prediction.
-    pub fn finish(
-        &self,
-        id: &str,
-        status: Status,
-        error: Option<&str>,
-        logs: &str,
-        metrics: &Metrics,
-    ) -> Result<()> {
-        self.db().execute(
-            "UPDATE predictions SET status = ?2, error = ?3, logs = ?4, metrics = ?5, completed_at = ?6 WHERE id = ?1",
-            params![id, status.as_str(), error, logs, serde_json::to_string(metrics)?, now()],
-        )?;
-        Ok(())
-    }
-
-    /// Cancels a queued job; `false` when it is no longer queued.
-    pub fn cancel_queued(&self, id: &str) -> Result<bool> {
-        Ok(self.db().execute(
-            "UPDATE predictions SET status = 'canceled', completed_at = ?2 WHERE id = ?1 AND status = 'starting'",
-            params![id, now()],
-        )? == 1)
-    }
-
-    /// Puts a running job back in the queue (shutdown), keeping its attempt count.
-    pub fn requeue(&self, id: &str) -> Result<()> {
-        self.db().execute(
-            "UPDATE predictions SET status = 'starting', started_at = NULL, attempts = MAX(attempts - 1, 0), outputs = '[]', output_metadata = '[]', candidates = NULL WHERE id = ?1",
-            [id],
-        )?;
-        Ok(())
-    }
-
-    /// The images stored so far, what is known of each, and the logs.
-    pub fn set_progress(
-        &self,
-        id: &str,
-        outputs: &[String],
-        metadata: &[OutputInfo],
-        logs: &str,
-    ) -> Result<()> {
-        self.db().execute(
-            "UPDATE predictions SET outputs = ?2, output_metadata = ?3, logs = ?4 WHERE id = ?1",
-            params![
-                id,
-                serde_json::to_string(outputs)?,
-                serde_json::to_string(metadata)?,
-                logs
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Best-of-N: every candidate's likeness.
-    pub fn set_candidates(&self, id: &str, candidates: &[Candidate]) -> Result<()> {
-        self.db().execute(
-            "UPDATE predictions SET candidates = ?2 WHERE id = ?1",
-            params![id, serde_json::to_string(candidates)?],
-        )?;
-        Ok(())
-    }
-
-    /// After a restart: jobs that were running are queued again once; a job that was already
-    /// re-run fails with a reason. Returns (re-queued, failed).
-    pub fn recover(&self) -> Result<(Vec<String>, Vec<String>)> {
-        let db = self.db();
-        let mut stmt =
-            db.prepare("SELECT id, attempts FROM predictions WHERE status = 'processing'")?;
-        let running: Vec<(String, u32)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        drop(stmt);
-        let (mut again, mut failed) = (Vec::new(), Vec::new());
-        for (id, attempts) in running {
-            if attempts < 2 {
-                db.execute(
-                    "UPDATE predictions SET status = 'starting', started_at = NULL, outputs = '[]', output_metadata = '[]', candidates = NULL WHERE id = ?1",
-                    [&id],
-                )?;
-                again.push(id);
-            } else {
-                db.execute(
-                    "UPDATE predictions SET status = 'failed', error = ?2, completed_at = ?3 WHERE id = ?1",
-                    params![
-                        id,
-                        "the host stopped twice while this prediction ran; it was not retried again",
-                        now()
-                    ],
-                )?;
-                failed.push(id);
-            }
-        }
-        Ok((again, failed))
-    }
-
-    /// Deletes a prediction and its shares; returns its file ids (outputs and face).
-    pub fn delete(&self, id: &str) -> Result<Vec<String>> {
-        let db = self.db();
-        let mut stmt = db.prepare("SELECT id FROM files WHERE prediction = ?1")?;
-        let files: Vec<String> = stmt
-            .query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        drop(stmt);
-        db.execute("DELETE FROM shares WHERE prediction = ?1", [id])?;
-        db.execute("DELETE FROM events WHERE prediction = ?1", [id])?;
-        db.execute("DELETE FROM predictions WHERE id = ?1", [id])?;
-        Ok(files)
-    }
-
-    /// Finished, unshared predictions completed before `before` (retention).
-    pub fn expired(&self, before: f64) -> Result<Vec<String>> {
-        let db = self.db();
-        let mut stmt = db.prepare(
-            "SELECT id FROM predictions WHERE completed_at IS NOT NULL AND completed_at < ?1 AND id NOT IN (SELECT prediction FROM shares)",
-        )?;
-        let rows = stmt.query_map([before], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Uploads not attached to any job, older than `before`.
-    pub fn stale_uploads(&self, before: f64) -> Result<Vec<String>> {
-        let db = self.db();
-        let mut stmt = db.prepare(
-            "SELECT id FROM files WHERE kind = 'upload' AND prediction IS NULL AND created_at < ?1",
-        )?;
-        let rows = stmt.query_map([before], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn count_queued_of(&self, owner: &str) -> Result<usize> {
-        Ok(self.db().query_row(
-            "SELECT COUNT(*) FROM predictions WHERE status = 'starting' AND owner = ?1",
-            [owner],
-            |r| r.get::<_, i64>(0),
-        )? as usize)
-    }
-
-    pub fn count_queued(&self) -> Result<usize> {
-        Ok(self.db().query_row(
-            "SELECT COUNT(*) FROM predictions WHERE status = 'starting'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as usize)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: &str, owner: &str) -> Record {
-        Record {
-            seq: 0,
-            id: id.into(),
-            owner: owner.into(),
-            model: "m".into(),
-            version: "v".into(),
-            status: Status::Starting,
-            input: PredictionInput::default(),
-            face_file: None,
-            keep_face: false,
-            outputs: Vec::new(),
-            output_metadata: Vec::new(),
-            candidates: None,
-            error: None,
-            logs: String::new(),
-            metrics: Metrics::default(),
-            created_at: now(),
-            started_at: None,
-            completed_at: None,
-            attempts: 0,
-        }
-    }
-
-    #[test]
-    fn retention_spares_shared_results_and_migrations_are_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        for id in ["a", "b", "c"] {
-            store
-                .insert_if_room(&record(id, "o"), 10, 10)
-                .unwrap()
-                .unwrap();
-        }
-        store
-            .finish("a", Status::Succeeded, None, "", &Metrics::default())
-            .unwrap();
-        store
-            .finish("b", Status::Succeeded, None, "", &Metrics::default())
-            .unwrap();
-        store.create_share("b", false).unwrap();
-        assert_eq!(store.expired(now() + 1.0).unwrap(), ["a"]);
-        assert!(store.expired(now() - 3600.0).unwrap().is_empty());
-        // The queue and a second open of the same folder.
-        assert_eq!(store.queued().unwrap(), ["c"]);
-        drop(store);
-        let again = Store::open(dir.path()).unwrap();
-        assert_eq!(again.get("c").unwrap().unwrap().status, Status::Starting);
-        // Content-addressed files: one blob for two records, gone with the last.
-        let f1 = again
-            .add_file(b"same", "o", "x", "image/png", "upload", None)
-            .unwrap();
-        let f2 = again
-            .add_file(b"same", "p", "y", "image/png", "upload", None)
-            .unwrap();
-        assert_eq!(f1.sha256, f2.sha256);
-        again.delete_file(&f1.id).unwrap();
-        assert_eq!(again.read_blob(&f2).unwrap(), b"same");
-        again.delete_file(&f2.id).unwrap();
-        assert!(again.read_blob(&f2).is_err());
-    }
 }

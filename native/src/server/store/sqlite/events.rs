@@ -4,12 +4,11 @@
 use anyhow::Result;
 use rusqlite::params;
 
-use super::Store;
+use super::SqliteDb;
 
-/// One stored event: (id, SSE event name, JSON data).
-pub type StoredEvent = (u64, String, String);
+use crate::server::store::StoredEvent;
 
-impl Store {
+impl SqliteDb {
     pub fn add_event(&self, prediction: &str, seq: u64, name: &str, data: &str) -> Result<()> {
         self.db().execute(
             "INSERT OR REPLACE INTO events (prediction, seq, name, data) VALUES (?1, ?2, ?3, ?4)",

@@ -3,10 +3,10 @@
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::SqliteDb;
 use crate::server::ids::{new_id, now};
 
-impl Store {
+impl SqliteDb {
     pub fn create_share(&self, prediction: &str, include_face: bool) -> Result<String> {
         let id = new_id();
         self.db().execute(

@@ -8,24 +8,9 @@ use anyhow::{Context, Result};
 use rusqlite::{OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
-use super::Store;
+use super::SqliteDb;
 use crate::server::ids::{hex, new_id, now};
-
-/// A stored file (an upload or an output image).
-#[derive(Clone, Debug)]
-pub struct FileRecord {
-    pub id: String,
-    pub sha256: String,
-    pub owner: String,
-    pub name: String,
-    pub content_type: String,
-    pub size: u64,
-    /// `upload` or `output`.
-    pub kind: String,
-    /// The prediction this record belongs to: its own reference to the blob.
-    pub prediction: Option<String>,
-    pub created_at: f64,
-}
+use crate::server::store::FileRecord;
 
 fn file_record(row: &Row) -> rusqlite::Result<FileRecord> {
     Ok(FileRecord {
@@ -44,7 +29,7 @@ fn file_record(row: &Row) -> rusqlite::Result<FileRecord> {
 const FILE_COLUMNS: &str =
     "id, sha256, owner, name, content_type, size, kind, prediction, created_at";
 
-impl Store {
+impl SqliteDb {
     /// Stores `bytes` (content-addressed on disk) as a new file record.
     pub fn add_file(
         &self,
@@ -173,7 +158,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Deletes every file [`Store::faces_to_release`] names; how many went.
+    /// Deletes every file [`SqliteDb::faces_to_release`] names; how many went.
     pub fn release_faces(&self) -> Result<usize> {
         let ids = self.faces_to_release()?;
         for id in &ids {

@@ -1,0 +1,50 @@
+//! The janitor: retention (`--retention`), uploads never used by a job, faces whose deletion
+//! failed, and jobs whose worker stopped (the reaper).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+use super::ids::now;
+
+/// How often it runs.
+const EVERY: Duration = Duration::from_secs(60);
+/// Uploads no job used are deleted after this long.
+const STALE_UPLOAD_SECS: f64 = 3600.0;
+
+/// Runs the sweep every minute until the host stops.
+pub async fn run(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(EVERY);
+    loop {
+        tick.tick().await;
+        sweep(&state).await;
+    }
+}
+
+async fn sweep(state: &AppState) {
+    let store = &state.store;
+    // Jobs whose worker's lease ran out go back to the queue (or fail after a second loss).
+    if let Ok(reaped) = store.reap().await
+        && !reaped.again.is_empty()
+    {
+        state.wake.notify();
+    }
+    // Faces whose deletion at the job's end failed (a full disk) go as soon as possible.
+    let _ = store.release_faces().await;
+    if let Ok(stale) = store.stale_uploads(now() - STALE_UPLOAD_SECS).await {
+        for id in stale {
+            let _ = store.delete_file(&id).await;
+        }
+    }
+    if let Some(retention) = state.args.retention
+        && let Ok(expired) = store.expired(now() - retention.as_secs_f64()).await
+    {
+        for id in expired {
+            if let Ok(files) = store.delete(&id).await {
+                for f in files {
+                    let _ = store.delete_file(&f).await;
+                }
+            }
+        }
+    }
+}
