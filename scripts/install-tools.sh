@@ -51,6 +51,16 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# PostgreSQL for the store's tests on a database (scripts/postgres.sh starts a throwaway one).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "install PostgreSQL (sudo apt-get install postgresql)" >&2
+    exit 1
+  fi
+fi
 # npm and pip fetch the real test data (tests/scripts/fetch_real_data.sh).
 # python3-venv holds the official `replicate` client for the host's client test.
 if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1 \

@@ -24,7 +24,17 @@ export CONSISTENTID_CLIENT_PYTHON
 features=consistentid-native/cuda,consistentid-native/wgpu
 log=$(mktemp)
 web_log=$(mktemp)
-trap 'rm -f "$log" "$web_log"' EXIT
+pg_dir=
+cleanup() {
+  rm -f "$log" "$web_log"
+  if [ -n "$pg_dir" ]; then bash scripts/postgres.sh stop "$pg_dir"; fi
+}
+trap cleanup EXIT
+# A throwaway PostgreSQL for the store's tests on a database (unless one is given).
+if [ -z "${CONSISTENTID_TEST_DATABASE_URL:-}" ]; then
+  read -r CONSISTENTID_TEST_DATABASE_URL pg_dir < <(bash scripts/postgres.sh)
+  export CONSISTENTID_TEST_DATABASE_URL
+fi
 # The web app (wasm32, built by trunk) and the native tests compile at the same time, each in its
 # own target dir (cargo locks a target dir for one build at a time), so that each fills the cores
 # the other leaves idle during its long single-crate steps.

@@ -21,14 +21,28 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
+/// Gives the jobs of workers whose lease ran out to others (or fails them after a second
+/// loss), a few times per lease.
+pub async fn reaper(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval((state.args.lease / 4).max(Duration::from_millis(100)));
+    loop {
+        tick.tick().await;
+        if let Ok(reaped) = state.store.reap().await {
+            for id in reaped.again.iter().chain(&reaped.failed) {
+                eprintln!("{id}: its worker stopped answering; the job was taken back");
+            }
+            if !reaped.again.is_empty() {
+                state.wake.notify();
+            }
+            for id in &reaped.failed {
+                super::worker::finish_job(&state, id).await;
+            }
+        }
+    }
+}
+
 async fn sweep(state: &AppState) {
     let store = &state.store;
-    // Jobs whose worker's lease ran out go back to the queue (or fail after a second loss).
-    if let Ok(reaped) = store.reap().await
-        && !reaped.again.is_empty()
-    {
-        state.wake.notify();
-    }
     // Faces whose deletion at the job's end failed (a full disk) go as soon as possible.
     let _ = store.release_faces().await;
     if let Ok(stale) = store.stale_uploads(now() - STALE_UPLOAD_SECS).await {

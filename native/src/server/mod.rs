@@ -33,7 +33,7 @@ use crate::device::{DeviceChoice, DtypeChoice};
 use hub::Hub;
 use problem::ApiError;
 use security::RateLimiter;
-use store::{SharedStore, SqliteStore};
+use store::{Blobs, PgStore, SharedStore, SqliteStore, Store};
 
 /// Uploads and new jobs are refused (507) when the data folder has less free space than this.
 pub const MIN_FREE_BYTES: u64 = 8 << 20;
@@ -102,10 +102,38 @@ pub struct ServeArgs {
     /// without this flag.
     #[arg(long)]
     pub paused: bool,
+    /// Keep predictions and the queue in PostgreSQL (postgres://user@host:5432/db), so that
+    /// several hosts share them; default: SQLite in --data. The password comes from the URL
+    /// or PGPASSWORD and is never printed.
+    #[arg(
+        long,
+        env = "CONSISTENTID_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Do not bring the database's schema up to date at start (another process does).
+    #[arg(long)]
+    pub no_migrate: bool,
+    /// A running job's lease: a worker silent this long has stopped, and its job goes to
+    /// another (renewed every third of it).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub lease: Duration,
+    /// This process's worker name on the jobs it runs (default: pid<N>-<random>).
+    #[arg(long, value_name = "ID")]
+    pub worker_id: Option<String>,
 }
 
-/// `90s`, `30m`, `24h`, `7d` (at least one second).
+/// `500ms`, `90s`, `30m`, `24h`, `7d`.
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return match ms.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+            _ => Err(format!(
+                "`{text}`: expected a positive number of milliseconds"
+            )),
+        };
+    }
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
     let n: u64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
         format!("`{text}`: expected a positive number and s, m, h or d (e.g. 24h)")
@@ -332,7 +360,11 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     // The folder is ours before anything in it is touched, and the port before any job is
     // recovered: a second host on the same folder or port changes nothing.
-    let _lock = lock_data(&data)?;
+    // With PostgreSQL, several hosts share the store (and the file folder): no lock.
+    let _lock = match args.database_url {
+        Some(_) => None,
+        None => Some(lock_data(&data)?),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -344,7 +376,15 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         .with_context(|| {
             format!("cannot listen on {addr} (is another server using the port? try --port)")
         })?;
-    let store: SharedStore = Arc::new(SqliteStore::open(&data)?);
+    let store: SharedStore = match &args.database_url {
+        Some(url) => {
+            let blobs = Blobs::open(&data.join("objects"))?;
+            let pg = runtime.block_on(PgStore::connect(url, blobs, !args.no_migrate))?;
+            eprintln!("store: {}", pg.describe());
+            Arc::new(pg)
+        }
+        None => Arc::new(SqliteStore::open(&data)?),
+    };
     let reaped = runtime.block_on(store.reap())?;
     if !reaped.again.is_empty() || !reaped.failed.is_empty() {
         eprintln!(
@@ -377,7 +417,10 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         hub: Hub::new(store.clone()),
         store,
         runtime: runtime.handle().clone(),
-        worker: format!("pid{}-{}", std::process::id(), &ids::new_id()[..8]),
+        worker: args
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| format!("pid{}-{}", std::process::id(), &ids::new_id()[..8])),
         api_keys: args.api_keys.iter().map(|k| ids::owner_of(k)).collect(),
         limiter: RateLimiter::new(args.rate_limit),
         args: args.clone(),
@@ -412,6 +455,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let shutdown_state = state.clone();
     let janitor_state = state.clone();
     runtime.block_on(async move {
+        let reaper = tokio::spawn(janitor::reaper(janitor_state.clone()));
         let janitor = tokio::spawn(janitor::run(janitor_state));
         listen::serve(listener, app, limits, async move {
             shutdown_signal().await;
@@ -422,6 +466,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         })
         .await;
         janitor.abort();
+        reaper.abort();
     });
     state.draining.store(true, Ordering::SeqCst);
     state.wake.notify();

@@ -1,6 +1,9 @@
-//! The worker's sink: it streams a job's events, stores its images and keeps the job's lease
-//! alive (a worker that lost it stops at the next step: another worker may run the job now).
+//! The worker's sink: it streams a job's events and stores its images, while a task on the
+//! async runtime keeps the job's lease alive (not the engine's thread: a long decode would
+//! starve it). A worker that lost its lease stops at the next step: the job is another's now.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -18,10 +21,49 @@ use crate::io::png::encode_rgb;
 
 /// Previews at most this often.
 const PREVIEW_INTERVAL: Duration = Duration::from_millis(250);
-/// A job's lease: a worker silent this long has stopped, and the reaper re-queues its job.
-pub const LEASE: Duration = Duration::from_secs(60);
-/// How often a running job renews its lease (a third of it, so one late beat is harmless).
-const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// Renews a running job's lease every third of it (one late beat is harmless) until dropped.
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    /// The lease was lost: the reaper gave the job to another worker.
+    lost: Arc<AtomicBool>,
+    /// The owner asked to cancel (through any process).
+    cancel: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    fn start(state: &AppState, fence: Fence) -> Self {
+        let (lost, cancel) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (store, lease) = (state.store.clone(), state.args.lease);
+        let (lost2, cancel2) = (lost.clone(), cancel.clone());
+        let task = state.runtime.spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match store.heartbeat(&fence, lease).await {
+                    Ok(Some(asked)) => cancel2.fetch_or(asked, Ordering::SeqCst),
+                    Ok(None) => {
+                        lost2.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // The store is unreachable: keep going; the next beat tells.
+                    Err(_) => false,
+                };
+            }
+        });
+        Self { task, lost, cancel }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// Streams a job's events and stores its images.
 pub struct HostSink<'a> {
@@ -29,11 +71,9 @@ pub struct HostSink<'a> {
     id: String,
     /// The attempt this worker runs; every write names it.
     pub fence: Fence,
-    last_beat: Instant,
-    /// The lease ran out and the job went to another worker.
-    pub lost: bool,
-    /// The owner asked to cancel (seen through the store, from any process).
-    remote_cancel: bool,
+    heartbeat: Heartbeat,
+    /// A write found the attempt over (the job went to another worker).
+    fenced_out: bool,
     owner: String,
     pub started: Instant,
     phase_started: Instant,
@@ -51,9 +91,8 @@ impl<'a> HostSink<'a> {
             state,
             id: record.id.clone(),
             fence: Fence::of(record, &state.worker),
-            last_beat: Instant::now(),
-            lost: false,
-            remote_cancel: false,
+            heartbeat: Heartbeat::start(state, Fence::of(record, &state.worker)),
+            fenced_out: false,
             owner: record.owner.clone(),
             started: Instant::now(),
             phase_started: Instant::now(),
@@ -65,8 +104,13 @@ impl<'a> HostSink<'a> {
         }
     }
 
+    /// Whether this attempt lost the job (its lease ran out, or a write found it over).
+    pub fn lost(&self) -> bool {
+        self.fenced_out || self.heartbeat.lost.load(Ordering::SeqCst)
+    }
+
     pub fn canceled_by_owner(&self) -> bool {
-        self.remote_cancel
+        self.heartbeat.cancel.load(Ordering::SeqCst)
             || self
                 .state
                 .cancel
@@ -77,23 +121,6 @@ impl<'a> HostSink<'a> {
 
     fn send(&self, event: StreamEvent) {
         self.state.block_on(self.state.hub.send(&self.id, event));
-    }
-
-    /// Renews the lease when due; learns of a cancel asked through another process.
-    fn beat(&mut self) {
-        if self.last_beat.elapsed() < HEARTBEAT {
-            return;
-        }
-        self.last_beat = Instant::now();
-        match self
-            .state
-            .block_on(self.state.store.heartbeat(&self.fence, LEASE))
-        {
-            Ok(Some(cancel)) => self.remote_cancel |= cancel,
-            Ok(None) => self.lost = true,
-            // The store is unreachable: keep going; the end is retried until it is written.
-            Err(_) => {}
-        }
     }
 }
 
@@ -175,8 +202,7 @@ impl Sink for HostSink<'_> {
     }
 
     fn cancelled(&mut self) -> bool {
-        self.beat();
-        self.lost || self.state.is_draining() || self.canceled_by_owner()
+        self.lost() || self.state.is_draining() || self.canceled_by_owner()
     }
 
     fn image(&mut self, image: &GeneratedImage) -> consistentid_core::Result<()> {
@@ -217,7 +243,7 @@ impl Sink for HostSink<'_> {
             let _ = self
                 .state
                 .block_on(self.state.store.delete_file(&stored.id));
-            self.lost = true;
+            self.fenced_out = true;
             return Err(consistentid_core::Error::Canceled);
         }
         self.send(StreamEvent::Output(OutputEvent {
@@ -237,7 +263,7 @@ impl Sink for HostSink<'_> {
                 .block_on(store.set_candidates(&self.fence, candidates)),
             Ok(false)
         ) {
-            self.lost = true;
+            self.fenced_out = true;
         }
         self.send(StreamEvent::Candidates(CandidatesEvent {
             candidates: candidates.to_vec(),

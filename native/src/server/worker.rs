@@ -15,7 +15,7 @@ use consistentid_core::pipeline::{Engine, Sink};
 
 use super::AppState;
 use super::ids::now;
-use super::sink::{HostSink, LEASE};
+use super::sink::HostSink;
 use super::store::Record;
 use super::views;
 use crate::device::{DeviceChoice, DtypeChoice, select};
@@ -115,7 +115,7 @@ fn work(state: &AppState, engine: &Engine) {
         if state.is_draining() {
             return;
         }
-        let next = match state.block_on(state.store.claim(&state.worker, LEASE)) {
+        let next = match state.block_on(state.store.claim(&state.worker, state.args.lease)) {
             Ok(next) => next,
             Err(e) => {
                 eprintln!("error: the queue cannot be read: {e:#}");
@@ -207,7 +207,7 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
             match run {
                 Ok(_) => Ok(()),
                 Err(consistentid_core::Error::Canceled) => {
-                    if sink.lost {
+                    if sink.lost() {
                         eprintln!(
                             "{}: the lease ran out and the job went back to the queue; this run stops",
                             record.id

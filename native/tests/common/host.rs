@@ -22,13 +22,21 @@ pub struct Host {
 
 impl Host {
     /// Starts `consistentid serve --model model --data data --port 0 …` and waits for its URL.
+    /// With `CONSISTENTID_TEST_SERVE_DATABASE` (a PostgreSQL server's URL) the host keeps its
+    /// store in a database of that server named after the data folder, so the same tests run
+    /// on PostgreSQL (and a restart on the same folder finds the same database).
     pub fn start(model: &Path, data: &Path, extra: &[&str]) -> Host {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_consistentid"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_consistentid"));
+        command
             .args(["serve", "--port", "0", "--model"])
             .arg(model)
             .arg("--data")
             .arg(data)
-            .args(extra)
+            .args(extra);
+        if let Some(url) = serve_database(data) {
+            command.env("CONSISTENTID_DATABASE_URL", url);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -143,6 +151,28 @@ impl Host {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// The database of a data folder on the server named by `CONSISTENTID_TEST_SERVE_DATABASE`,
+/// created on first use; `None` without that server.
+pub fn serve_database(data: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let admin = std::env::var("CONSISTENTID_TEST_SERVE_DATABASE").ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    let name = format!("serve_{:016x}", h.finish());
+    // "already exists" on a restart is what we want.
+    let _ = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .stderr(Stdio::null())
+        .status();
+    let (base, _) = admin.rsplit_once('/')?;
+    Some(format!("{base}/{name}"))
 }
 
 impl Drop for Host {

@@ -303,10 +303,10 @@ pub async fn cancel(
                 });
             } else {
                 // It started meanwhile: stop it at its next step.
-                request_cancel(&state, &id);
+                request_cancel(&state, &id).await;
             }
         }
-        Status::Processing => request_cancel(&state, &id),
+        Status::Processing => request_cancel(&state, &id).await,
         _ => {}
     }
     let record = find(&state, &record.id).await?;
@@ -314,12 +314,15 @@ pub async fn cancel(
     Ok(json(StatusCode::OK, &view))
 }
 
-fn request_cancel(state: &AppState, id: &str) {
+/// Stops a running job at its next step: in this process at once, in another at its next
+/// heartbeat.
+async fn request_cancel(state: &AppState, id: &str) {
     state
         .cancel
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(id.to_string());
+    let _ = state.store.request_cancel(id).await;
 }
 
 #[utoipa::path(delete, path = "/v1/predictions/{id}", params(("id" = String, Path)),

@@ -3,8 +3,10 @@
 //! embedded default is [`SqliteStore`] (SQLite + a folder, one process); the handlers and the
 //! worker see only [`Store`], so they never branch on the backend.
 
+mod pg;
 mod sqlite;
 
+pub use pg::{Blobs, PgStore, redact};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -86,7 +88,7 @@ impl Fence {
 pub struct Reaped {
     /// Queued again (their first attempt was lost).
     pub again: Vec<String>,
-    /// Failed: a second attempt was lost.
+    /// Ended: a second attempt was lost (failed), or its owner had asked to cancel.
     pub failed: Vec<String>,
 }
 
@@ -151,6 +153,9 @@ pub trait Store: Send + Sync {
     async fn set_candidates(&self, fence: &Fence, candidates: &[Candidate]) -> Result<bool>;
     /// Cancels a queued job; `false` when it is no longer queued.
     async fn cancel_queued(&self, id: &str) -> Result<bool>;
+    /// Asks the worker running `id`, in whichever process, to stop; `false` when it is not
+    /// running.
+    async fn request_cancel(&self, id: &str) -> Result<bool>;
     /// Jobs whose worker stopped: queued again once, then failed with [`LOST_TWICE`].
     async fn reap(&self) -> Result<Reaped>;
     /// Deletes a prediction, its events and shares; returns its file ids.
@@ -208,14 +213,16 @@ pub type SharedStore = Arc<dyn Store>;
 
 /// Whether an error is the disk (or quota) being full, from SQLite or the file system.
 pub fn is_full(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
-        {
-            return e.code == rusqlite::ErrorCode::DiskFull;
-        }
-        cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
-            e.kind() == std::io::ErrorKind::StorageFull
-                || e.kind() == std::io::ErrorKind::QuotaExceeded
+    pg::is_disk_full(error)
+        || error.chain().any(|cause| {
+            if let Some(rusqlite::Error::SqliteFailure(e, _)) =
+                cause.downcast_ref::<rusqlite::Error>()
+            {
+                return e.code == rusqlite::ErrorCode::DiskFull;
+            }
+            cause.downcast_ref::<std::io::Error>().is_some_and(|e| {
+                e.kind() == std::io::ErrorKind::StorageFull
+                    || e.kind() == std::io::ErrorKind::QuotaExceeded
+            })
         })
-    })
 }
