@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL on loopback for the tests and prints its URL; `postgres.sh stop
 # DIR` stops it and deletes its files. The cluster lives in a fresh folder (no other database is
-# touched), trusts local connections and keeps nothing durable (fsync off: it is thrown away).
+# touched), trusts local connections and keeps nothing durable (fsync off: it is thrown away;
+# CONSISTENTID_PG_DURABLE=1 for a benchmark).
 # As root it runs as the `postgres` user (the server refuses to run as root).
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -18,7 +19,10 @@ dir=$(mktemp -d /tmp/consistentid-pg.XXXXXX)
 chmod 755 "$dir"
 [ "$(id -u)" = 0 ] && chown postgres "$dir"
 as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1
+# CONSISTENTID_PG_DURABLE=1 keeps the defaults (fsync, synchronous commits) for benchmarks.
+fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ -n "${CONSISTENTID_PG_DURABLE:-}" ] && fast=
 as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-  "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  "-p $port -k $dir -c listen_addresses=127.0.0.1 $fast -c max_connections=300" \
   start >/dev/null
 echo "postgres://postgres@127.0.0.1:$port/postgres $dir"

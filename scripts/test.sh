@@ -54,6 +54,11 @@ if ! wait "$web"; then
   exit 1
 fi
 "${native[@]}" "$@" 2>&1 | tee "$log"
+# The host's tests again with the store in PostgreSQL (built above: only the runs).
+CONSISTENTID_TEST_SERVE_DATABASE="$CONSISTENTID_TEST_DATABASE_URL" "${native[@]}" \
+  --test serve_api --test serve_client --test serve_edges --test serve_hardening --test serve_likeness \
+  --test serve_load --test serve_persistence --test serve_photo --test serve_robustness --test web_e2e \
+  "$@" 2>&1 | tee -a "$log"
 # In Chromium through chromedriver; web/webdriver.json turns on WebGPU (SwiftShader).
 CARGO_TARGET_DIR="$web_target" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_TIMEOUT=600 \

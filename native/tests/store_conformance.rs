@@ -186,8 +186,17 @@ async fn conformance(store: &dyn Store) {
     assert_eq!(store.queued().await.unwrap(), ["c"]);
 
     // Events: ids reserved ahead, replayed in order, a floor above everything sent.
-    assert!(store.reserve_events("c", 1000).await.unwrap());
-    assert!(!store.reserve_events("nope", 1000).await.unwrap());
+    // Blocks never overlap, whoever asks, and start above what the asker already used.
+    assert_eq!(store.reserve_events("c", 0, 1000).await.unwrap(), Some(1));
+    assert_eq!(
+        store.reserve_events("c", 5, 1000).await.unwrap(),
+        Some(1001)
+    );
+    assert_eq!(
+        store.reserve_events("c", 2500, 10).await.unwrap(),
+        Some(2501)
+    );
+    assert_eq!(store.reserve_events("nope", 0, 1000).await.unwrap(), None);
     store
         .add_event("c", 1, "status", r#"{"status":"starting"}"#)
         .await
@@ -201,7 +210,7 @@ async fn conformance(store: &dyn Store) {
         events,
         [(3, "log".to_string(), r#""hi ünïcode""#.to_string())]
     );
-    assert_eq!(store.event_floor("c").await.unwrap(), 1000);
+    assert_eq!(store.event_floor("c").await.unwrap(), 2510);
 
     // Files: bytes back as stored, gone with the record.
     let up = store

@@ -32,8 +32,28 @@ impl Host {
     }
 
     /// With more `serve` arguments.
+    /// With `CONSISTENTID_TEST_SERVE_DATABASE`, on PostgreSQL: a database per data folder.
     pub fn start_with(model: &Path, data: &Path, dist: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Ok(admin) = std::env::var("CONSISTENTID_TEST_SERVE_DATABASE") {
+            let name = format!(
+                "web_{}",
+                data.file_name().unwrap().to_string_lossy().to_lowercase()
+            )
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+            let _ = Command::new("psql")
+                .args([
+                    admin.as_str(),
+                    "-q",
+                    "-c",
+                    &format!("CREATE DATABASE {name}"),
+                ])
+                .stderr(Stdio::null())
+                .status();
+            let (server, _) = admin.rsplit_once('/').unwrap();
+            command.env("CONSISTENTID_DATABASE_URL", format!("{server}/{name}"));
+        }
+        let mut child = command
             .args(["serve", "--port", "0", "--model"])
             .arg(model)
             .arg("--data")

@@ -36,9 +36,11 @@ CREATE INDEX predictions_running ON predictions (seq) WHERE status = 'processing
 CREATE INDEX predictions_owner ON predictions (owner, seq);
 CREATE INDEX predictions_done ON predictions (completed_at) WHERE completed_at IS NOT NULL;
 
--- The durable part of each prediction's event stream, with the ids it went out with.
+-- The durable part of each prediction's event stream, with the ids it went out with. No
+-- foreign key: a stream's first event is stored just before its prediction (so that no worker
+-- can run the job before the event exists); events go with their prediction in its delete.
 CREATE TABLE prediction_events (
-    prediction text   NOT NULL REFERENCES predictions (id) ON DELETE CASCADE,
+    prediction text   NOT NULL,
     seq        bigint NOT NULL,
     kind       text   NOT NULL,
     data       text   NOT NULL,                       -- as sent (byte for byte on replay)

@@ -4,7 +4,8 @@
 //!
 //! Event ids are one sequence per prediction for its whole life: the durable events (all but
 //! progress and previews) are stored with their ids, and ids are reserved in the database in
-//! blocks, so after a restart a new buffer starts above every id already sent.
+//! blocks, each above every block before it, so after a restart a new buffer starts above every
+//! id already sent, and processes sharing a store never hand out the same id.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,17 +67,17 @@ impl Channel {
 
     async fn push(&self, event: StreamEvent, store: &dyn Store) {
         let mut next = self.next.lock().await;
+        if next.0 > next.1
+            && let Ok(Some(first)) = store
+                .reserve_events(&self.prediction, next.0 - 1, RESERVE)
+                .await
+        {
+            *next = (first, first + RESERVE - 1);
+        }
         let id = {
+            // Unreserved only before the prediction is stored (its stream's first event).
             let id = next.0;
             next.0 += 1;
-            if id > next.1
-                && store
-                    .reserve_events(&self.prediction, id + RESERVE)
-                    .await
-                    .unwrap_or(false)
-            {
-                next.1 = id + RESERVE;
-            }
             if is_durable(&event) {
                 // A completed event is rebuilt from the record when sent; its id is what counts.
                 let data = match &event {

@@ -26,6 +26,11 @@ impl Host {
     /// store in a database of that server named after the data folder, so the same tests run
     /// on PostgreSQL (and a restart on the same folder finds the same database).
     pub fn start(model: &Path, data: &Path, extra: &[&str]) -> Host {
+        Self::start_on(model, data, serve_database(data).as_deref(), extra)
+    }
+
+    /// A host whose store is the PostgreSQL database `database` (or SQLite in `data`).
+    pub fn start_on(model: &Path, data: &Path, database: Option<&str>, extra: &[&str]) -> Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_consistentid"));
         command
             .args(["serve", "--port", "0", "--model"])
@@ -33,8 +38,12 @@ impl Host {
             .arg("--data")
             .arg(data)
             .args(extra);
-        if let Some(url) = serve_database(data) {
-            command.env("CONSISTENTID_DATABASE_URL", url);
+        if let Some(url) = database {
+            // A short lease: a host killed mid-job has its job taken back soon after a restart
+            // (the embedded store does that at once).
+            command
+                .env("CONSISTENTID_DATABASE_URL", url)
+                .args(["--lease", "2s"]);
         }
         let mut child = command
             .stdout(Stdio::piped())
@@ -151,6 +160,44 @@ impl Host {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Whether the hosts keep their store in PostgreSQL (`CONSISTENTID_TEST_SERVE_DATABASE`);
+/// a test of a promise only the embedded store makes says so and returns when they do.
+pub fn on_postgres(test: &str) -> bool {
+    let on = std::env::var_os("CONSISTENTID_TEST_SERVE_DATABASE").is_some();
+    if on {
+        eprintln!("{test}: the embedded store's own promise; not run on PostgreSQL");
+    }
+    on
+}
+
+/// A fresh database on the test server (`CONSISTENTID_TEST_DATABASE_URL`); `None` without
+/// one, which CI does not allow.
+pub fn fresh_database() -> Option<String> {
+    let Ok(admin) = std::env::var("CONSISTENTID_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must give these tests a database (CONSISTENTID_TEST_DATABASE_URL; scripts/test.sh starts one)"
+        );
+        eprintln!("skipped: no database (set CONSISTENTID_TEST_DATABASE_URL)");
+        return None;
+    };
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap();
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let created = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE t_{name}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    let (server, _) = admin.rsplit_once('/')?;
+    Some(format!("{server}/t_{name}"))
 }
 
 /// The database of a data folder on the server named by `CONSISTENTID_TEST_SERVE_DATABASE`,

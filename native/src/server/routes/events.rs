@@ -24,6 +24,9 @@ use crate::server::problem::ApiError;
 use crate::server::views;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// With a shared store, how often a waiting stream reads the events another process's worker
+/// stored (progress and previews stay with that process).
+const STORE_POLL: Duration = Duration::from_secs(1);
 
 #[utoipa::path(get, path = "/v1/predictions/{id}/events", params(("id" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
@@ -51,9 +54,11 @@ pub async fn stream(
         Some(channel) => Source::Live(channel),
         None if record.status.is_terminal() => Source::Stored,
         None => {
-            // Queued or running after a restart: start a live channel.
+            // Queued or running after a restart: start a live channel. With a shared store the
+            // job may run in another process, which numbers its events: they come from the
+            // store, and this process adds none of its own.
             let channel = state.hub.channel(&id).await;
-            if channel.after(0).is_empty() {
+            if channel.after(0).is_empty() && !state.store.is_shared() {
                 let queue_position = if record.status == Status::Starting {
                     state.store.queue_position(record.seq).await.ok()
                 } else {
@@ -76,6 +81,7 @@ pub async fn stream(
         last,
         pending: VecDeque::new(),
         done: false,
+        polled: false,
         stop: state.stop.subscribe(),
     };
     let events =
@@ -104,6 +110,8 @@ struct Reader {
     last: u64,
     pending: VecDeque<Ready>,
     done: bool,
+    /// Whether the store was read for this stream yet (shared stores).
+    polled: bool,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -145,17 +153,84 @@ impl Reader {
                         self.pending.push_back((end, "completed".into(), data));
                         continue;
                     }
-                    // An id from the future (a stale client): continue from the present.
-                    self.last = self.last.min(channel.latest());
+                    let shared = self.state.store.is_shared();
+                    // An id from the future (a stale client): continue from the present. (With
+                    // a shared store the present is in the store, not in this buffer.)
+                    if !shared {
+                        self.last = self.last.min(channel.latest());
+                    }
                     if *self.stop.borrow() {
                         return None;
                     }
-                    tokio::select! {
-                        _ = changes.changed() => {}
-                        _ = self.stop.changed() => {}
+                    if shared && !self.polled {
+                        // What happened before this stream opened, at once.
+                        self.polled = true;
+                        self.merge_stored(&channel).await;
+                        continue;
+                    }
+                    let polled = tokio::select! {
+                        _ = changes.changed() => false,
+                        _ = self.stop.changed() => false,
+                        _ = tokio::time::sleep(STORE_POLL), if shared => true,
+                    };
+                    if polled {
+                        self.merge_stored(&channel).await;
                     }
                 }
             }
+        }
+    }
+
+    /// Events stored after `last` (by whichever process runs the job) with the live ones,
+    /// in id order: each id once, the live rendering first.
+    async fn merge_stored(&mut self, channel: &Channel) {
+        let stored = self
+            .state
+            .store
+            .events_after(&self.id, self.last)
+            .await
+            .unwrap_or_default();
+        if stored.is_empty() {
+            // Ended without a `completed` this stream can see (its worker died, or numbered
+            // it below an id this stream already sent): end it from the record.
+            if let Ok(Some(r)) = self.state.store.get(&self.id).await
+                && r.status.is_terminal()
+                && channel.after(self.last).is_empty()
+            {
+                let data = self.completed_data().await;
+                self.pending
+                    .push_back((self.last + 1, "completed".into(), data));
+            }
+            return;
+        }
+        // Read after the store: every live event numbered before a stored one is here.
+        let live = channel.after(self.last);
+        let mut ready: Vec<Ready> = Vec::new();
+        for (id, e) in &live {
+            ready.push((*id, e.name().to_string(), self.render(e).await));
+        }
+        for (id, name, data) in stored {
+            if !live.iter().any(|(l, _)| *l == id) {
+                let data = self.stored_data(&name, data).await;
+                ready.push((id, name, data));
+            }
+        }
+        ready.sort_by_key(|(id, _, _)| *id);
+        self.pending.extend(ready);
+    }
+
+    /// A stored event's data as this request sends it.
+    async fn stored_data(&self, name: &str, data: String) -> String {
+        match name {
+            "completed" => self.completed_data().await,
+            "output" => match serde_json::from_str::<OutputEvent>(&data) {
+                Ok(mut o) => {
+                    o.url = views::absolute(&self.base, &o.url);
+                    StreamEvent::Output(o).data()
+                }
+                Err(_) => data,
+            },
+            _ => data,
         }
     }
 
@@ -193,17 +268,7 @@ impl Reader {
             .await
             .unwrap_or_default()
         {
-            let data = match name.as_str() {
-                "completed" => self.completed_data().await,
-                "output" => match serde_json::from_str::<OutputEvent>(&data) {
-                    Ok(mut o) => {
-                        o.url = views::absolute(&self.base, &o.url);
-                        StreamEvent::Output(o).data()
-                    }
-                    Err(_) => data,
-                },
-                _ => data,
-            };
+            let data = self.stored_data(&name, data).await;
             events.push((id, name, data));
         }
         if events.last().is_none_or(|(_, name, _)| name != "completed") {

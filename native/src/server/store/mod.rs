@@ -103,6 +103,11 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String;
     /// Bytes free for uploads and images, when the store can tell (a local folder).
     fn free_bytes(&self) -> Option<u64>;
+    /// Whether other processes share it (their workers' events then reach this one's streams
+    /// through it).
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     // Predictions and the queue.
 
@@ -193,8 +198,11 @@ pub trait Store: Send + Sync {
     async fn add_event(&self, prediction: &str, seq: u64, name: &str, data: &str) -> Result<()>;
     /// A prediction's stored events after id `last`, in order.
     async fn events_after(&self, prediction: &str, last: u64) -> Result<Vec<StoredEvent>>;
-    /// Ids up to `upto` may be handed out by this process; `false` when not stored yet.
-    async fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool>;
+    /// A block of `count` event ids for this process alone, above `after` and above every
+    /// block handed out before (to any process): its first id, or `None` when the prediction
+    /// is not stored yet.
+    async fn reserve_events(&self, prediction: &str, after: u64, count: u64)
+    -> Result<Option<u64>>;
     /// The highest id a prediction may have sent: a new channel starts above it.
     async fn event_floor(&self, prediction: &str) -> Result<u64>;
 

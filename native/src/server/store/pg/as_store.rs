@@ -23,6 +23,10 @@ impl Store for PgStore {
         self.blobs.free_bytes()
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn insert_if_room(
         &self,
         record: &Record,
@@ -165,8 +169,13 @@ impl Store for PgStore {
         PgStore::events_after(self, prediction, last).await
     }
 
-    async fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool> {
-        PgStore::reserve_events(self, prediction, upto).await
+    async fn reserve_events(
+        &self,
+        prediction: &str,
+        after: u64,
+        count: u64,
+    ) -> Result<Option<u64>> {
+        PgStore::reserve_events(self, prediction, after, count).await
     }
 
     async fn event_floor(&self, prediction: &str) -> Result<u64> {

@@ -168,15 +168,23 @@ impl PgStore {
             .collect()
     }
 
-    pub async fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE predictions SET events_reserved = GREATEST(events_reserved, $2) WHERE id = $1",
+    /// Under the row's lock: each process's block is above every earlier one.
+    pub async fn reserve_events(
+        &self,
+        prediction: &str,
+        after: u64,
+        count: u64,
+    ) -> Result<Option<u64>> {
+        let end: Option<i64> = sqlx::query_scalar(
+            "UPDATE predictions SET events_reserved = GREATEST(events_reserved, $2) + $3 WHERE id = $1 \
+             RETURNING events_reserved",
         )
         .bind(prediction)
-        .bind(upto as i64)
-        .execute(&self.pool)
+        .bind(after as i64)
+        .bind(count as i64)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(end.map(|end| end as u64 + 1 - count))
     }
 
     pub async fn event_floor(&self, prediction: &str) -> Result<u64> {

@@ -277,17 +277,19 @@ impl PgStore {
         Ok(reaped)
     }
 
-    /// Deletes a prediction (its events and shares go with it); returns its file ids.
+    /// Deletes a prediction, its events and shares; returns its file ids.
     pub async fn delete(&self, id: &str) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         let files: Vec<String> = sqlx::query_scalar("SELECT id FROM files WHERE prediction = $1")
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM predictions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM prediction_events WHERE prediction = $1",
+            "DELETE FROM predictions WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(files)
     }

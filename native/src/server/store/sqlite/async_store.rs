@@ -251,9 +251,14 @@ impl Store for SqliteStore {
         blocking!(self, |db| db.events_after(&prediction, last))
     }
 
-    async fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool> {
+    async fn reserve_events(
+        &self,
+        prediction: &str,
+        after: u64,
+        count: u64,
+    ) -> Result<Option<u64>> {
         let prediction = own(prediction);
-        blocking!(self, |db| db.reserve_events(&prediction, upto))
+        blocking!(self, |db| db.reserve_events(&prediction, after, count))
     }
 
     async fn event_floor(&self, prediction: &str) -> Result<u64> {

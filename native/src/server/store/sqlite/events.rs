@@ -2,7 +2,7 @@
 //! not progress or previews), stored with the ids they went out with.
 
 use anyhow::Result;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteDb;
 
@@ -38,14 +38,19 @@ impl SqliteDb {
         )? as u64)
     }
 
-    /// Ids up to `upto` may be handed out by this process (progress events are not stored,
-    /// so a restarted host starts above every id it may have sent).
-    /// `false` when the prediction is not stored yet.
-    pub fn reserve_events(&self, prediction: &str, upto: u64) -> Result<bool> {
-        Ok(self.db().execute(
-            "UPDATE predictions SET events_reserved = MAX(events_reserved, ?2) WHERE id = ?1",
-            params![prediction, upto as i64],
-        )? == 1)
+    /// A block of `count` ids above `after` and every earlier block (progress events are
+    /// not stored, so a restarted host starts above every id it may have sent): its first id,
+    /// `None` when the prediction is not stored yet.
+    pub fn reserve_events(&self, prediction: &str, after: u64, count: u64) -> Result<Option<u64>> {
+        let end: Option<i64> = self
+            .db()
+            .query_row(
+                "UPDATE predictions SET events_reserved = MAX(events_reserved, ?2) + ?3 WHERE id = ?1 RETURNING events_reserved",
+                params![prediction, after as i64, count as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(end.map(|end| end as u64 + 1 - count))
     }
 
     /// The highest id a prediction may have sent: a new channel starts above it.

@@ -1,0 +1,9 @@
+-- One admission as `PgStore::insert_if_room` makes it (advisory lock, counts, insert).
+\set n random(1, 1000000000)
+BEGIN;
+SELECT pg_advisory_xact_lock(hashtext('consistentid.admission'));
+INSERT INTO predictions (id, owner, model, version, status, input, created_at)
+SELECT 'a' || :n || '-' || :client_id || '-' || txid_current(), 'o' || :client_id, 'm', 'v', 'starting', '{}', now()
+WHERE (SELECT count(*) FROM predictions WHERE status = 'starting') < 1000000000
+  AND (SELECT count(*) FROM predictions WHERE status = 'starting' AND owner = 'o' || :client_id) < 1000000000;
+COMMIT;
