@@ -13,9 +13,12 @@ fi
 db="${admin%/*}/bench_queue"
 psql "$admin" -qc "DROP DATABASE IF EXISTS bench_queue" -c "CREATE DATABASE bench_queue"
 psql "$db" -q -f "$here/../../native/migrations/postgres/0001_init.sql"
-psql "$db" -qc "INSERT INTO predictions (id, owner, model, version, status, input)
+bench() {
+  echo "== $1 (8 clients, 10 s)"
+  pgbench -n -c 8 -j 2 -T 10 -f "$here/$1.sql" "$db" 2>&1 | grep -E "^(tps|latency average)"
+}
+bench admit
+psql "$db" -qc "DELETE FROM predictions" -c "INSERT INTO predictions (id, owner, model, version, status, input)
   SELECT 'p' || g, 'o', 'm', 'v', 'starting', '{}' FROM generate_series(1, 200000) g" -c "VACUUM ANALYZE"
-for script in admit claim event; do
-  echo "== $script (8 clients, 10 s)"
-  pgbench -n -c 8 -j 2 -T 10 -f "$here/$script.sql" "$db" 2>&1 | grep -E "^(tps|latency average)"
-done
+bench claim
+bench event
