@@ -60,6 +60,31 @@ pub struct FileRecord {
     pub created_at: f64,
 }
 
+impl FileRecord {
+    /// A new record for `bytes` (a fresh id, their SHA-256, now).
+    pub fn new(
+        bytes: &[u8],
+        owner: &str,
+        name: &str,
+        content_type: &str,
+        kind: &str,
+        prediction: Option<&str>,
+    ) -> Self {
+        use sha2::Digest as _;
+        Self {
+            id: crate::server::ids::new_id(),
+            sha256: crate::server::ids::hex(&sha2::Sha256::digest(bytes)),
+            owner: owner.to_string(),
+            name: name.to_string(),
+            content_type: content_type.to_string(),
+            size: bytes.len() as u64,
+            kind: kind.to_string(),
+            prediction: prediction.map(str::to_string),
+            created_at: crate::server::ids::now(),
+        }
+    }
+}
+
 /// One stored event: (id, SSE event name, JSON data).
 pub type StoredEvent = (u64, String, String);
 

@@ -2,12 +2,11 @@
 //! after its object and deleted before it, so a row never names a missing object.
 
 use anyhow::Result;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::{Blobs, PgStore};
-use crate::server::ids::{hex, new_id, now};
+use crate::server::ids::new_id;
 use crate::server::store::{FileRecord, StoredEvent};
 
 const FILE_COLUMNS: &str = "SELECT id, sha256, owner, name, content_type, size, kind, prediction, \
@@ -37,17 +36,7 @@ impl PgStore {
         kind: &str,
         prediction: Option<&str>,
     ) -> Result<FileRecord> {
-        let file = FileRecord {
-            id: new_id(),
-            sha256: hex(&Sha256::digest(bytes)),
-            owner: owner.to_string(),
-            name: name.to_string(),
-            content_type: content_type.to_string(),
-            size: bytes.len() as u64,
-            kind: kind.to_string(),
-            prediction: prediction.map(str::to_string),
-            created_at: now(),
-        };
+        let file = FileRecord::new(bytes, owner, name, content_type, kind, prediction);
         let key = Blobs::key(kind, &file.id);
         self.blobs.put(&key, bytes).await?;
         let inserted = sqlx::query(

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use rusqlite::{OptionalExtension, Row, params};
-use sha2::{Digest, Sha256};
 
 use super::SqliteDb;
-use crate::server::ids::{hex, new_id, now};
 use crate::server::store::FileRecord;
 
 fn file_record(row: &Row) -> rusqlite::Result<FileRecord> {
@@ -40,8 +38,8 @@ impl SqliteDb {
         kind: &str,
         prediction: Option<&str>,
     ) -> Result<FileRecord> {
-        let sha = hex(&Sha256::digest(bytes));
-        let path = self.blob_path(&sha);
+        let file = FileRecord::new(bytes, owner, name, content_type, kind, prediction);
+        let path = self.blob_path(&file.sha256);
         // Held from the blob check to the insert, as `delete_file` holds it from its count
         // to the removal: a blob is never removed under a record being added.
         let db = self.db();
@@ -51,17 +49,6 @@ impl SqliteDb {
             }
             crate::io::output::write_atomic(&path, bytes)?;
         }
-        let file = FileRecord {
-            id: new_id(),
-            sha256: sha,
-            owner: owner.to_string(),
-            name: name.to_string(),
-            content_type: content_type.to_string(),
-            size: bytes.len() as u64,
-            kind: kind.to_string(),
-            prediction: prediction.map(str::to_string),
-            created_at: now(),
-        };
         db.execute(
             &format!(
                 "INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
