@@ -15,6 +15,8 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 port=${CONSISTENTID_PG_PORT:-55432}
+# The first free port from there (another server, or another test run, may hold it).
+while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 dir=$(mktemp -d /tmp/consistentid-pg.XXXXXX)
 chmod 755 "$dir"
 [ "$(id -u)" = 0 ] && chown postgres "$dir"

@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod commands;
 pub mod device;
+pub mod fetch;
 pub mod hf_cache;
 pub mod io;
+pub mod models;
 pub mod progress;
 pub mod server;
 pub mod source;

@@ -16,10 +16,10 @@ use consistentid_core::pipeline::{
 use consistentid_core::scheduler::SchedulerKind;
 use serde_json::{Value, json};
 
-use crate::commands::generate::load_engine;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
 use crate::io::tensors::file_name;
+use crate::models::load_engine;
 
 /// `bench` options: the shapes of the portrait to time.
 #[derive(Debug, Args)]

@@ -9,14 +9,11 @@ use burn::tensor::{DType, Device};
 use clap::Args;
 use consistentid_core::Error;
 use consistentid_core::clip::ClipTokenizer;
-use consistentid_core::face::ChannelOrder;
 use consistentid_core::image::RgbImage;
-use consistentid_core::pipeline::consistentid::CHECKPOINT;
 use consistentid_core::pipeline::engine::run_txt2img;
 use consistentid_core::pipeline::into::{IntoJob, PasteSink};
 use consistentid_core::pipeline::{
-    Engine, FaceJob, GenerationRequest, IdentitySource, PhotoJob, SingleFileConfigs,
-    StableDiffusion,
+    FaceJob, GenerationRequest, IdentitySource, PhotoJob, SingleFileConfigs, StableDiffusion,
 };
 use consistentid_core::scheduler::SchedulerKind;
 
@@ -30,6 +27,7 @@ use crate::device::{DeviceChoice, DtypeChoice, default_batch, select};
 use crate::io::image::read_image;
 use crate::io::output::ensure_writable_dir;
 use crate::io::tensors::{file_name, read_id_embedding};
+use crate::models::{load_engine, random_seed};
 use crate::source::DirSource;
 
 /// `generate` options.
@@ -335,30 +333,6 @@ fn batch_size(args: &GenerateArgs, backend: &str) -> usize {
         .map_or_else(|| default_batch(backend), usize::from)
 }
 
-/// Loads the engine of a ConsistentID folder, with `fetch`'s hint when a file is missing.
-pub fn load_engine(
-    dir: &Path,
-    order: ChannelOrder,
-    dtype: DType,
-    device: &Device,
-) -> Result<Engine> {
-    let source = DirSource::open(dir)?;
-    let engine = Engine::load(&source, order, dtype, device).map_err(|e| {
-        let hint = if matches!(e, Error::MissingFile { .. }) {
-            " (`consistentid fetch` assembles the model folder)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })?;
-    if engine.pipe.lora_up_all_zero {
-        eprintln!(
-            "note: every LoRA `up` weight in {CHECKPOINT} is zero: the LoRA branches do nothing"
-        );
-    }
-    Ok(engine)
-}
-
 /// `--model` must be a folder or a `.safetensors` checkpoint; anything else gets a message
 /// saying what it is.
 pub fn check_model_path(model: &Path) -> Result<()> {
@@ -463,10 +437,4 @@ pub fn single_file_in_channels(path: &Path) -> Result<Option<usize>> {
             .as_u64()
             .map(|c| c as usize),
     )
-}
-
-pub fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    // Four decimal digits fewer than u64::MAX keeps seeds easy to type back.
-    RandomState::new().hash_one(Instant::now()) % 1_000_000_000_000
 }

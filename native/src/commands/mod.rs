@@ -4,7 +4,8 @@ pub mod args;
 pub mod bench;
 pub mod dataset;
 pub mod eval;
-pub mod fetch;
+/// `fetch` lives beside the host (which fetches a missing model folder), not under commands.
+pub use crate::fetch;
 pub mod generate;
 pub mod photo_in;
 pub mod serve;

@@ -8,7 +8,6 @@ use clap::Args;
 use std::sync::Arc;
 
 use consistentid_core::Error;
-use consistentid_core::controlnet::{ControlNetConfig, ControlNetModel};
 use consistentid_core::face::FaceChoice;
 use consistentid_core::face::analysis::FaceAnalysis;
 use consistentid_core::image::RgbImage;
@@ -20,6 +19,7 @@ use consistentid_core::pipeline::{ControlJob, PhotoJob};
 use crate::commands::args::parse_face_choice;
 use crate::io::image::read_image;
 use crate::io::tensors::file_name;
+use crate::models::load_controlnet;
 use crate::source::DirSource;
 
 /// The photo flags of `generate`.
@@ -297,31 +297,6 @@ pub fn check_detector(into: &IntoJob, model: &Path) -> Result<()> {
 
 /// Conditioning scales beyond this only burn the image.
 const MAX_CONTROL_SCALE: f64 = 5.0;
-
-/// A ControlNet folder (diffusers layout), or a single `.safetensors` file in the LDM / A1111
-/// layout read with the SD1.5 ControlNet config.
-pub fn load_controlnet(
-    path: &Path,
-    dtype: burn::tensor::DType,
-    device: &burn::tensor::Device,
-) -> consistentid_core::Result<ControlNetModel> {
-    if path.is_file() {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let source = DirSource::open(dir)?;
-        return ControlNetModel::load_single_file(
-            &source,
-            name,
-            &ControlNetConfig::sd15(),
-            dtype,
-            device,
-        );
-    }
-    ControlNetModel::load(&DirSource::open(path)?, "", None, dtype, device)
-}
 
 /// Loads each ControlNet (in the model's float type) into the job.
 pub fn load_controls(

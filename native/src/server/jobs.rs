@@ -329,11 +329,7 @@ pub async fn accept(
         input.face_parsing = Some(views::file_path(&f.id));
     }
     super::photo::store(state, owner, &id, &mut input, photo_files).await?;
-    input.seed = Some(
-        request
-            .seed
-            .unwrap_or_else(crate::commands::generate::random_seed),
-    );
+    input.seed = Some(request.seed.unwrap_or_else(crate::models::random_seed));
     if let Some(values) = &input.id_embedding {
         warnings.extend(embedding_warnings(values));
     }

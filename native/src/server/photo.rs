@@ -77,7 +77,7 @@ impl ControlNets {
             dir.join(name)
         };
         let dtype = engine.pipe.sd.unet.dtype();
-        let net = crate::commands::photo_in::load_controlnet(&path, dtype, &engine.pipe.sd.device)
+        let net = crate::models::load_controlnet(&path, dtype, &engine.pipe.sd.device)
             .map_err(|e| format!("controlnet {name}: {e}"))?;
         let net = Arc::new(net);
         cache.insert(name.to_string(), net.clone());

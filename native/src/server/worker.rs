@@ -77,7 +77,7 @@ fn load(
             format!("fetching the official weights into {}", model.display()),
         );
         eprintln!("no model folder at {}: fetching it first", model.display());
-        crate::commands::fetch::fetch_into(model)?;
+        crate::fetch::fetch_into(model)?;
     }
     let (device, backend) = select(device)?;
     {
@@ -90,8 +90,7 @@ fn load(
     );
     let started = Instant::now();
     let dtype = dtype.resolve(backend);
-    let mut engine =
-        crate::commands::generate::load_engine(model, ChannelOrder::Official, dtype, &device)?;
+    let mut engine = crate::models::load_engine(model, ChannelOrder::Official, dtype, &device)?;
     engine.max_batch = crate::device::default_batch(backend);
     eprintln!(
         "loaded {} on {backend} in {:.1}s",

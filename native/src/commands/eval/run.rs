@@ -17,11 +17,11 @@ use consistentid_eval::summary::Row;
 
 use super::files::{ManifestEntry, manifest_path, read_manifest, write_json};
 use super::score::{Networks, Sources, load_scorer, reference_names, run_name, score_rows};
-use crate::commands::generate::load_engine;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 use crate::io::image::read_image;
 use crate::io::output::{ensure_writable_dir, write_atomic};
 use crate::io::png::encode_rgb;
+use crate::models::load_engine;
 use crate::progress::{StepProgress, clock};
 
 #[derive(Debug, Args)]
