@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Starts a throwaway PostgreSQL on loopback for the tests and prints its URL; `postgres.sh stop
-# DIR` stops it and deletes its files. The cluster lives in a fresh folder (no other database is
-# touched), trusts local connections and keeps nothing durable (fsync off: it is thrown away;
-# CONSISTENTID_PG_DURABLE=1 for a benchmark).
+# Starts a throwaway PostgreSQL on loopback for the tests and prints its URL and folder;
+# `postgres.sh stop DIR` stops it and deletes its files. The cluster lives in a fresh folder (no
+# other database is touched), trusts local connections and keeps nothing durable (fsync off: it is
+# thrown away; CONSISTENTID_PG_DURABLE=1 for a benchmark).
 # As root it runs as the `postgres` user (the server refuses to run as root).
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+# `postgres.sh down DIR` / `up DIR`: stop the server and start it again on its port, keeping its
+# data (the tests of a database outage).
+if [ "${1:-}" = down ]; then
+  as_pg "$bin/pg_ctl" -D "$2/data" -m fast -w stop >/dev/null
+  exit 0
+fi
+if [ "${1:-}" = up ]; then
+  as_pg "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -w -o "$(cat "$2/options")" start >/dev/null
+  exit 0
+fi
 if [ "${1:-}" = stop ]; then
   as_pg "$bin/pg_ctl" -D "$2/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$2"
@@ -24,7 +34,6 @@ as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.
 # CONSISTENTID_PG_DURABLE=1 keeps the defaults (fsync, synchronous commits) for benchmarks.
 fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 [ -n "${CONSISTENTID_PG_DURABLE:-}" ] && fast=
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o \
-  "-p $port -k $dir -c listen_addresses=127.0.0.1 $fast -c max_connections=300" \
-  start >/dev/null
+echo "-p $port -k $dir -c listen_addresses=127.0.0.1 $fast -c max_connections=300" >"$dir/options"
+as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -o "$(cat "$dir/options")" start >/dev/null
 echo "postgres://postgres@127.0.0.1:$port/postgres $dir"

@@ -2,7 +2,9 @@
 //! loopback: a host that only takes jobs (`--paused`) and hosts that run them. A job posted to
 //! the first runs on a worker and the first's event stream follows it to the end; a cancel
 //! through the first stops the job on the worker; a worker killed with `kill -9` mid-job loses
-//! it to another once its lease runs out, and the job ends with one set of outputs.
+//! it to another once its lease runs out, and the job ends with one set of outputs. And a
+//! database that goes away: requests get 503 with `Retry-After`, health says why, and the host
+//! works again when the database is back.
 
 mod common;
 
@@ -94,4 +96,89 @@ fn hosts_on_one_database_share_the_queue_the_streams_and_cancels() {
         1,
         "{finished}"
     );
+}
+
+/// A throwaway server of its own (scripts/postgres.sh), stopped and started again mid-test.
+struct OwnServer {
+    url: String,
+    dir: String,
+}
+
+impl OwnServer {
+    fn script(args: &[&str]) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn start() -> Self {
+        let out = Self::script(&[]);
+        let (url, dir) = out.trim().split_once(' ').unwrap();
+        Self {
+            url: url.to_string(),
+            dir: dir.to_string(),
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        Self::script(&["stop", &self.dir]);
+    }
+}
+
+#[test]
+fn a_database_outage_is_503_and_the_host_recovers() {
+    // Only where the tests have PostgreSQL (CI always does).
+    if fresh_database().is_none() {
+        return;
+    }
+    let server = OwnServer::start();
+    let model = consistentid_folder();
+    let data = data_dir();
+    let host = Host::start_on(model.path(), data.path(), Some(&server.url), &[]);
+    host.wait_health("ready");
+    let face = data_uri(&real_data("images/astronaut.png"), "image/png");
+    let id = create(&host, &body(&face, 2, false))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_status(&host, &id, &["succeeded"]);
+
+    OwnServer::script(&["down", &server.dir]);
+    let (code, problem) = post_json(
+        &host.url("/v1/predictions"),
+        Some(TOKEN),
+        &body(&face, 2, false),
+        &[],
+    );
+    assert_eq!(code, 503, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("database"),
+        "{problem}"
+    );
+    let (code, _) = get(&host.url(&format!("/v1/predictions/{id}")), Some(TOKEN));
+    assert_eq!(code, 503);
+    let health = host.wait_health("degraded");
+    assert!(
+        !health["detail"].as_str().unwrap().contains("password"),
+        "{health}"
+    );
+
+    OwnServer::script(&["up", &server.dir]);
+    host.wait_health("ready");
+    let again = create(&host, &body(&face, 2, false))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        wait_status(&host, &again, &["succeeded", "failed"])["status"],
+        "succeeded"
+    );
+    assert_eq!(status(&host, &id)["status"], "succeeded");
 }

@@ -224,11 +224,21 @@ impl AppState {
             h.status = "degraded";
             h.detail = problem;
         }
+        let queue_length = match self.store.count_queued().await {
+            Ok(n) => n,
+            Err(e) => {
+                if h.status == "ready" {
+                    h.status = "degraded";
+                    h.detail = format!("{} cannot be read: {e:#}", self.store.describe());
+                }
+                0
+            }
+        };
         Health {
             status: h.status.to_string(),
             detail: h.detail,
             device: h.device,
-            queue_length: self.store.count_queued().await.unwrap_or_default(),
+            queue_length,
             queue_capacity: self.args.queue_size,
             version: env!("CARGO_PKG_VERSION").to_string(),
             controlnets: photo::controlnet_names(&self.args.model),

@@ -75,6 +75,17 @@ impl ApiError {
         }
     }
 
+    /// 503: the database cannot be reached; the client may try again shortly.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host's database cannot be reached; nothing was changed, try again shortly",
+            )
+        }
+    }
+
     /// An unexpected failure: logged (without request data), answered with 500.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         eprintln!("error: internal: {e}");
@@ -89,6 +100,9 @@ impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         if crate::server::store::is_full(&e) {
             return Self::storage_full();
+        }
+        if crate::server::store::is_unreachable(&e) {
+            return Self::unavailable();
         }
         Self::internal(format!("{e:#}"))
     }

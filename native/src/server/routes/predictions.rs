@@ -166,16 +166,23 @@ fn prefer_wait(headers: &HeaderMap) -> Option<u64> {
 /// Waits until the prediction ends or `secs` pass.
 async fn wait_for(state: &Arc<AppState>, id: &str, secs: u64) -> Result<Record, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut changes = state.hub.channel(id).await.subscribe();
+    let channel = state.hub.channel(id).await;
+    let mut changes = channel.subscribe();
     let mut stop = state.stop.subscribe();
+    let mut ended: Option<tokio::time::Instant> = None;
     loop {
         let record = state
             .store
             .get(id)
             .await?
             .ok_or_else(|| ApiError::not_found("prediction"))?;
-        if record.status.is_terminal() || tokio::time::Instant::now() >= deadline || *stop.borrow()
-        {
+        // Ended, and its end done: the `completed` event goes out after the face is deleted
+        // (a job that ran on another host sends it there: a short grace instead).
+        let now = tokio::time::Instant::now();
+        let done = record.status.is_terminal()
+            && (channel.completed().is_some()
+                || now - *ended.get_or_insert(now) >= Duration::from_secs(1));
+        if done || now >= deadline || *stop.borrow() {
             return Ok(record);
         }
         tokio::select! {

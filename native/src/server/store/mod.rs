@@ -244,6 +244,11 @@ pub trait Store: Send + Sync {
 /// The store as the host holds it.
 pub type SharedStore = Arc<dyn Store>;
 
+/// Whether an error is the database being out of reach (down, restarting, no connection).
+pub fn is_unreachable(error: &anyhow::Error) -> bool {
+    pg::is_unreachable(error)
+}
+
 /// Whether an error is the disk (or quota) being full, from SQLite or the file system.
 pub fn is_full(error: &anyhow::Error) -> bool {
     pg::is_disk_full(error)

@@ -146,6 +146,27 @@ pub fn is_disk_full(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether an error is PostgreSQL out of reach: no connection within the pool's wait, a
+/// connection lost, or the server shutting down or starting (SQLSTATE classes 08 and 57P).
+pub fn is_unreachable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
