@@ -262,6 +262,34 @@ async fn the_embedded_store_conforms() {
     conformance(&store).await;
 }
 
+/// What only the embedded store promises: one blob for equal files (gone with the last record),
+/// and a second open of the same folder (migrations already applied) finds everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_shares_blobs_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store
+        .insert_if_room(&record("q", "o"), 10, 10)
+        .await
+        .unwrap();
+    let f1 = store
+        .add_file(b"same", "o", "x", "image/png", "upload", None)
+        .await
+        .unwrap();
+    let f2 = store
+        .add_file(b"same", "p", "y", "image/png", "upload", None)
+        .await
+        .unwrap();
+    assert_eq!(f1.sha256, f2.sha256);
+    drop(store);
+    let again = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(again.queued().await.unwrap(), ["q"]);
+    again.delete_file(&f1.id).await.unwrap();
+    assert_eq!(again.read_blob(&f2).await.unwrap(), b"same");
+    again.delete_file(&f2.id).await.unwrap();
+    assert!(again.read_blob(&f2).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_store_conforms() {
     let Some(url) = fresh_database().await else {
