@@ -22,6 +22,6 @@ data=${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistentid/real-data}
 cp "$data/blazeface/face_detection_front_128x128_barracuda.onnx" "$models/blazeface/"
 CARGO_TARGET_DIR="$dir" bash scripts/build-web.sh --dist "$out/dist"
 # The driver and the host as the test build makes them (same features: no second build of burn).
-cargo test --workspace --locked --features consistentid-native/cuda,consistentid-native/wgpu --no-run
+cargo test --workspace --locked --features consistentid-native/cuda,consistentid-native/wgpu,consistentid-native/test-engine --no-run
 "$dir/debug/examples/browser_bench" --model "$models" --dist "$out/dist" --runs "${RUNS:-5}" \
   | tee "$out/browser.json"

@@ -21,7 +21,8 @@ export CONSISTENTID_REAL_DATA="${CONSISTENTID_REAL_DATA:-$HOME/.cache/consistent
 # The official replicate client for the host's client test (a pinned venv, made once).
 CONSISTENTID_CLIENT_PYTHON=$(bash scripts/client-venv.sh)
 export CONSISTENTID_CLIENT_PYTHON
-features=consistentid-native/cuda,consistentid-native/wgpu
+# test-engine: the host's many-job tests run workers without models (never in a release build).
+features=consistentid-native/cuda,consistentid-native/wgpu,consistentid-native/test-engine
 log=$(mktemp)
 web_log=$(mktemp)
 pg_dir=

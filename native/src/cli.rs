@@ -38,6 +38,9 @@ pub enum Command {
     /// Run the host: the web app and a Replicate-compatible API on one origin, with progress
     /// streams, persistence and share links (`consistentid serve`, then open the printed URL).
     Serve(crate::commands::serve::ServeArgs),
+    /// Bring a PostgreSQL database's schema up to date (what `serve --database-url` does at
+    /// start unless `--no-migrate`), under a lock so that concurrent runs migrate once.
+    Migrate(crate::commands::migrate::MigrateArgs),
     /// Download the official weights from the Hugging Face Hub into the HF cache and assemble the
     /// model folder (`--dry-run` lists the files and where they go; `--offline` uses the cache).
     Fetch(crate::commands::fetch::FetchArgs),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::commands::generate::run(&args, cli.device, cli.dtype)
         }
         Command::Fetch(args) => crate::commands::fetch::run(&args),
+        Command::Migrate(args) => crate::commands::migrate::run(&args),
         Command::Bench(args) => crate::commands::bench::run(&args, cli.device, cli.dtype),
         Command::Dataset(command) => crate::commands::dataset::run(command, cli.device),
         Command::Train(args) => crate::commands::train::run(&args, cli.device),

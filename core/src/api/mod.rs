@@ -11,7 +11,7 @@ pub use faces::{HostFace, HostFaces, MAX_HOST_FACES};
 pub use input::PredictionInput;
 pub use prediction::{
     Candidate, FileObject, Health, Metrics, OutputInfo, Prediction, PredictionPage, PredictionUrls,
-    Problem, Share, ShareView, Status,
+    Problem, Share, ShareView, Status, WorkerHealth,
 };
 pub use stream::{
     CandidatesEvent, OutputEvent, PreviewEvent, ProgressEvent, StatusEvent, StreamEvent,

@@ -167,7 +167,7 @@ pub struct Problem {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
-    /// `loading`, `ready` or `failed`.
+    /// `loading`, `ready`, `degraded` or `failed`.
     pub status: String,
     /// What is happening while loading (fetching, loading the models) or why it failed.
     pub detail: String,
@@ -180,6 +180,26 @@ pub struct Health {
     /// The ControlNets installed on this host (the names `controlnet` takes).
     #[serde(default)]
     pub controlnets: Vec<String>,
+    /// The worker processes heard from lately (several hosts on one database), this one's
+    /// included.
+    #[serde(default)]
+    pub workers: Vec<WorkerHealth>,
+}
+
+/// A worker process in `/v1/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerHealth {
+    pub id: String,
+    /// `loading`, `ready`, `failed` or `draining`.
+    pub status: String,
+    pub detail: String,
+    /// The compute backend (`cpu`, `cuda`, `wgpu`).
+    pub device: String,
+    /// Whether it is running a job.
+    pub busy: bool,
+    /// Seconds since it was last heard from.
+    pub last_seen_seconds: f64,
 }
 
 /// An uploaded file, as Replicate's files API.

@@ -116,4 +116,58 @@ impl StreamEvent {
         };
         json.unwrap_or_else(|_| "{}".into())
     }
+
+    /// The event [`StreamEvent::name`] and [`StreamEvent::data`] describe (another process
+    /// sent it); `None` for an unknown name or data that is not that event's.
+    pub fn parse(name: &str, data: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Text {
+            text: String,
+        }
+        #[derive(Deserialize)]
+        struct Detail {
+            detail: String,
+        }
+        let event = match name {
+            "status" => StreamEvent::Status(serde_json::from_str(data).ok()?),
+            "progress" => StreamEvent::Progress(serde_json::from_str(data).ok()?),
+            "preview" => StreamEvent::Preview(serde_json::from_str(data).ok()?),
+            "output" => StreamEvent::Output(serde_json::from_str(data).ok()?),
+            "candidates" => StreamEvent::Candidates(serde_json::from_str(data).ok()?),
+            "log" => StreamEvent::Log(serde_json::from_str::<Text>(data).ok()?.text),
+            "completed" => StreamEvent::Completed(Box::new(serde_json::from_str(data).ok()?)),
+            "error" => StreamEvent::Error(serde_json::from_str::<Detail>(data).ok()?.detail),
+            _ => return None,
+        };
+        Some(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_back_from_their_name_and_data() {
+        let events = [
+            StreamEvent::Status(StatusEvent {
+                status: Status::Starting,
+                queue_position: Some(3),
+            }),
+            StreamEvent::Progress(ProgressEvent {
+                phase: Phase::Denoise,
+                image: Some(1),
+                step: 4,
+                total: 30,
+            }),
+            StreamEvent::Log("warning: ünïcode".into()),
+            StreamEvent::Error("no face".into()),
+        ];
+        for event in events {
+            let back = StreamEvent::parse(event.name(), &event.data());
+            assert_eq!(back.as_ref(), Some(&event));
+        }
+        assert_eq!(StreamEvent::parse("status", "{}"), None);
+        assert_eq!(StreamEvent::parse("nonsense", "{}"), None);
+    }
 }

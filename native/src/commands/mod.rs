@@ -7,6 +7,7 @@ pub mod eval;
 /// `fetch` lives beside the host (which fetches a missing model folder), not under commands.
 pub use crate::fetch;
 pub mod generate;
+pub mod migrate;
 pub mod photo_in;
 pub mod serve;
 pub mod stage;

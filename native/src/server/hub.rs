@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use consistentid_core::api::StreamEvent;
 use tokio::sync::watch;
 
+use super::bus::{Bus, Note, SharedBus};
 use super::store::{SharedStore, Store};
 
 /// Ids reserved in the database at a time.
@@ -65,7 +66,7 @@ impl Channel {
         self.changed.subscribe()
     }
 
-    async fn push(&self, event: StreamEvent, store: &dyn Store) {
+    async fn push(&self, event: StreamEvent, store: &dyn Store, bus: &dyn Bus) {
         let mut next = self.next.lock().await;
         if next.0 > next.1
             && let Ok(Some(first)) = store
@@ -74,32 +75,53 @@ impl Channel {
         {
             *next = (first, first + RESERVE - 1);
         }
-        let id = {
-            // Unreserved only before the prediction is stored (its stream's first event).
-            let id = next.0;
-            next.0 += 1;
-            if is_durable(&event) {
-                // A completed event is rebuilt from the record when sent; its id is what counts.
-                let data = match &event {
-                    StreamEvent::Completed(_) => String::new(),
-                    other => other.data(),
-                };
-                // Not stored (full disk): the live stream still has it; a late replay lacks it.
-                let _ = store
-                    .add_event(&self.prediction, id, event.name(), &data)
-                    .await;
-            }
-            id
+        // Unreserved only before the prediction is stored (its stream's first event).
+        let id = next.0;
+        next.0 += 1;
+        // A completed event is rebuilt from the record when sent; its id is what counts.
+        let data = match &event {
+            StreamEvent::Completed(_) => String::new(),
+            other => other.data(),
         };
+        if is_durable(&event) {
+            // Not stored (full disk): the live stream still has it; a late replay lacks it.
+            let _ = store
+                .add_event(&self.prediction, id, event.name(), &data)
+                .await;
+        }
+        let name = event.name().to_string();
+        // In the buffer before it is published: this process hears its own notes too, and
+        // finds the event already here.
+        self.insert(id, event);
+        // Published after it is stored: a listener that must read it finds it. Lost when the
+        // database is away: other processes' streams read the store when it is back.
+        let note = Note {
+            prediction: self.prediction.clone(),
+            id,
+            name,
+            data: Some(data),
+        };
+        let _ = bus.publish(&note).await;
+        drop(next);
+    }
+
+    /// An event another process numbered and sent (through the bus), in id order; one
+    /// already here is not added again.
+    pub fn insert(&self, id: u64, event: StreamEvent) {
         let mut events = lock(&self.events);
+        if events.binary_search_by_key(&id, |(i, _)| *i).is_ok() {
+            return;
+        }
         if matches!(event, StreamEvent::Preview(_)) {
             events.retain(|(_, e)| !matches!(e, StreamEvent::Preview(_)));
         }
-        events.push((id, event));
+        // Ids are in order: a local event goes at the end.
+        let at = events.partition_point(|(i, _)| *i < id);
+        events.insert(at, (id, event));
         drop(events);
-        self.latest.store(id, std::sync::atomic::Ordering::SeqCst);
-        drop(next);
-        self.changed.send_replace(id);
+        self.latest
+            .fetch_max(id, std::sync::atomic::Ordering::SeqCst);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The id of the `completed` event, once sent.
@@ -120,13 +142,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Hub {
     channels: Arc<Mutex<HashMap<String, Arc<Channel>>>>,
     store: SharedStore,
+    bus: SharedBus,
 }
 
 impl Hub {
-    pub fn new(store: SharedStore) -> Self {
+    pub fn new(store: SharedStore, bus: SharedBus) -> Self {
         Self {
             channels: Arc::default(),
             store,
+            bus,
         }
     }
 
@@ -149,12 +173,28 @@ impl Hub {
     }
 
     pub async fn send(&self, id: &str, event: StreamEvent) {
-        self.channel(id).await.push(event, &*self.store).await;
+        self.channel(id)
+            .await
+            .push(event, &*self.store, &*self.bus)
+            .await;
     }
 
     /// Forgets a finished prediction's buffer (streams then replay from the database).
     pub fn forget(&self, id: &str) {
         lock(&self.channels).remove(id);
+    }
+
+    /// Forgets the buffers of ended predictions (their streams replay from the database);
+    /// the janitor's sweep, for channels no worker here forgets.
+    pub fn forget_completed(&self) {
+        lock(&self.channels).retain(|_, c| c.completed().is_none());
+    }
+
+    /// Wakes every stream (events may have been missed: they read the store).
+    pub fn wake_all(&self) {
+        for c in lock(&self.channels).values() {
+            c.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Live channels (bounded by the queue: finished ones are forgotten after a grace time).

@@ -38,10 +38,21 @@ pub async fn reaper(state: Arc<AppState>) {
                 super::worker::finish_job(&state, id).await;
             }
         }
+        // A job's end whose worker stopped before announcing it: announced here (its face
+        // released, `completed` sent and stored), once the lease says the worker is gone.
+        if let Ok(ended) = state.store.unannounced(state.args.lease).await {
+            for id in ended {
+                super::worker::finish_job(&state, &id).await;
+            }
+        }
     }
 }
 
 async fn sweep(state: &AppState) {
+    // Streams of ended jobs that ran in other processes replay from the store from now on.
+    if state.store.is_shared() {
+        state.hub.forget_completed();
+    }
     let store = &state.store;
     // Faces whose deletion at the job's end failed (a full disk) go as soon as possible.
     let _ = store.release_faces().await;

@@ -2,6 +2,8 @@
 //! with server-sent progress, SQLite persistence, share links and the web app on one origin.
 //! One worker thread owns the engine; HTTP runs on tokio.
 
+pub mod args;
+pub mod bus;
 pub mod hub;
 pub mod ids;
 pub mod janitor;
@@ -10,143 +12,37 @@ pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod photo;
+pub mod presence;
 pub mod problem;
 pub mod routes;
 pub mod security;
 pub mod sink;
 pub mod store;
+#[cfg(feature = "test-engine")]
+pub mod test_engine;
 pub mod views;
 pub mod worker;
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Args;
 use consistentid_core::api::Health;
+
+pub use args::{Role, ServeArgs};
 
 use crate::device::{DeviceChoice, DtypeChoice};
 use hub::Hub;
 use problem::ApiError;
 use security::RateLimiter;
-use store::{Blobs, PgStore, SharedStore, SqliteStore, Store};
+use store::{Blobs, PgBus, PgStore, SharedStore, SqliteStore, Store};
 
 /// Uploads and new jobs are refused (507) when the data folder has less free space than this.
 pub const MIN_FREE_BYTES: u64 = 8 << 20;
-
-/// `serve` options.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// The ConsistentID model folder; fetched first when it does not exist.
-    #[arg(long, value_name = "DIR", default_value = "consistentid-model")]
-    pub model: PathBuf,
-    /// Where predictions, uploads and images are kept (default: the platform's data folder).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// Address to listen on (127.0.0.1: this machine only).
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: IpAddr,
-    #[arg(long, default_value_t = 7860)]
-    pub port: u16,
-    /// The web app (trunk's dist/ folder); default: ./dist, then the one next to the sources.
-    #[arg(long, value_name = "DIR")]
-    pub web: Option<PathBuf>,
-    /// The URL people reach this host at (behind a proxy); default http://HOST:PORT.
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Only these bearer tokens may create predictions (repeatable; hosted mode).
-    #[arg(long = "api-key", value_name = "KEY")]
-    pub api_keys: Vec<String>,
-    /// Origins allowed to call the API from another site (CORS; repeatable). Default: none.
-    #[arg(long = "cors-origin", value_name = "ORIGIN")]
-    pub cors_origins: Vec<String>,
-    /// Jobs that may wait; more are refused with 429.
-    #[arg(long, default_value_t = 32)]
-    pub queue_size: usize,
-    /// Jobs one token may have waiting (default: half the queue, at least 1), so that one
-    /// client cannot fill it.
-    #[arg(long, value_name = "N")]
-    pub owner_queue: Option<usize>,
-    /// POST and DELETE requests per minute per client address (0: no limit).
-    #[arg(long, default_value_t = 120)]
-    pub rate_limit: u32,
-    /// A reverse proxy whose `X-Forwarded-For` names the client (repeatable); without it the
-    /// header is ignored.
-    #[arg(long = "trusted-proxy", value_name = "IP")]
-    pub trusted_proxies: Vec<IpAddr>,
-    /// A request's head must arrive within this (e.g. 30s); a connection idle this long
-    /// between requests is closed.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub header_timeout: Duration,
-    /// A request's body must arrive within this (uploads included).
-    #[arg(long, value_parser = parse_duration, default_value = "120s")]
-    pub body_timeout: Duration,
-    /// Open connections at most (event streams included); more are closed at once. Lowered
-    /// to fit the process's limit on open files.
-    #[arg(long, default_value_t = 512)]
-    pub max_connections: usize,
-    /// Largest upload or request body, in MB.
-    #[arg(long, default_value_t = 10)]
-    pub max_upload_mb: usize,
-    /// Delete unshared results this long after they finish (e.g. 1h, 7d; hosted mode).
-    #[arg(long, value_parser = parse_duration)]
-    pub retention: Option<Duration>,
-    /// Do not download the model folder when it is missing.
-    #[arg(long)]
-    pub no_fetch: bool,
-    /// Maintenance: accept and queue jobs without running them; they run after a restart
-    /// without this flag.
-    #[arg(long)]
-    pub paused: bool,
-    /// Keep predictions and the queue in PostgreSQL (postgres://user@host:5432/db), so that
-    /// several hosts share them; default: SQLite in --data. The password comes from the URL
-    /// or PGPASSWORD and is never printed.
-    #[arg(
-        long,
-        env = "CONSISTENTID_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// Do not bring the database's schema up to date at start (another process does).
-    #[arg(long)]
-    pub no_migrate: bool,
-    /// A running job's lease: a worker silent this long has stopped, and its job goes to
-    /// another (renewed every third of it).
-    #[arg(long, value_parser = parse_duration, default_value = "15s")]
-    pub lease: Duration,
-    /// This process's worker name on the jobs it runs (default: pid<N>-<random>).
-    #[arg(long, value_name = "ID")]
-    pub worker_id: Option<String>,
-}
-
-/// `500ms`, `90s`, `30m`, `24h`, `7d`.
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    if let Some(ms) = text.strip_suffix("ms") {
-        return match ms.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
-            _ => Err(format!(
-                "`{text}`: expected a positive number of milliseconds"
-            )),
-        };
-    }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: u64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        format!("`{text}`: expected a positive number and s, m, h or d (e.g. 24h)")
-    })?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
-}
 
 /// What `/v1/health` reports.
 #[derive(Clone, Debug)]
@@ -180,6 +76,8 @@ impl Wake {
 /// Everything the handlers and the worker share.
 pub struct AppState {
     pub store: SharedStore,
+    /// Live events from and to the other processes on the same store.
+    pub bus: bus::SharedBus,
     /// The async runtime, for the worker thread's calls into the store.
     pub runtime: tokio::runtime::Handle,
     /// This process's worker name, on every job it claims (`pid<N>-<random>`).
@@ -209,6 +107,8 @@ pub struct AppState {
     pub controlnets: photo::ControlNets,
     /// What `GET /metrics` counts.
     pub metrics: metrics::Metrics,
+    /// Whether this process's worker is running a job.
+    pub busy: AtomicBool,
 }
 
 impl AppState {
@@ -218,6 +118,14 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let workers = self
+            .store
+            .workers(self.args.heartbeat_every() * 3)
+            .await
+            .unwrap_or_default();
+        if self.args.role == Role::Api {
+            h = presence::health_of(&workers, self.args.heartbeat_every() * 3);
+        }
         if h.status == "ready"
             && let Some(problem) = self.storage_problem()
         {
@@ -242,6 +150,7 @@ impl AppState {
             queue_capacity: self.args.queue_size,
             version: env!("CARGO_PKG_VERSION").to_string(),
             controlnets: photo::controlnet_names(&self.args.model),
+            workers: workers.iter().map(presence::view).collect(),
         }
     }
 
@@ -361,12 +270,7 @@ fn lock_data(dir: &std::path::Path) -> Result<std::fs::File> {
 
 /// Runs the host until SIGTERM / Ctrl-C.
 pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
-    if args.queue_size == 0 {
-        anyhow::bail!("--queue-size must be at least 1");
-    }
-    if args.max_connections == 0 {
-        anyhow::bail!("--max-connections must be at least 1");
-    }
+    args.check()?;
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     // The folder is ours before anything in it is touched, and the port before any job is
     // recovered: a second host on the same folder or port changes nothing.
@@ -386,14 +290,20 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         .with_context(|| {
             format!("cannot listen on {addr} (is another server using the port? try --port)")
         })?;
-    let store: SharedStore = match &args.database_url {
+    let (store, bus): (SharedStore, bus::SharedBus) = match &args.database_url {
         Some(url) => {
             let blobs = Blobs::open(&data.join("objects"))?;
-            let pg = runtime.block_on(PgStore::connect(url, blobs, !args.no_migrate))?;
+            let pg = runtime
+                .block_on(PgStore::connect(url, blobs, !args.no_migrate))?
+                .with_max_attempts(args.max_attempts);
             eprintln!("store: {}", pg.describe());
-            Arc::new(pg)
+            let bus = PgBus::new(pg.pool().clone());
+            (Arc::new(pg), Arc::new(bus))
         }
-        None => Arc::new(SqliteStore::open(&data)?),
+        None => (
+            Arc::new(SqliteStore::open(&data)?.with_max_attempts(args.max_attempts)),
+            Arc::new(bus::LocalBus),
+        ),
     };
     let reaped = runtime.block_on(store.reap())?;
     if !reaped.again.is_empty() || !reaped.failed.is_empty() {
@@ -424,8 +334,9 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     let web = web_dir(&args);
     let csp = security::content_security_policy(web.as_deref());
     let state = Arc::new(AppState {
-        hub: Hub::new(store.clone()),
+        hub: Hub::new(store.clone(), bus.clone()),
         store,
+        bus,
         runtime: runtime.handle().clone(),
         worker: args
             .worker_id
@@ -449,24 +360,48 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         detector: std::sync::OnceLock::new(),
         controlnets: Default::default(),
         metrics: Default::default(),
+        busy: AtomicBool::new(false),
     });
     if state.web.is_none() {
         eprintln!(
             "note: the web app is not built (run `trunk build` or scripts/build.sh); the API works without it"
         );
     }
-    let worker = worker::spawn(state.clone(), args.model.clone(), device, dtype);
-    let app = routes::router(state.clone());
+    let role = args.role;
+    let worker = role
+        .runs_jobs()
+        .then(|| worker::spawn(state.clone(), args.model.clone(), device, dtype));
+    let app = if role.serves_api() {
+        routes::router(state.clone())
+    } else {
+        routes::probe_router(state.clone())
+    };
     let limits = listen::Limits {
         header_timeout: args.header_timeout,
         max_connections: listen::connection_cap(args.max_connections),
     };
-    println!("ConsistentID is listening on {base}/ (API: {base}/v1, OpenAPI: {base}/openapi.json)");
+    match role {
+        Role::Worker => println!(
+            "ConsistentID worker {} is listening on {base}/ (health: {base}/v1/health, metrics: {base}/metrics)",
+            state.worker
+        ),
+        _ => println!(
+            "ConsistentID is listening on {base}/ (API: {base}/v1, OpenAPI: {base}/openapi.json)"
+        ),
+    }
     let shutdown_state = state.clone();
     let janitor_state = state.clone();
     runtime.block_on(async move {
         let reaper = tokio::spawn(janitor::reaper(janitor_state.clone()));
-        let janitor = tokio::spawn(janitor::run(janitor_state));
+        let presence = role
+            .runs_jobs()
+            .then(|| tokio::spawn(presence::run(janitor_state.clone())));
+        let relay = role
+            .serves_api()
+            .then(|| tokio::spawn(bus::relay(janitor_state.clone())));
+        let janitor = role
+            .serves_api()
+            .then(|| tokio::spawn(janitor::run(janitor_state)));
         listen::serve(listener, app, limits, async move {
             shutdown_signal().await;
             eprintln!("stopping: no new jobs; the running one is finished or queued again");
@@ -475,12 +410,19 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
             shutdown_state.wake.notify();
         })
         .await;
-        janitor.abort();
-        reaper.abort();
+        for task in [Some(reaper), presence, relay, janitor]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+        }
     });
     state.draining.store(true, Ordering::SeqCst);
     state.wake.notify();
-    let _ = worker.join();
+    if let Some(worker) = worker {
+        let _ = worker.join();
+        let _ = runtime.block_on(state.store.worker_gone(&state.worker));
+    }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(())
 }

@@ -22,7 +22,8 @@ use crate::io::png::encode_rgb;
 /// Previews at most this often.
 const PREVIEW_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Renews a running job's lease every third of it (one late beat is harmless) until dropped.
+/// Renews a running job's lease every `--heartbeat` (a third of it by default: one late beat
+/// is harmless) until dropped.
 struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     /// The lease was lost: the reaper gave the job to another worker.
@@ -37,10 +38,14 @@ impl Heartbeat {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (store, lease) = (state.store.clone(), state.args.lease);
+        let (store, lease, every) = (
+            state.store.clone(),
+            state.args.lease,
+            state.args.heartbeat_every(),
+        );
         let (lost2, cancel2) = (lost.clone(), cancel.clone());
         let task = state.runtime.spawn(async move {
-            let mut tick = tokio::time::interval(lease / 3);
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;

@@ -24,6 +24,13 @@ const KEEP_FINISHED: Duration = Duration::from_secs(60);
 /// How often a job's end is written again when the store could not take it.
 const FINISH_RETRY: Duration = Duration::from_secs(1);
 
+/// What runs the jobs: the models, or (tests) a script that emits the same events.
+enum Runner {
+    Models(Box<Engine>),
+    #[cfg(feature = "test-engine")]
+    Scripted(super::test_engine::Script),
+}
+
 /// Starts the worker thread.
 pub fn spawn(
     state: Arc<AppState>,
@@ -34,7 +41,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("consistentid-worker".into())
         .spawn(move || {
-            let engine = match load(&state, &model, device, dtype) {
+            let engine = match load_runner(&state, &model, device, dtype) {
                 Ok(engine) => engine,
                 Err(e) => {
                     let message = format!("{e:#}");
@@ -56,6 +63,36 @@ pub fn spawn(
             work(&state, &engine);
         })
         .expect("a thread for the worker")
+}
+
+#[cfg(feature = "test-engine")]
+fn load_runner(
+    state: &AppState,
+    model: &Path,
+    device: DeviceChoice,
+    dtype: DtypeChoice,
+) -> anyhow::Result<Runner> {
+    match super::test_engine::Script::from_env() {
+        Some(script) => {
+            state
+                .health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .device = "test-engine".into();
+            Ok(Runner::Scripted(script.map_err(anyhow::Error::msg)?))
+        }
+        None => Ok(Runner::Models(Box::new(load(state, model, device, dtype)?))),
+    }
+}
+
+#[cfg(not(feature = "test-engine"))]
+fn load_runner(
+    state: &AppState,
+    model: &Path,
+    device: DeviceChoice,
+    dtype: DtypeChoice,
+) -> anyhow::Result<Runner> {
+    Ok(Runner::Models(Box::new(load(state, model, device, dtype)?)))
 }
 
 fn load(
@@ -101,7 +138,7 @@ fn load(
 }
 
 /// Runs jobs until the host drains.
-fn work(state: &AppState, engine: &Engine) {
+fn work(state: &AppState, engine: &Runner) {
     let mut finished: Vec<(Instant, String)> = Vec::new();
     loop {
         finished.retain(|(at, id)| {
@@ -138,7 +175,9 @@ fn work(state: &AppState, engine: &Engine) {
                 .await;
         });
         let id = record.id.clone();
+        state.busy.store(true, std::sync::atomic::Ordering::SeqCst);
         run_one(state, engine, record);
+        state.busy.store(false, std::sync::atomic::Ordering::SeqCst);
         finished.push((Instant::now(), id));
     }
 }
@@ -159,7 +198,7 @@ pub async fn announce_queue(state: &AppState) {
     }
 }
 
-fn run_one(state: &AppState, engine: &Engine, record: Record) {
+fn run_one(state: &AppState, runner: &Runner, record: Record) {
     let mut sink = HostSink::new(state, &record);
     let outcome = match state.block_on(super::jobs::build_job(state, &record)) {
         Err(reason) => Err(reason),
@@ -168,6 +207,11 @@ fn run_one(state: &AppState, engine: &Engine, record: Record) {
                 sink.warning(&w);
             }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let engine = match runner {
+                    Runner::Models(engine) => engine,
+                    #[cfg(feature = "test-engine")]
+                    Runner::Scripted(script) => return script.run(&job, &mut sink),
+                };
                 let mut notes = Vec::new();
                 let photo =
                     super::photo::build(state, engine, &record.input, &job.face, &mut notes)

@@ -31,7 +31,19 @@ impl Host {
 
     /// A host whose store is the PostgreSQL database `database` (or SQLite in `data`).
     pub fn start_on(model: &Path, data: &Path, database: Option<&str>, extra: &[&str]) -> Host {
+        Self::start_with(model, data, database, extra, &[])
+    }
+
+    /// As [`Host::start_on`], with environment variables.
+    pub fn start_with(
+        model: &Path,
+        data: &Path,
+        database: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_consistentid"));
+        command.envs(env.iter().copied());
         command
             .args(["serve", "--port", "0", "--model"])
             .arg(model)
@@ -39,11 +51,12 @@ impl Host {
             .arg(data)
             .args(extra);
         if let Some(url) = database {
+            command.env("CONSISTENTID_DATABASE_URL", url);
             // A short lease: a host killed mid-job has its job taken back soon after a restart
             // (the embedded store does that at once).
-            command
-                .env("CONSISTENTID_DATABASE_URL", url)
-                .args(["--lease", "2s"]);
+            if !extra.contains(&"--lease") {
+                command.args(["--lease", "2s"]);
+            }
         }
         let mut child = command
             .stdout(Stdio::piped())
@@ -129,6 +142,15 @@ impl Host {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`…) and lets the process be.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     /// `kill -9`.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -198,6 +220,16 @@ pub fn fresh_database() -> Option<String> {
     assert!(created.success());
     let (server, _) = admin.rsplit_once('/')?;
     Some(format!("{server}/t_{name}"))
+}
+
+/// One value (rows joined by newlines) of a query on a test database, through psql.
+pub fn sql(database: &str, query: &str) -> String {
+    let out = Command::new("psql")
+        .args([database, "-At", "-v", "ON_ERROR_STOP=1", "-c", query])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{query}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// The database of a data folder on the server named by `CONSISTENTID_TEST_SERVE_DATABASE`,

@@ -103,6 +103,28 @@ pub fn router(state: Arc<AppState>) -> Router {
     app.with_state(state)
 }
 
+/// A worker's port (`--role worker`): its health and counters for probes and Prometheus, and
+/// nothing of the API (people reach the API processes).
+pub fn probe_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(pages::health))
+        .route("/metrics", get(pages::metrics))
+        .fallback(not_here)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::security::headers,
+        ))
+        .with_state(state)
+}
+
+async fn not_here() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "this is a worker (--role worker): it answers /v1/health and /metrics; the API is on the API processes",
+    )
+    .into_response()
+}
+
 /// 405 as a problem, like every other error.
 async fn method_not_allowed() -> Response {
     ApiError::new(

@@ -6,7 +6,7 @@
 mod pg;
 mod sqlite;
 
-pub use pg::{Blobs, PgStore, redact};
+pub use pg::{Blobs, PgBus, PgStore, migrate_only, redact};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -117,9 +117,37 @@ pub struct Reaped {
     pub failed: Vec<String>,
 }
 
+/// A worker process as the others see it (`/v1/health`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerInfo {
+    pub id: String,
+    /// The compute backend (`cuda`, `cpu`…).
+    pub device: String,
+    /// `loading`, `ready`, `failed` or `draining`.
+    pub status: String,
+    pub detail: String,
+    /// Whether it is running a job.
+    pub busy: bool,
+    /// Seconds since it was last heard from.
+    pub seen_ago: f64,
+}
+
 /// Why a prediction whose runs were lost twice failed (the README's wording).
 pub const LOST_TWICE: &str =
     "the host stopped twice while this prediction ran; it was not retried again";
+
+/// Why a prediction failed after `max_attempts` runs were lost (2: the README's wording).
+pub fn lost_message(max_attempts: u32) -> String {
+    match max_attempts {
+        0 | 1 => {
+            "the host stopped while this prediction ran; it was not retried (max attempts 1)".into()
+        }
+        2 => LOST_TWICE.into(),
+        n => format!(
+            "the host stopped {n} times while this prediction ran; it was not retried again"
+        ),
+    }
+}
 
 /// The store the host runs on.
 #[async_trait]
@@ -188,6 +216,9 @@ pub trait Store: Send + Sync {
     async fn request_cancel(&self, id: &str) -> Result<bool>;
     /// Jobs whose worker stopped: queued again once, then failed with [`LOST_TWICE`].
     async fn reap(&self) -> Result<Reaped>;
+    /// Predictions that ended within the last hour, more than `grace` ago, whose `completed`
+    /// event was never stored (their worker stopped between the end and the event).
+    async fn unannounced(&self, grace: Duration) -> Result<Vec<String>>;
     /// Deletes a prediction, its events and shares; returns its file ids.
     async fn delete(&self, id: &str) -> Result<Vec<String>>;
     /// Finished, unshared predictions completed before `before` (retention).
@@ -230,6 +261,15 @@ pub trait Store: Send + Sync {
     -> Result<Option<u64>>;
     /// The highest id a prediction may have sent: a new channel starts above it.
     async fn event_floor(&self, prediction: &str) -> Result<u64>;
+
+    // Workers.
+
+    /// Records that a worker is alive, and its state.
+    async fn worker_seen(&self, worker: &WorkerInfo) -> Result<()>;
+    /// The workers heard from within `within`.
+    async fn workers(&self, within: Duration) -> Result<Vec<WorkerInfo>>;
+    /// A worker stopped cleanly.
+    async fn worker_gone(&self, id: &str) -> Result<()>;
 
     // Share links.
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use consistentid_core::api::{Candidate, Metrics, OutputInfo, Status};
 
 use super::PgStore;
-use crate::server::store::{Fence, FileRecord, Reaped, Record, Store, StoredEvent};
+use crate::server::store::{Fence, FileRecord, Reaped, Record, Store, StoredEvent, WorkerInfo};
 
 #[async_trait]
 impl Store for PgStore {
@@ -113,6 +113,10 @@ impl Store for PgStore {
         PgStore::reap(self).await
     }
 
+    async fn unannounced(&self, grace: Duration) -> Result<Vec<String>> {
+        PgStore::unannounced(self, grace).await
+    }
+
     async fn delete(&self, id: &str) -> Result<Vec<String>> {
         PgStore::delete(self, id).await
     }
@@ -196,5 +200,17 @@ impl Store for PgStore {
 
     async fn delete_shares(&self, prediction: &str) -> Result<usize> {
         PgStore::delete_shares(self, prediction).await
+    }
+
+    async fn worker_seen(&self, worker: &WorkerInfo) -> Result<()> {
+        PgStore::worker_seen(self, worker).await
+    }
+
+    async fn workers(&self, within: Duration) -> Result<Vec<WorkerInfo>> {
+        PgStore::workers(self, within).await
+    }
+
+    async fn worker_gone(&self, id: &str) -> Result<()> {
+        PgStore::worker_gone(self, id).await
     }
 }

@@ -6,10 +6,13 @@
 
 mod as_store;
 mod blobs;
+mod bus;
 mod files;
 mod queue;
+mod workers;
 
 pub use blobs::Blobs;
+pub use bus::PgBus;
 
 use std::time::Duration;
 
@@ -36,6 +39,8 @@ pub struct PgStore {
     blobs: Blobs,
     /// The URL without its password, for messages.
     shown: String,
+    /// Runs a job newly queued here gets (kept in its row: every reaper honours it).
+    max_attempts: u32,
 }
 
 /// A database URL with its password (if any) elided, for messages and logs.
@@ -57,6 +62,41 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Brings the schema up to date under sqlx's advisory lock (processes starting together
+/// migrate once; a database newer than this binary is refused).
+async fn migrate(pool: &PgPool, shown: &str) -> Result<()> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        MigrateError::VersionMissing(v) => {
+            anyhow::anyhow!(
+                "the database {shown} was written by a newer consistentid (migration {v})"
+            )
+        }
+        e => anyhow::Error::new(e).context(format!("cannot migrate the database {shown}")),
+    })
+}
+
+/// `consistentid migrate`: the schema brought up to date; the versions applied, oldest first
+/// (as (version, description)).
+pub async fn migrate_only(url: &str) -> Result<Vec<(i64, String)>> {
+    let shown = redact(url);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE)
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to the database {shown}"))?;
+    migrate(&pool, &shown).await?;
+    let rows = sqlx::query(
+        "SELECT version, description FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
 impl PgStore {
     /// Connects, then brings the schema up to date (unless `migrate` is false).
     pub async fn connect(url: &str, blobs: Blobs, migrate: bool) -> Result<Self> {
@@ -68,14 +108,20 @@ impl PgStore {
             .await
             .with_context(|| format!("cannot connect to the database {shown}"))?;
         if migrate {
-            MIGRATOR.run(&pool).await.map_err(|e| match e {
-                MigrateError::VersionMissing(v) => anyhow::anyhow!(
-                    "the database {shown} was written by a newer consistentid (migration {v})"
-                ),
-                e => anyhow::Error::new(e).context(format!("cannot migrate the database {shown}")),
-            })?;
+            self::migrate(&pool, &shown).await?;
         }
-        Ok(Self { pool, blobs, shown })
+        Ok(Self {
+            pool,
+            blobs,
+            shown,
+            max_attempts: 2,
+        })
+    }
+
+    /// Jobs queued from now on fail after `n` lost runs (default 2).
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {

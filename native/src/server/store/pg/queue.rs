@@ -8,7 +8,7 @@ use consistentid_core::api::{Candidate, Metrics, OutputInfo, Status};
 use sqlx::Row;
 
 use super::{PgStore, fenced, record, record_columns};
-use crate::server::store::{Fence, LOST_TWICE, Reaped, Record};
+use crate::server::store::{Fence, LOST_TWICE, Reaped, Record, lost_message};
 
 impl PgStore {
     pub async fn insert_if_room(
@@ -23,8 +23,8 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at, logs) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10 \
+            "INSERT INTO predictions (id, owner, model, version, status, input, face_file, keep_face, created_at, logs, max_attempts) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9), $10, $13 \
              WHERE (SELECT count(*) FROM predictions WHERE status = 'starting') < $11 \
                AND (SELECT count(*) FROM predictions WHERE status = 'starting' AND owner = $2) < $12 \
              RETURNING seq",
@@ -41,6 +41,7 @@ impl PgStore {
         .bind(&r.logs)
         .bind(capacity as i64)
         .bind(per_owner as i64)
+        .bind(self.max_attempts as i32)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -158,7 +159,7 @@ impl PgStore {
     ) -> Result<bool> {
         let done = sqlx::query(concat!(
             "UPDATE predictions SET status = $4, error = $5, logs = $6, metrics = $7, completed_at = now(), \
-               worker_id = NULL, lease_until = NULL WHERE ",
+               lease_until = NULL WHERE ",
             fenced!()
         ))
         .bind(&fence.id)
@@ -170,6 +171,12 @@ impl PgStore {
         .bind(serde_json::to_value(metrics)?)
         .execute(&self.pool)
         .await?;
+        // Its live preview is of no use now (a row left by a failure here goes with the
+        // prediction).
+        let _ = sqlx::query("DELETE FROM previews WHERE prediction = $1")
+            .bind(&fence.id)
+            .execute(&self.pool)
+            .await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -247,13 +254,18 @@ impl PgStore {
     }
 
     /// Jobs whose lease ran out: queued again while attempts remain, else failed; canceled if
-    /// their owner had asked. Concurrent reapers skip each other's rows.
+    /// their owner had asked. Concurrent reapers skip each other's rows. Images the lost
+    /// attempt stored go with it, in the same transaction (no new attempt can have begun).
     pub async fn reap(&self) -> Result<Reaped> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE predictions p SET \
                status = CASE WHEN p.cancel_requested THEN 'canceled' \
                              WHEN p.attempts >= p.max_attempts THEN 'failed' ELSE 'starting' END, \
-               error = CASE WHEN NOT p.cancel_requested AND p.attempts >= p.max_attempts THEN $1 END, \
+               error = CASE WHEN NOT p.cancel_requested AND p.attempts >= p.max_attempts THEN \
+                 CASE p.max_attempts WHEN 2 THEN $1 WHEN 1 THEN $2 \
+                   ELSE format('the host stopped %s times while this prediction ran; it was not retried again', p.max_attempts) END \
+               END, \
                completed_at = CASE WHEN p.cancel_requested OR p.attempts >= p.max_attempts THEN now() END, \
                started_at = CASE WHEN p.cancel_requested OR p.attempts >= p.max_attempts THEN p.started_at END, \
                worker_id = NULL, lease_until = NULL, run_after = now(), \
@@ -263,8 +275,24 @@ impl PgStore {
              RETURNING p.id, p.status",
         )
         .bind(LOST_TWICE)
-        .fetch_all(&self.pool)
+        .bind(lost_message(1))
+        .fetch_all(&mut *tx)
         .await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let lost: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM files WHERE prediction = ANY($1) AND kind = 'output' RETURNING object_key",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        for key in lost {
+            // An object left behind is unreachable (no row names it) and only costs space.
+            let _ = self.blobs.delete(&key).await;
+        }
         let mut reaped = Reaped::default();
         for row in rows {
             let (id, status): (String, String) = (row.try_get(0)?, row.try_get(1)?);
@@ -277,6 +305,23 @@ impl PgStore {
         Ok(reaped)
     }
 
+    /// Taken on by one process at a time (the claim lapses after a minute).
+    pub async fn unannounced(&self, grace: Duration) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE predictions SET announce_claimed = now() WHERE seq IN ( \
+               SELECT seq FROM predictions p WHERE completed_at > now() - interval '1 hour' \
+                 AND completed_at < now() - make_interval(secs => $1) \
+                 AND (announce_claimed IS NULL OR announce_claimed < now() - interval '1 minute') \
+                 AND NOT EXISTS (SELECT 1 FROM prediction_events e \
+                                 WHERE e.prediction = p.id AND e.kind = 'completed') \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+        )
+        .bind(grace.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Deletes a prediction, its events and shares; returns its file ids.
     pub async fn delete(&self, id: &str) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
@@ -286,6 +331,7 @@ impl PgStore {
             .await?;
         for sql in [
             "DELETE FROM prediction_events WHERE prediction = $1",
+            "DELETE FROM previews WHERE prediction = $1",
             "DELETE FROM predictions WHERE id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;

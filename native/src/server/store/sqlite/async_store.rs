@@ -1,17 +1,19 @@
 //! [`Store`] over [`SqliteDb`]: each call runs on tokio's blocking pool, so a slow disk never
 //! stalls the async runtime.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use async_trait::async_trait;
 use consistentid_core::api::{Candidate, Metrics, OutputInfo, Status};
 
 use super::SqliteDb;
-use crate::server::store::{Fence, FileRecord, Reaped, Record, Store, StoredEvent};
+use crate::server::store::{Fence, FileRecord, Reaped, Record, Store, StoredEvent, WorkerInfo};
 
 /// The embedded store.
 #[derive(Clone)]
@@ -19,6 +21,10 @@ pub struct SqliteStore {
     db: SqliteDb,
     /// Whether running jobs were recovered since opening (see [`Store::reap`]).
     reaped: Arc<AtomicBool>,
+    /// Runs a job gets when the host stops under it.
+    max_attempts: u32,
+    /// This process's worker (one process owns the database): when it was last heard from.
+    workers: Arc<Mutex<HashMap<String, (WorkerInfo, Instant)>>>,
 }
 
 impl SqliteStore {
@@ -27,7 +33,15 @@ impl SqliteStore {
         Ok(Self {
             db: SqliteDb::open(dir)?,
             reaped: Arc::default(),
+            max_attempts: 2,
+            workers: Arc::default(),
         })
+    }
+
+    /// Jobs fail after `n` runs lost to stops (default 2).
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
     }
 }
 
@@ -168,8 +182,14 @@ impl Store for SqliteStore {
         if self.reaped.swap(true, Ordering::SeqCst) {
             return Ok(Reaped::default());
         }
-        let (again, failed) = blocking!(self, |db| db.recover())?;
+        let max = self.max_attempts;
+        let (again, failed) = blocking!(self, |db| db.recover(max))?;
         Ok(Reaped { again, failed })
+    }
+
+    async fn unannounced(&self, grace: Duration) -> Result<Vec<String>> {
+        let secs = grace.as_secs_f64();
+        blocking!(self, |db| db.unannounced(secs))
     }
 
     async fn delete(&self, id: &str) -> Result<Vec<String>> {
@@ -284,5 +304,33 @@ impl Store for SqliteStore {
     async fn delete_shares(&self, prediction: &str) -> Result<usize> {
         let prediction = own(prediction);
         blocking!(self, |db| db.delete_shares(&prediction))
+    }
+
+    async fn worker_seen(&self, worker: &WorkerInfo) -> Result<()> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers.insert(worker.id.clone(), (worker.clone(), Instant::now()));
+        Ok(())
+    }
+
+    async fn workers(&self, within: Duration) -> Result<Vec<WorkerInfo>> {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen: Vec<WorkerInfo> = workers
+            .values()
+            .filter(|(_, at)| at.elapsed() <= within)
+            .map(|(w, at)| WorkerInfo {
+                seen_ago: at.elapsed().as_secs_f64(),
+                ..w.clone()
+            })
+            .collect();
+        seen.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(seen)
+    }
+
+    async fn worker_gone(&self, id: &str) -> Result<()> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Ok(())
     }
 }

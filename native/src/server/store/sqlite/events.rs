@@ -9,6 +9,19 @@ use super::SqliteDb;
 use crate::server::store::StoredEvent;
 
 impl SqliteDb {
+    /// Ended within the last hour, more than `grace_secs` ago, with no stored `completed`.
+    pub fn unannounced(&self, grace_secs: f64) -> Result<Vec<String>> {
+        let now = crate::server::ids::now();
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id FROM predictions p WHERE status IN ('succeeded', 'failed', 'canceled') \
+               AND completed_at > ?1 AND completed_at < ?2 \
+               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.prediction = p.id AND e.name = 'completed')",
+        )?;
+        let rows = stmt.query_map(params![now - 3600.0, now - grace_secs], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn add_event(&self, prediction: &str, seq: u64, name: &str, data: &str) -> Result<()> {
         self.db().execute(
             "INSERT OR REPLACE INTO events (prediction, seq, name, data) VALUES (?1, ?2, ?3, ?4)",

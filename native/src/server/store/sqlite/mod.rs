@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use consistentid_core::api::{Candidate, Metrics, OutputInfo, Status};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Fence, LOST_TWICE, Record};
+use super::{Fence, Record, lost_message};
 use crate::server::ids::now;
 
 /// Each entry upgrades the schema by one version (`PRAGMA user_version`).
@@ -361,9 +361,9 @@ impl SqliteDb {
         )? == 1)
     }
 
-    /// After a restart: jobs that were running are queued again once; a job that was already
-    /// re-run fails with a reason. Returns (re-queued, failed).
-    pub fn recover(&self) -> Result<(Vec<String>, Vec<String>)> {
+    /// After a restart: jobs that were running are queued again while they have had fewer
+    /// than `max_attempts` runs, else fail with a reason. Returns (re-queued, failed).
+    pub fn recover(&self, max_attempts: u32) -> Result<(Vec<String>, Vec<String>)> {
         let db = self.db();
         let mut stmt =
             db.prepare("SELECT id, attempts FROM predictions WHERE status = 'processing'")?;
@@ -372,8 +372,16 @@ impl SqliteDb {
             .collect::<rusqlite::Result<_>>()?;
         drop(stmt);
         let (mut again, mut failed) = (Vec::new(), Vec::new());
+        let mut lost = Vec::new();
+        for (id, _) in &running {
+            // Images the lost run stored are not the job's: a re-run makes its own.
+            let mut stmt =
+                db.prepare("SELECT id FROM files WHERE prediction = ?1 AND kind = 'output'")?;
+            let files = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+            lost.extend(files.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
         for (id, attempts) in running {
-            if attempts < 2 {
+            if attempts < max_attempts {
                 db.execute(
                     "UPDATE predictions SET status = 'starting', started_at = NULL, outputs = '[]', output_metadata = '[]', candidates = NULL WHERE id = ?1",
                     [&id],
@@ -382,10 +390,14 @@ impl SqliteDb {
             } else {
                 db.execute(
                     "UPDATE predictions SET status = 'failed', error = ?2, completed_at = ?3 WHERE id = ?1",
-                    params![id, LOST_TWICE, now()],
+                    params![id, lost_message(max_attempts), now()],
                 )?;
                 failed.push(id);
             }
+        }
+        drop(db);
+        for file in lost {
+            self.delete_file(&file)?;
         }
         Ok((again, failed))
     }
