@@ -3,7 +3,9 @@
 # sha256-checked), builds the web app (the browser test loads it) and its wasm32 test while the
 # native tests build, then runs every workspace test (CPU backend; the wgpu parity test also on
 # a Vulkan adapter when there is one), then the wasm32 test in headless Chromium
-# (wasm-bindgen-test), and prints one closing line with the totals.
+# (wasm-bindgen-test), and prints one closing line with the totals. The host's tests run twice: on
+# the embedded store, then on a throwaway PostgreSQL (scripts/postgres.sh) with the files in a
+# throwaway S3-compatible bucket (moto, scripts/moto.sh).
 #
 # The lints run inside these builds: clippy-driver wraps the compiler for the workspace's own
 # crates (as `cargo clippy` does, dependencies untouched) while cargo builds them for real, so one
@@ -26,15 +28,22 @@ features=consistentid-native/cuda,consistentid-native/wgpu,consistentid-native/t
 log=$(mktemp)
 web_log=$(mktemp)
 pg_dir=
+s3_pid=
 cleanup() {
   rm -f "$log" "$web_log"
   if [ -n "$pg_dir" ]; then bash scripts/postgres.sh stop "$pg_dir"; fi
+  if [ -n "$s3_pid" ]; then bash scripts/moto.sh stop "$s3_pid"; fi
 }
 trap cleanup EXIT
 # A throwaway PostgreSQL for the store's tests on a database (unless one is given).
 if [ -z "${CONSISTENTID_TEST_DATABASE_URL:-}" ]; then
   read -r CONSISTENTID_TEST_DATABASE_URL pg_dir < <(bash scripts/postgres.sh)
   export CONSISTENTID_TEST_DATABASE_URL
+fi
+# And a throwaway S3-compatible server (moto, in memory) for the store's files in a bucket.
+if [ -z "${CONSISTENTID_TEST_S3:-}" ]; then
+  read -r CONSISTENTID_TEST_S3 s3_pid < <(bash scripts/moto.sh)
+  export CONSISTENTID_TEST_S3
 fi
 # The web app (wasm32, built by trunk) and the native tests compile at the same time, each in its
 # own target dir (cargo locks a target dir for one build at a time), so that each fills the cores
@@ -55,8 +64,10 @@ if ! wait "$web"; then
   exit 1
 fi
 "${native[@]}" "$@" 2>&1 | tee "$log"
-# The host's tests again with the store in PostgreSQL (built above: only the runs).
-CONSISTENTID_TEST_SERVE_DATABASE="$CONSISTENTID_TEST_DATABASE_URL" "${native[@]}" \
+# The host's tests again with the store in PostgreSQL and the files in a bucket (built above:
+# only the runs).
+CONSISTENTID_TEST_SERVE_DATABASE="$CONSISTENTID_TEST_DATABASE_URL" \
+  CONSISTENTID_TEST_SERVE_OBJECT_STORE="$CONSISTENTID_TEST_S3" "${native[@]}" \
   --test serve_api --test serve_client --test serve_edges --test serve_hardening --test serve_likeness \
   --test serve_load --test serve_persistence --test serve_photo --test serve_robustness --test web_e2e \
   "$@" 2>&1 | tee -a "$log"

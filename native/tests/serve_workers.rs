@@ -66,6 +66,23 @@ fn wait_count(database: &str, query: &str, want: u64, hosts: &[&Host]) {
     }
 }
 
+/// A fresh database, the tiny model folder and a data folder (`None`: no database here).
+struct Setup {
+    database: String,
+    model: tempfile::TempDir,
+    data: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Option<Self> {
+        Some(Self {
+            database: fresh_database()?,
+            model: consistentid_folder(),
+            data: data_dir(),
+        })
+    }
+}
+
 /// The test engine at `script`, with a short heartbeat.
 fn worker(model: &Path, data: &Path, database: &str, script: &str, extra: &[&str]) -> Host {
     let mut args = vec!["--role", "worker", "--heartbeat", "400ms"];
@@ -113,7 +130,7 @@ fn roles_need_a_database_and_migrate_brings_one_up_to_date() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(
-            stdout.contains("is up to date: 2 migration(s), the last 2 (workers and previews)"),
+            stdout.contains("is up to date: 2 migration(s), the last 2 (scale out)"),
             "{stdout}"
         );
     }
@@ -132,11 +149,14 @@ fn roles_need_a_database_and_migrate_brings_one_up_to_date() {
 )]
 #[test]
 fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
-    let Some(database) = fresh_database() else {
+    let Some(Setup {
+        database,
+        model,
+        data,
+    }) = Setup::new()
+    else {
         return;
     };
-    let model = consistentid_folder();
-    let data = data_dir();
     let (model, data) = (model.path(), data.path());
     let api = Host::start_on(
         model,
@@ -201,6 +221,13 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
             .iter()
             .all(|w| w["device"] == "test-engine" && w["last_seen_seconds"].as_f64() < Some(2.0)),
         "{health}"
+    );
+
+    let (_, _, metrics) = get_bytes(&api.url("/metrics"), None);
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("consistentid_workers{device=\"test-engine\",ready=\"true\"} 3"),
+        "{metrics}"
     );
 
     // One worker killed mid-drain and started again: its job runs again, once.
@@ -277,11 +304,14 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
 )]
 #[test]
 fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
-    let Some(database) = fresh_database() else {
+    let Some(Setup {
+        database,
+        model,
+        data,
+    }) = Setup::new()
+    else {
         return;
     };
-    let model = consistentid_folder();
-    let data = data_dir();
     let (model, data) = (model.path(), data.path());
     // A long lease: the job must not wait for it to run out.
     let api = Host::start_on(
@@ -337,11 +367,14 @@ fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
 )]
 #[test]
 fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
-    let Some(database) = fresh_database() else {
+    let Some(Setup {
+        database,
+        model,
+        data,
+    }) = Setup::new()
+    else {
         return;
     };
-    let model = consistentid_folder();
-    let data = data_dir();
     let (model, data) = (model.path(), data.path());
     let api = Host::start_on(model, data, Some(&database), &["--role", "api"]);
     let zombie = worker(model, data, &database, "steps:60,step_ms:50", &[]);
@@ -393,4 +426,49 @@ fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
         "SELECT worker_id FROM predictions WHERE id = '{id}'"
     ));
     assert!(rescuer.log().contains(&rescuer_id) || !zombie.log().contains(&rescuer_id));
+}
+
+#[test]
+fn the_rate_limit_holds_across_api_processes() {
+    let Some(Setup {
+        database,
+        model,
+        data,
+    }) = Setup::new()
+    else {
+        return;
+    };
+    let start = || {
+        Host::start_on(
+            model.path(),
+            data.path(),
+            Some(&database),
+            &["--role", "api", "--rate-limit", "3"],
+        )
+    };
+    let (a, b) = (start(), start());
+    // Any POST counts (here a cancel of no prediction: 404): three a minute in all.
+    let cancel = |h: &Host| {
+        post_json(
+            &h.url("/v1/predictions/aaaaaaaaaaaaaaaaaaaaaaaaaa/cancel"),
+            Some(TOKEN),
+            &json!({}),
+            &[],
+        )
+    };
+    let answers: Vec<(u16, Value)> = [&a, &b, &a, &b, &a].iter().map(|h| cancel(h)).collect();
+    let codes: Vec<u16> = answers.iter().map(|(code, _)| *code).collect();
+    assert_eq!(codes, [404, 404, 404, 429, 429], "{answers:?}");
+    assert!(
+        answers[3].1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too many"),
+        "{answers:?}"
+    );
+    // Workers by device in an API process's /metrics: none here.
+    let (code, _, metrics) = get_bytes(&a.url("/metrics"), None);
+    assert_eq!(code, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(!metrics.contains("consistentid_workers{"), "{metrics}");
 }

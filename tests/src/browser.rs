@@ -32,7 +32,9 @@ impl Host {
     }
 
     /// With more `serve` arguments.
-    /// With `CONSISTENTID_TEST_SERVE_DATABASE`, on PostgreSQL: a database per data folder.
+    /// With `CONSISTENTID_TEST_SERVE_DATABASE`, on PostgreSQL: a database per data folder;
+    /// with `CONSISTENTID_TEST_SERVE_OBJECT_STORE` too (an S3 endpoint), its files in a bucket
+    /// per data folder.
     pub fn start_with(model: &Path, data: &Path, dist: &Path, extra: &[&str]) -> Self {
         let mut command = Command::new(binary());
         if let Ok(admin) = std::env::var("CONSISTENTID_TEST_SERVE_DATABASE") {
@@ -41,6 +43,16 @@ impl Host {
                 data.file_name().unwrap().to_string_lossy().to_lowercase()
             )
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+            if let Ok(endpoint) = std::env::var("CONSISTENTID_TEST_SERVE_OBJECT_STORE") {
+                let bucket = name.replace('_', "-");
+                create_bucket(&endpoint, &bucket);
+                command.env(
+                    "CONSISTENTID_OBJECT_STORE",
+                    format!(
+                        "s3://{bucket}/files?endpoint={endpoint}&region=us-east-1&access_key_id=test&secret_access_key=test"
+                    ),
+                );
+            }
             let _ = Command::new("psql")
                 .args([
                     admin.as_str(),
@@ -151,4 +163,19 @@ pub async fn browser(driver: &Driver, profile: &Path, webgpu: bool) -> Client {
         .connect(&format!("http://127.0.0.1:{}", driver.1))
         .await
         .expect("connect to chromedriver")
+}
+
+/// Creates a bucket on a local S3 server that checks no credentials (moto): `PUT /bucket`.
+fn create_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).expect("the S3 server answers");
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

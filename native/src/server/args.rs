@@ -80,6 +80,16 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// Keep uploads and images in an S3-compatible bucket (with --database-url), e.g.
+    /// s3://bucket/prefix?endpoint=http://127.0.0.1:8333&region=us-east-1; credentials from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never printed. Default: --data/objects.
+    #[arg(
+        long,
+        env = "CONSISTENTID_OBJECT_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub object_store: Option<String>,
     /// Do not bring the database's schema up to date at start (another process does).
     #[arg(long)]
     pub no_migrate: bool,
@@ -144,6 +154,11 @@ impl ServeArgs {
         if self.heartbeat_every() >= self.lease {
             anyhow::bail!(
                 "--heartbeat must be shorter than --lease (a lease would run out between two beats)"
+            );
+        }
+        if self.object_store.is_some() && self.database_url.is_none() {
+            anyhow::bail!(
+                "--object-store goes with --database-url (the embedded store keeps its files in --data)"
             );
         }
         if self.role != Role::All && self.database_url.is_none() {

@@ -11,6 +11,8 @@ use super::ids::now;
 const EVERY: Duration = Duration::from_secs(60);
 /// Uploads no job used are deleted after this long.
 const STALE_UPLOAD_SECS: f64 = 3600.0;
+/// Objects no file names are deleted after this long (a write may still be on its way).
+const ORPHAN_AGE: Duration = Duration::from_secs(3600);
 
 /// Runs the sweep every minute until the host stops.
 pub async fn run(state: Arc<AppState>) {
@@ -60,6 +62,12 @@ async fn sweep(state: &AppState) {
         for id in stale {
             let _ = store.delete_file(&id).await;
         }
+    }
+    let _ = store.expire_rate_limits().await;
+    if let Ok(n) = store.sweep_orphans(ORPHAN_AGE).await
+        && n > 0
+    {
+        eprintln!("deleted {n} stored object(s) no file refers to");
     }
     if let Some(retention) = state.args.retention
         && let Ok(expired) = store.expired(now() - retention.as_secs_f64()).await

@@ -441,11 +441,40 @@ fn queue_full(capacity: usize) -> ApiError {
     )
 }
 
+/// Why a stored prediction cannot be run now.
+#[derive(Debug)]
+pub enum NotRunnable {
+    /// It never will: it fails with this reason.
+    Invalid(String),
+    /// Its files cannot be read now (the object store is away): it waits in the queue.
+    Unavailable(String),
+}
+
+impl From<String> for NotRunnable {
+    fn from(reason: String) -> Self {
+        NotRunnable::Invalid(reason)
+    }
+}
+
+impl From<&str> for NotRunnable {
+    fn from(reason: &str) -> Self {
+        NotRunnable::Invalid(reason.to_string())
+    }
+}
+
+fn blob_error(e: anyhow::Error) -> NotRunnable {
+    if crate::server::store::is_unreachable(&e) {
+        NotRunnable::Unavailable(format!("{e:#}"))
+    } else {
+        NotRunnable::Invalid(e.to_string())
+    }
+}
+
 /// The engine's job for a stored prediction (checked again: the files may have gone).
 pub async fn build_job(
     state: &AppState,
     record: &Record,
-) -> Result<(FaceJob, Vec<String>), String> {
+) -> Result<(FaceJob, Vec<String>), NotRunnable> {
     let input = &record.input;
     let request = input.to_request().map_err(|f| FieldError::join(&f))?;
     let (request, mut warnings) = request.validate().map_err(|e| e.to_string())?;
@@ -461,7 +490,7 @@ pub async fn build_job(
         .store
         .read_blob(&face_file)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(blob_error)?;
     let face = decode(&bytes, "face_image").map_err(|e| e.to_string())?;
     let face_parsing = match input.face_parsing.as_deref().and_then(file_id_of) {
         Some(id) => {
@@ -472,7 +501,7 @@ pub async fn build_job(
                 .ok()
                 .flatten()
                 .ok_or("the face parsing is no longer stored")?;
-            let bytes = state.store.read_blob(&f).await.map_err(|e| e.to_string())?;
+            let bytes = state.store.read_blob(&f).await.map_err(blob_error)?;
             Some(decode_label_map(&bytes)?)
         }
         None => None,

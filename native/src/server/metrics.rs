@@ -159,12 +159,16 @@ impl Metrics {
             "Time of those steps.",
             &plain(c.step_seconds.to_string()),
         );
-        let workers: Vec<(String, String)> = workers
+        let mut counted = std::collections::BTreeMap::new();
+        for (device, ready) in workers {
+            *counted.entry((device.as_str(), *ready)).or_insert(0u32) += 1;
+        }
+        let workers: Vec<(String, String)> = counted
             .iter()
-            .map(|(device, ready)| {
+            .map(|((device, ready), n)| {
                 (
                     format!("{{device=\"{device}\",ready=\"{ready}\"}}"),
-                    "1".into(),
+                    n.to_string(),
                 )
             })
             .collect();

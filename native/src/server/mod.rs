@@ -292,7 +292,18 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         })?;
     let (store, bus): (SharedStore, bus::SharedBus) = match &args.database_url {
         Some(url) => {
-            let blobs = Blobs::open(&data.join("objects"))?;
+            let blobs = match &args.object_store {
+                Some(url) => Blobs::bucket(url)?,
+                None => {
+                    if args.role != Role::All {
+                        eprintln!(
+                            "note: files are kept in {} (no --object-store): processes on other machines cannot read them",
+                            data.join("objects").display()
+                        );
+                    }
+                    Blobs::open(&data.join("objects"))?
+                }
+            };
             let pg = runtime
                 .block_on(PgStore::connect(url, blobs, !args.no_migrate))?
                 .with_max_attempts(args.max_attempts);

@@ -75,13 +75,14 @@ impl ApiError {
         }
     }
 
-    /// 503: the database cannot be reached; the client may try again shortly.
+    /// 503: the database or the object store cannot be reached; the client may try again
+    /// shortly.
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(5),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the host's database cannot be reached; nothing was changed, try again shortly",
+                "the host's database or file storage cannot be reached; nothing was changed, try again shortly",
             )
         }
     }

@@ -86,11 +86,18 @@ pub async fn rate_limit(
     next: Next,
 ) -> Response {
     let ip = client_ip(&state.args.trusted_proxies, addr.ip(), request.headers());
-    if matches!(*request.method(), Method::POST | Method::DELETE)
-        && let Err(wait) = state.limiter.check(ip)
-    {
-        return ApiError::too_many("too many requests from your address; slow down", wait)
-            .into_response();
+    let limit = state.args.rate_limit;
+    if limit > 0 && matches!(*request.method(), Method::POST | Method::DELETE) {
+        // The store's buckets when it keeps them (shared by every API process), else ours.
+        let verdict = match state.store.take_token(&ip.to_string(), limit).await {
+            Ok(Some(verdict)) => verdict,
+            Ok(None) => state.limiter.check(ip),
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if let Err(wait) = verdict {
+            return ApiError::too_many("too many requests from your address; slow down", wait)
+                .into_response();
+        }
     }
     next.run(request).await
 }

@@ -88,6 +88,9 @@ pub struct HostSink<'a> {
     metadata: Vec<OutputInfo>,
     pub logs: String,
     pub metrics: Metrics,
+    /// Why an image could not be stored, when the object store was away (the job then goes
+    /// back to the queue rather than failing).
+    pub unavailable: Option<String>,
 }
 
 impl<'a> HostSink<'a> {
@@ -106,6 +109,7 @@ impl<'a> HostSink<'a> {
             metadata: Vec::new(),
             logs: String::new(),
             metrics: Metrics::default(),
+            unavailable: None,
         }
     }
 
@@ -229,6 +233,10 @@ impl Sink for HostSink<'_> {
                     Some(&self.id),
                 ))
                 .map_err(|e| {
+                    if crate::server::store::is_unreachable(&e) {
+                        self.unavailable = Some(format!("{e:#}"));
+                        return consistentid_core::Error::Canceled;
+                    }
                     consistentid_core::Error::InvalidRequest(format!(
                         "cannot store the image: {e:#}"
                     ))

@@ -15,12 +15,15 @@ use consistentid_core::pipeline::{Engine, Sink};
 
 use super::AppState;
 use super::ids::now;
+use super::jobs::NotRunnable;
 use super::sink::HostSink;
 use super::store::Record;
 use super::views;
 use crate::device::{DeviceChoice, DtypeChoice, select};
 /// Finished jobs' live buffers are kept this long for late streams.
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
+/// How long a worker waits after handing a job back because its files were out of reach.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(2);
 /// How often a job's end is written again when the store could not take it.
 const FINISH_RETRY: Duration = Duration::from_secs(1);
 
@@ -65,33 +68,22 @@ pub fn spawn(
         .expect("a thread for the worker")
 }
 
-#[cfg(feature = "test-engine")]
+/// The models, or with `--features test-engine` and `CONSISTENTID_TEST_ENGINE` set, the script.
 fn load_runner(
     state: &AppState,
     model: &Path,
     device: DeviceChoice,
     dtype: DtypeChoice,
 ) -> anyhow::Result<Runner> {
-    match super::test_engine::Script::from_env() {
-        Some(script) => {
-            state
-                .health
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .device = "test-engine".into();
-            Ok(Runner::Scripted(script.map_err(anyhow::Error::msg)?))
-        }
-        None => Ok(Runner::Models(Box::new(load(state, model, device, dtype)?))),
+    #[cfg(feature = "test-engine")]
+    if let Some(script) = super::test_engine::Script::from_env() {
+        state
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .device = "test-engine".into();
+        return Ok(Runner::Scripted(script.map_err(anyhow::Error::msg)?));
     }
-}
-
-#[cfg(not(feature = "test-engine"))]
-fn load_runner(
-    state: &AppState,
-    model: &Path,
-    device: DeviceChoice,
-    dtype: DtypeChoice,
-) -> anyhow::Result<Runner> {
     Ok(Runner::Models(Box::new(load(state, model, device, dtype)?)))
 }
 
@@ -201,12 +193,15 @@ pub async fn announce_queue(state: &AppState) {
 fn run_one(state: &AppState, runner: &Runner, record: Record) {
     let mut sink = HostSink::new(state, &record);
     let outcome = match state.block_on(super::jobs::build_job(state, &record)) {
-        Err(reason) => Err(reason),
+        Err(NotRunnable::Unavailable(why)) => return hand_back(state, &sink, &why),
+        Err(NotRunnable::Invalid(reason)) => Err(reason),
         Ok((mut job, warnings)) => {
             for w in warnings {
                 sink.warning(&w);
             }
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // One variant without the test engine.
+                #[allow(clippy::infallible_destructuring_match)]
                 let engine = match runner {
                     Runner::Models(engine) => engine,
                     #[cfg(feature = "test-engine")]
@@ -250,6 +245,9 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
             match run {
                 Ok(_) => Ok(()),
                 Err(consistentid_core::Error::Canceled) => {
+                    if let Some(why) = sink.unavailable.take() {
+                        return hand_back(state, &sink, &why);
+                    }
                     if sink.lost() {
                         eprintln!(
                             "{}: the lease ran out and the job went back to the queue; this run stops",
@@ -335,6 +333,21 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
         return;
     }
     state.block_on(finish_job(state, &record.id));
+}
+
+/// The job's files cannot be read or written now (the object store is away): it goes back
+/// to the queue, its run not counted, and this worker waits a little before the next claim.
+fn hand_back(state: &AppState, sink: &HostSink, why: &str) {
+    let back = state.block_on(state.store.requeue(&sink.fence));
+    eprintln!("{}: {why}; the job is queued again", sink.fence.id);
+    if matches!(back, Ok(true)) {
+        let status = StatusEvent {
+            status: Status::Starting,
+            queue_position: None,
+        };
+        state.block_on(state.hub.send(&sink.fence.id, StreamEvent::Status(status)));
+    }
+    state.wake.wait(UNAVAILABLE_PAUSE);
 }
 
 /// After a job ends: the face goes unless its owner keeps it (and the upload it came from, once

@@ -24,9 +24,19 @@ impl Host {
     /// Starts `consistentid serve --model model --data data --port 0 …` and waits for its URL.
     /// With `CONSISTENTID_TEST_SERVE_DATABASE` (a PostgreSQL server's URL) the host keeps its
     /// store in a database of that server named after the data folder, so the same tests run
-    /// on PostgreSQL (and a restart on the same folder finds the same database).
+    /// on PostgreSQL (and a restart on the same folder finds the same database); with
+    /// `CONSISTENTID_TEST_SERVE_OBJECT_STORE` too (an S3 endpoint) its files go to a bucket of
+    /// that server named after the data folder.
     pub fn start(model: &Path, data: &Path, extra: &[&str]) -> Host {
-        Self::start_on(model, data, serve_database(data).as_deref(), extra)
+        let database = serve_database(data);
+        let bucket = database
+            .as_ref()
+            .and_then(|_| super::bucket::serve_bucket(data));
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(url) = &bucket {
+            args.extend(["--object-store", url.as_str()]);
+        }
+        Self::start_on(model, data, database.as_deref(), &args)
     }
 
     /// A host whose store is the PostgreSQL database `database` (or SQLite in `data`).

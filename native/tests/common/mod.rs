@@ -2,6 +2,7 @@
 //! one-line error check.
 #![allow(dead_code)]
 
+pub mod bucket;
 pub mod host;
 pub mod hostile;
 pub mod openapi;

@@ -24,7 +24,15 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// The Prometheus exposition (`text/plain; version=0.0.4`).
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let h = state.health().await;
-    let workers = [(h.device, h.status == "ready" || h.status == "degraded")];
+    // An API process counts the workers it hears from; a worker (or one machine) itself.
+    let workers: Vec<(String, bool)> = match state.args.role {
+        crate::server::Role::Api => h
+            .workers
+            .iter()
+            .map(|w| (w.device.clone(), w.status == "ready"))
+            .collect(),
+        _ => vec![(h.device, h.status == "ready" || h.status == "degraded")],
+    };
     let text = state
         .metrics
         .render(h.queue_length, h.queue_capacity, &workers);

@@ -6,7 +6,7 @@
 mod pg;
 mod sqlite;
 
-pub use pg::{Blobs, PgBus, PgStore, migrate_only, redact};
+pub use pg::{Blobs, PgBus, PgStore, Unavailable, migrate_only, redact};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -244,6 +244,12 @@ pub trait Store: Send + Sync {
     async fn read_blob(&self, file: &FileRecord) -> Result<Vec<u8>>;
     /// Deletes a file record, and its content once nothing refers to it.
     async fn delete_file(&self, id: &str) -> Result<()>;
+    /// Deletes stored objects older than `age` that no file names (their write's answer was
+    /// lost, or the process stopped before the row); how many. The embedded store writes its
+    /// content-addressed files under one lock with their rows and has none to sweep.
+    async fn sweep_orphans(&self, _age: Duration) -> Result<usize> {
+        Ok(0)
+    }
     /// Records that `file` (a prediction's reference) was made from the upload `source`.
     async fn set_source(&self, file: &str, source: &str) -> Result<()>;
     /// Deletes the faces of ended jobs (unless kept) and uploads no waiting job uses; how many.
@@ -261,6 +267,19 @@ pub trait Store: Send + Sync {
     -> Result<Option<u64>>;
     /// The highest id a prediction may have sent: a new channel starts above it.
     async fn event_floor(&self, prediction: &str) -> Result<u64>;
+
+    // The rate limit.
+
+    /// Takes one of `per_minute` tokens from `key`'s bucket, shared by every process on this
+    /// store: `Ok(())` or the seconds to wait; `None` when the store keeps no buckets (one
+    /// process: the host's own limiter counts).
+    async fn take_token(&self, _key: &str, _per_minute: u32) -> Result<Option<Result<(), u64>>> {
+        Ok(None)
+    }
+    /// Forgets buckets untouched for a while (full again).
+    async fn expire_rate_limits(&self) -> Result<()> {
+        Ok(())
+    }
 
     // Workers.
 
@@ -284,9 +303,10 @@ pub trait Store: Send + Sync {
 /// The store as the host holds it.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Whether an error is the database being out of reach (down, restarting, no connection).
+/// Whether an error is the database or the object store being out of reach (down,
+/// restarting, no connection).
 pub fn is_unreachable(error: &anyhow::Error) -> bool {
-    pg::is_unreachable(error)
+    pg::is_unreachable(error) || error.chain().any(|cause| cause.is::<Unavailable>())
 }
 
 /// Whether an error is the disk (or quota) being full, from SQLite or the file system.

@@ -15,7 +15,7 @@ impl Store for PgStore {
         format!(
             "the database {} (files in {})",
             self.shown,
-            self.blobs.root().display()
+            self.blobs.describe()
         )
     }
 
@@ -200,6 +200,18 @@ impl Store for PgStore {
 
     async fn delete_shares(&self, prediction: &str) -> Result<usize> {
         PgStore::delete_shares(self, prediction).await
+    }
+
+    async fn sweep_orphans(&self, age: Duration) -> Result<usize> {
+        PgStore::sweep_orphans(self, age).await
+    }
+
+    async fn take_token(&self, key: &str, per_minute: u32) -> Result<Option<Result<(), u64>>> {
+        PgStore::take_token(self, key, per_minute).await.map(Some)
+    }
+
+    async fn expire_rate_limits(&self) -> Result<()> {
+        PgStore::expire_rate_limits(self).await
     }
 
     async fn worker_seen(&self, worker: &WorkerInfo) -> Result<()> {

@@ -83,14 +83,38 @@ impl PgStore {
         self.blobs.get(&Blobs::key(&file.kind, &file.id)).await
     }
 
+    /// Deletes objects older than `age` that no file row names (a write whose answer was lost
+    /// though the store kept it, a process stopped between the object and its row); how many.
+    pub async fn sweep_orphans(&self, age: std::time::Duration) -> Result<usize> {
+        let keys = self.blobs.older_than(age).await?;
+        let mut swept = 0;
+        for chunk in keys.chunks(1000) {
+            let known: Vec<String> =
+                sqlx::query_scalar("SELECT object_key FROM files WHERE object_key = ANY($1)")
+                    .bind(chunk)
+                    .fetch_all(&self.pool)
+                    .await?;
+            for key in chunk.iter().filter(|k| !known.contains(k)) {
+                self.blobs.delete(key).await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The object goes first: a face whose object cannot be deleted now keeps its row, and
+    /// the janitor tries again.
     pub async fn delete_file(&self, id: &str) -> Result<()> {
-        let key: Option<String> =
-            sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING object_key")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let key: Option<String> = sqlx::query_scalar("SELECT object_key FROM files WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         if let Some(key) = key {
             self.blobs.delete(&key).await?;
+            sqlx::query("DELETE FROM files WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         }
         Ok(())
     }

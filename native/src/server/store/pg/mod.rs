@@ -8,11 +8,14 @@ mod as_store;
 mod blobs;
 mod bus;
 mod files;
+mod limits;
+mod objects;
 mod queue;
 mod workers;
 
 pub use blobs::Blobs;
 pub use bus::PgBus;
+pub use objects::Unavailable;
 
 use std::time::Duration;
 
@@ -122,6 +125,10 @@ impl PgStore {
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
         self
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 
     pub fn pool(&self) -> &PgPool {

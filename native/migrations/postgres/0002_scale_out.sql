@@ -22,3 +22,12 @@ CREATE UNLOGGED TABLE previews (
 -- When a process took on announcing the end of a job whose worker stopped before it could
 -- (so that the reapers of several processes announce it once).
 ALTER TABLE predictions ADD COLUMN announce_claimed timestamptz;
+
+-- The rate limit shared by the API processes: a token bucket per client address.
+CREATE UNLOGGED TABLE rate_limits (
+    key     text PRIMARY KEY,
+    tokens  float8 NOT NULL,
+    -- whether the last take was allowed
+    allowed boolean NOT NULL,
+    at      timestamptz NOT NULL
+);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts moto's S3 server (in memory, no credentials checked) on a free loopback port for the
+# tests and prints its URL and process id; `moto.sh stop PID` stops it. moto comes from PATH, or
+# from a venv pinned by tests/scripts/requirements-moto.txt (made once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = stop ]; then
+  kill "$2" 2>/dev/null || true
+  exit 0
+fi
+if command -v moto_server >/dev/null 2>&1; then
+  moto=$(command -v moto_server)
+else
+  VENV="${CONSISTENTID_MOTO_VENV:-$HOME/.cache/consistentid/venv-moto}"
+  REQ=tests/scripts/requirements-moto.txt
+  if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" >&2
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >&2
+    cp "$REQ" "$VENV/.requirements"
+  fi
+  moto="$VENV/bin/moto_server"
+fi
+port=${CONSISTENTID_S3_PORT:-55900}
+# The first free port from there.
+while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+log=$(mktemp /tmp/consistentid-moto.XXXXXX)
+"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
+pid=$!
+for _ in $(seq 200); do
+  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "http://127.0.0.1:$port $pid"
+    exit 0
+  fi
+  if ! kill -0 "$pid" 2>/dev/null; then break; fi
+  sleep 0.1
+done
+cat "$log" >&2
+echo "moto's S3 server did not start" >&2
+exit 1
