@@ -10,6 +10,7 @@ mod common;
 
 use common::host::*;
 use common::hostile::*;
+use common::pgserver::PgServer;
 use common::*;
 use serde_json::json;
 
@@ -98,47 +99,13 @@ fn hosts_on_one_database_share_the_queue_the_streams_and_cancels() {
     );
 }
 
-/// A throwaway server of its own (scripts/postgres.sh), stopped and started again mid-test.
-struct OwnServer {
-    url: String,
-    dir: String,
-}
-
-impl OwnServer {
-    fn script(args: &[&str]) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn start() -> Self {
-        let out = Self::script(&[]);
-        let (url, dir) = out.trim().split_once(' ').unwrap();
-        Self {
-            url: url.to_string(),
-            dir: dir.to_string(),
-        }
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        Self::script(&["stop", &self.dir]);
-    }
-}
-
 #[test]
 fn a_database_outage_is_503_and_the_host_recovers() {
     // Only where the tests have PostgreSQL (CI always does).
     if fresh_database().is_none() {
         return;
     }
-    let server = OwnServer::start();
+    let server = PgServer::start();
     let model = consistentid_folder();
     let data = data_dir();
     let host = Host::start_on(model.path(), data.path(), Some(&server.url), &[]);
@@ -150,7 +117,7 @@ fn a_database_outage_is_503_and_the_host_recovers() {
         .to_string();
     wait_status(&host, &id, &["succeeded"]);
 
-    OwnServer::script(&["down", &server.dir]);
+    server.down();
     let (code, problem) = post_json(
         &host.url("/v1/predictions"),
         Some(TOKEN),
@@ -170,7 +137,7 @@ fn a_database_outage_is_503_and_the_host_recovers() {
         "{health}"
     );
 
-    OwnServer::script(&["up", &server.dir]);
+    server.up();
     host.wait_health("ready");
     let again = create(&host, &body(&face, 2, false))["id"]
         .as_str()

@@ -6,6 +6,7 @@ pub mod bucket;
 pub mod host;
 pub mod hostile;
 pub mod openapi;
+pub mod pgserver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

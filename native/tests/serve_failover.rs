@@ -1,0 +1,135 @@
+//! Event streams across failures of the hosted demo's processes (`--role api` and `--role
+//! worker` on one PostgreSQL database; workers on the test engine): a client whose API process
+//! is killed mid-job resumes on another with `Last-Event-ID` and misses nothing stored; a
+//! stream stays open through a restart of the database and ends with the job.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::host::*;
+use common::pgserver::PgServer;
+use common::*;
+use serde_json::{Value, json};
+
+fn job() -> Value {
+    json!({ "input": {
+        "prompt": "x", "face_image": data_uri(&real_data("images/astronaut.png"), "image/png"),
+        "id_embedding": vec![0.0; 512], "num_inference_steps": 2, "start_merge_step": 0,
+        "width": 32, "height": 32, "seed": 11
+    }})
+}
+
+fn create(api: &Host) -> String {
+    let (code, p) = post_json(&api.url("/v1/predictions"), Some(TOKEN), &job(), &[]);
+    assert_eq!(code, 201, "{p}");
+    p["id"].as_str().unwrap().to_string()
+}
+
+fn ids(events: &[Sse]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A worker on the test engine.
+fn worker(model: &std::path::Path, data: &std::path::Path, db: &str, extra: &[&str]) -> Host {
+    Host::start_with(
+        model,
+        data,
+        Some(db),
+        &[&["--role", "worker", "--heartbeat", "400ms"][..], extra].concat(),
+        &[("CONSISTENTID_TEST_ENGINE", "steps:60,step_ms:50")],
+    )
+}
+
+#[cfg_attr(
+    not(feature = "test-engine"),
+    ignore = "needs the test engine (--features consistentid-native/test-engine)"
+)]
+#[test]
+fn a_stream_resumes_on_another_api_process_after_a_kill() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    let (model, data) = (consistentid_folder(), data_dir());
+    let (model, data) = (model.path(), data.path());
+    let api = || Host::start_on(model, data, Some(&database), &["--role", "api"]);
+    let (first_api, second_api) = (api(), api());
+    let _worker = worker(model, data, &database, &[]);
+    let id = create(&first_api);
+    let path = format!("/v1/predictions/{id}/events");
+    // A few events from the first process (progress among them), then it dies.
+    let before = read_events(&first_api.url(&path), None, 8);
+    assert!(before.iter().any(|e| e.event == "progress"), "{before:?}");
+    first_api.kill9();
+    let last = before.last().unwrap().id.clone().unwrap();
+    let after = read_events(&second_api.url(&path), Some(&last), 10_000);
+    let seen: Vec<u64> = ids(&before).into_iter().chain(ids(&after)).collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let end = after.last().unwrap();
+    assert_eq!(end.event, "completed", "{after:?}");
+    assert_eq!(end.data["status"], "succeeded");
+    // Nothing stored was missed (progress is live only; everything else is stored).
+    let stored: BTreeSet<u64> = sql(
+        &database,
+        &format!(
+            "SELECT string_agg(seq::text, ',') FROM prediction_events WHERE prediction = '{id}'"
+        ),
+    )
+    .split(',')
+    .map(|n| n.parse().unwrap())
+    .collect();
+    let seen: BTreeSet<u64> = seen.into_iter().collect();
+    assert!(stored.is_subset(&seen), "{stored:?} {seen:?}");
+    assert!(after.iter().any(|e| e.event == "output"), "{after:?}");
+}
+
+#[cfg_attr(
+    not(feature = "test-engine"),
+    ignore = "needs the test engine (--features consistentid-native/test-engine)"
+)]
+#[test]
+fn a_stream_stays_open_through_a_database_restart() {
+    // Only where the tests have PostgreSQL (CI always does).
+    if fresh_database().is_none() {
+        return;
+    }
+    let server = PgServer::start();
+    let (model, data) = (consistentid_folder(), data_dir());
+    let (model, data) = (model.path(), data.path());
+    // A lease longer than the outage: the job stays with its worker.
+    let lease = ["--lease", "20s"];
+    let api = Host::start_on(
+        model,
+        data,
+        Some(&server.url),
+        &[&["--role", "api"][..], &lease].concat(),
+    );
+    let _worker = worker(model, data, &server.url, &lease);
+    api.wait_health("ready");
+    let id = create(&api);
+    let url = api.url(&format!("/v1/predictions/{id}/events"));
+    let reader = std::thread::spawn(move || read_events(&url, None, 10_000));
+    wait_status(&api, &id, &["processing"]);
+    std::thread::sleep(Duration::from_millis(500));
+    server.down();
+    std::thread::sleep(Duration::from_secs(1));
+    server.up();
+    let events = reader.join().unwrap();
+    let seen = ids(&events);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let end = events.last().unwrap();
+    assert_eq!(end.event, "completed", "{events:?}");
+    assert_eq!(end.data["status"], "succeeded", "{}", end.data);
+    assert!(events.iter().any(|e| e.event == "output"), "{events:?}");
+    assert_eq!(
+        sql(
+            &server.url,
+            &format!("SELECT attempts FROM predictions WHERE id = '{id}'")
+        ),
+        "1"
+    );
+}
