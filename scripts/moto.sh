@@ -21,20 +21,30 @@ else
   fi
   moto="$VENV/bin/moto_server"
 fi
-port=${CONSISTENTID_S3_PORT:-55900}
+# Below Linux's ephemeral range (32768–60999), where hosts under test take their ports.
+port=${CONSISTENTID_S3_PORT:-29400}
 # The first free port from there.
 while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 log=$(mktemp /tmp/consistentid-moto.XXXXXX)
 "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
 pid=$!
-for _ in $(seq 200); do
-  if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+# Ready when this server says it runs on the port and answers S3's bucket listing there (a
+# port taken meanwhile by another process answers nothing of the kind).
+ready() {
+  grep -q "Running on http://127.0.0.1:$port" "$log" &&
+    python3 -c 'import sys, urllib.request
+body = urllib.request.urlopen(sys.argv[1], timeout=2).read()
+sys.exit(0 if b"ListAllMyBucketsResult" in body else 1)' "http://127.0.0.1:$port/" 2>/dev/null
+}
+for _ in $(seq 300); do
+  if ready; then
     echo "http://127.0.0.1:$port $pid"
     exit 0
   fi
   if ! kill -0 "$pid" 2>/dev/null; then break; fi
   sleep 0.1
 done
+kill "$pid" 2>/dev/null || true
 cat "$log" >&2
 echo "moto's S3 server did not start" >&2
 exit 1
