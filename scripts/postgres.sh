@@ -16,8 +16,16 @@ if [ "${1:-}" = down ]; then
   exit 0
 fi
 if [ "${1:-}" = up ]; then
-  as_pg "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -w -o "$(cat "$2/options")" start >/dev/null
-  exit 0
+  # Its port may be held for a moment (a socket of a client cut off by the stop): a few tries,
+  # then the server's log.
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    if as_pg "$bin/pg_ctl" -D "$2/data" -l "$2/server.log" -w -o "$(cat "$2/options")" start >/dev/null; then
+      exit 0
+    fi
+    sleep 0.5
+  done
+  tail -n 20 "$2/server.log" >&2
+  exit 1
 fi
 if [ "${1:-}" = stop ]; then
   as_pg "$bin/pg_ctl" -D "$2/data" -m immediate stop >/dev/null 2>&1 || true
