@@ -429,9 +429,10 @@ async fn the_web_app_used_as_a_person_would() {
     shot(&client, &shots, "7-eta-after-reload").await;
     // The guarded bug counted the burst of replayed steps (0.00 s/step). The pace before the
     // reload averages from the first step, which a loaded machine can make several times slower
-    // than the steady pace the page measures after it: a wide lower bound.
+    // than the steady pace the page measures after it: a wide lower bound (a loaded CI run saw
+    // 0.92 s/step before and 0.06 after; the bug gives 0.00).
     assert!(
-        again > pace / 10.0 && again < pace * 3.0,
+        again > pace / 30.0 && again < pace * 3.0,
         "before the reload {before:?}, after {after:?}"
     );
     click(&client, "#cancel").await;
