@@ -81,6 +81,11 @@ impl Setup {
             data: data_dir(),
         })
     }
+
+    /// (database URL, model folder, data folder).
+    fn parts(&self) -> (&str, &Path, &Path) {
+        (&self.database, self.model.path(), self.data.path())
+    }
 }
 
 /// The test engine at `script`, with a short heartbeat.
@@ -149,19 +154,14 @@ fn roles_need_a_database_and_migrate_brings_one_up_to_date() {
 )]
 #[test]
 fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
-    let Some(Setup {
-        database,
-        model,
-        data,
-    }) = Setup::new()
-    else {
+    let Some(setup) = Setup::new() else {
         return;
     };
-    let (model, data) = (model.path(), data.path());
+    let (database, model, data) = setup.parts();
     let api = Host::start_on(
         model,
         data,
-        Some(&database),
+        Some(database),
         &[
             "--role",
             "api",
@@ -194,7 +194,7 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
     });
     assert_eq!(
         count(
-            &database,
+            database,
             "SELECT count(*) FROM predictions WHERE status = 'starting'"
         ),
         1000
@@ -202,7 +202,7 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
 
     let script = "steps:2,step_ms:2";
     let mut workers: Vec<Host> = (0..3)
-        .map(|_| worker(model, data, &database, script, &[]))
+        .map(|_| worker(model, data, database, script, &[]))
         .collect();
     api.wait_health("ready");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -232,19 +232,19 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
 
     // One worker killed mid-drain and started again: its job runs again, once.
     let done = "SELECT count(*) FROM predictions WHERE status = 'succeeded'";
-    wait_count(&database, done, 300, &workers.iter().collect::<Vec<_>>());
+    wait_count(database, done, 300, &workers.iter().collect::<Vec<_>>());
     workers.remove(0).kill9();
-    workers.push(worker(model, data, &database, script, &[]));
-    wait_count(&database, done, 1000, &workers.iter().collect::<Vec<_>>());
+    workers.push(worker(model, data, database, script, &[]));
+    wait_count(database, done, 1000, &workers.iter().collect::<Vec<_>>());
     // A kill between a job's end and its `completed` leaves the announcement to a reaper.
     wait_count(
-        &database,
+        database,
         "SELECT count(DISTINCT prediction) FROM prediction_events WHERE kind = 'completed'",
         1000,
         &[&api],
     );
 
-    let q = |query: &str| sql(&database, query);
+    let q = |query: &str| sql(database, query);
     assert_eq!(q("SELECT count(*) FROM predictions"), "1000");
     assert_eq!(
         q("SELECT count(*) FROM predictions WHERE status <> 'succeeded'"),
@@ -252,7 +252,7 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
     );
     // A run is lost only when the kill hit a running job: at most one job ran twice.
     let again = count(
-        &database,
+        database,
         "SELECT count(*) FROM predictions WHERE attempts <> 1",
     );
     assert!(again <= 1, "{again} jobs ran more than once");
@@ -304,26 +304,21 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
 )]
 #[test]
 fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
-    let Some(Setup {
-        database,
-        model,
-        data,
-    }) = Setup::new()
-    else {
+    let Some(setup) = Setup::new() else {
         return;
     };
-    let (model, data) = (model.path(), data.path());
+    let (database, model, data) = setup.parts();
     // A long lease: the job must not wait for it to run out.
     let api = Host::start_on(
         model,
         data,
-        Some(&database),
+        Some(database),
         &["--role", "api", "--lease", "60s"],
     );
     let first = worker(
         model,
         data,
-        &database,
+        database,
         "steps:400,step_ms:25",
         &["--lease", "60s"],
     );
@@ -334,14 +329,14 @@ fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
     let stopped_at = Instant::now();
     assert!(first.terminate().success());
     let row = sql(
-        &database,
+        database,
         &format!("SELECT status || ' ' || attempts FROM predictions WHERE id = '{id}'"),
     );
     assert_eq!(row, "starting 0", "handed back, its run not counted");
     let second = worker(
         model,
         data,
-        &database,
+        database,
         "steps:4,step_ms:5",
         &["--lease", "60s"],
     );
@@ -353,7 +348,7 @@ fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
     );
     assert_eq!(
         sql(
-            &database,
+            database,
             &format!("SELECT attempts FROM predictions WHERE id = '{id}'")
         ),
         "1"
@@ -367,17 +362,12 @@ fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
 )]
 #[test]
 fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
-    let Some(Setup {
-        database,
-        model,
-        data,
-    }) = Setup::new()
-    else {
+    let Some(setup) = Setup::new() else {
         return;
     };
-    let (model, data) = (model.path(), data.path());
-    let api = Host::start_on(model, data, Some(&database), &["--role", "api"]);
-    let zombie = worker(model, data, &database, "steps:60,step_ms:50", &[]);
+    let (database, model, data) = setup.parts();
+    let api = Host::start_on(model, data, Some(database), &["--role", "api"]);
+    let zombie = worker(model, data, database, "steps:60,step_ms:50", &[]);
     api.wait_health("ready");
     let id = create(
         &api,
@@ -391,7 +381,7 @@ fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
     wait_steps(&api, &id);
     zombie.signal("STOP");
     // Another worker takes the job once the lease (2 s) runs out, and finishes it.
-    let rescuer = worker(model, data, &database, "steps:3,step_ms:5", &[]);
+    let rescuer = worker(model, data, database, "steps:3,step_ms:5", &[]);
     let done = wait_status(&api, &id, &["succeeded", "failed", "canceled"]);
     assert_eq!(done["status"], "succeeded", "{done}; {}", rescuer.log());
     zombie.signal("CONT");
@@ -409,7 +399,7 @@ fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
         "the outputs did not change"
     );
     assert_eq!(after["output"].as_array().unwrap().len(), 2, "{after}");
-    let q = |query: &str| sql(&database, query);
+    let q = |query: &str| sql(database, query);
     assert_eq!(
         q(&format!(
             "SELECT attempts FROM predictions WHERE id = '{id}'"
@@ -430,19 +420,15 @@ fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
 
 #[test]
 fn the_rate_limit_holds_across_api_processes() {
-    let Some(Setup {
-        database,
-        model,
-        data,
-    }) = Setup::new()
-    else {
+    let Some(setup) = Setup::new() else {
         return;
     };
+    let (database, model, data) = setup.parts();
     let start = || {
         Host::start_on(
-            model.path(),
-            data.path(),
-            Some(&database),
+            model,
+            data,
+            Some(database),
             &["--role", "api", "--rate-limit", "3"],
         )
     };
