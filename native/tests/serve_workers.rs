@@ -82,6 +82,17 @@ impl Setup {
         })
     }
 
+    /// An API process on this database.
+    fn api(&self, extra: &[&str]) -> Host {
+        let (database, model, data) = self.parts();
+        Host::start_on(
+            model,
+            data,
+            Some(database),
+            &[&["--role", "api"][..], extra].concat(),
+        )
+    }
+
     /// (database URL, model folder, data folder).
     fn parts(&self) -> (&str, &Path, &Path) {
         (&self.database, self.model.path(), self.data.path())
@@ -158,21 +169,14 @@ fn three_workers_drain_a_thousand_jobs_once_each_through_a_kill() {
         return;
     };
     let (database, model, data) = setup.parts();
-    let api = Host::start_on(
-        model,
-        data,
-        Some(database),
-        &[
-            "--role",
-            "api",
-            "--queue-size",
-            "1000",
-            "--owner-queue",
-            "1000",
-            "--rate-limit",
-            "0",
-        ],
-    );
+    let api = setup.api(&[
+        "--queue-size",
+        "1000",
+        "--owner-queue",
+        "1000",
+        "--rate-limit",
+        "0",
+    ]);
     let health = get(&api.url("/v1/health"), None).1;
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(
@@ -309,12 +313,7 @@ fn a_worker_stopped_with_sigterm_hands_its_job_back_at_once() {
     };
     let (database, model, data) = setup.parts();
     // A long lease: the job must not wait for it to run out.
-    let api = Host::start_on(
-        model,
-        data,
-        Some(database),
-        &["--role", "api", "--lease", "60s"],
-    );
+    let api = setup.api(&["--lease", "60s"]);
     let first = worker(
         model,
         data,
@@ -366,7 +365,7 @@ fn a_frozen_worker_that_wakes_after_its_lease_changes_nothing() {
         return;
     };
     let (database, model, data) = setup.parts();
-    let api = Host::start_on(model, data, Some(database), &["--role", "api"]);
+    let api = setup.api(&[]);
     let zombie = worker(model, data, database, "steps:60,step_ms:50", &[]);
     api.wait_health("ready");
     let id = create(
