@@ -1,7 +1,9 @@
 //! The app: a header, and the page for the address: `/` create, `/p/{id}` a prediction,
 //! `/s/{share_id}` a share, `/mine`, `/bench` the analysis benchmark. Routes are real URLs, so
-//! every page survives a reload; moves inside the app do not reload it (nav.rs).
+//! every page survives a reload (the host serves the app at each address of core's `PAGES`);
+//! moves inside the app do not reload it (nav.rs).
 
+use consistentid_core::api::Page;
 use leptos::prelude::*;
 
 use crate::nav;
@@ -17,15 +19,14 @@ use crate::pages::share::SharePage;
 pub fn App() -> impl IntoView {
     let route = nav::route();
     let page = move || {
-        let address = route.get();
-        let path = address.split('?').next().unwrap_or_default();
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        match parts.as_slice() {
-            ["p", id] => view! { <PredictionPage id=id.to_string() /> }.into_any(),
-            ["s", id] => view! { <SharePage share_id=id.to_string() /> }.into_any(),
-            ["mine"] => view! { <MyImages /> }.into_any(),
-            ["bench"] => view! { <BenchPage /> }.into_any(),
-            _ => view! { <CreatePage /> }.into_any(),
+        // Addresses the app has no page for show Create, as the host serves the app only at
+        // the pages' addresses.
+        match Page::at(&route.get()).unwrap_or(Page::Create) {
+            Page::Prediction(id) => view! { <PredictionPage id=id /> }.into_any(),
+            Page::Share(id) => view! { <SharePage share_id=id /> }.into_any(),
+            Page::Mine => view! { <MyImages /> }.into_any(),
+            Page::Bench => view! { <BenchPage /> }.into_any(),
+            Page::Create => view! { <CreatePage /> }.into_any(),
         }
     };
     view! {

@@ -4,11 +4,13 @@
 
 pub mod faces;
 pub mod input;
+pub mod pages;
 pub mod prediction;
 pub mod stream;
 
 pub use faces::{HostFace, HostFaces, MAX_HOST_FACES};
 pub use input::PredictionInput;
+pub use pages::{PAGES, Page, PageKind};
 pub use prediction::{
     Candidate, FileObject, Health, Metrics, OutputInfo, Prediction, PredictionPage, PredictionUrls,
     Problem, Share, ShareView, Status, WorkerHealth,

@@ -1,9 +1,10 @@
-//! The OpenAPI document, generated from the handlers' annotations and the API types of core.
+//! The OpenAPI document: the host's description and security scheme here, its operations
+//! from the route table (the handlers' annotations) and its schemas from core's API types.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{events, faces, files, pages, predictions};
+use super::routes::table;
 
 struct BearerAuth;
 
@@ -20,23 +21,6 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ConsistentID host", description = "Identity-preserving portraits from one face photo. Replicate-compatible predictions, server-sent progress, share links."),
-    paths(
-        predictions::create,
-        predictions::create_for_model,
-        predictions::get_one,
-        predictions::list,
-        predictions::cancel,
-        predictions::delete,
-        predictions::share,
-        predictions::unshare,
-        events::stream,
-        files::upload,
-        files::download,
-        files::delete,
-        faces::detect,
-        pages::health,
-        pages::share_json,
-    ),
     components(schemas(
         consistentid_core::api::StatusEvent,
         consistentid_core::api::ProgressEvent,
@@ -50,5 +34,5 @@ struct ApiDoc;
 
 /// The document served at `/openapi.json`.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    table::document(ApiDoc::openapi())
 }

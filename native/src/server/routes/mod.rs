@@ -7,16 +7,14 @@ pub mod faces;
 pub mod files;
 pub mod pages;
 pub mod predictions;
+pub mod table;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use consistentid_core::api::ANALYSIS_MODELS_PATH;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -24,50 +22,10 @@ use super::AppState;
 use super::ids::owner_of;
 use super::problem::{ApiError, problem_response};
 
-/// The whole application.
+/// The whole application: every route of the table.
 pub fn router(state: Arc<AppState>) -> Router {
-    // Room for a data-URI face (base64: 4/3 of the bytes) and a label map in one JSON body.
     let limit = state.args.max_upload_mb * 1024 * 1024;
-    let json_limit = limit * 4 / 3 + 1024 * 1024;
-    let api = Router::new()
-        .route(
-            "/v1/predictions",
-            post(predictions::create).get(predictions::list),
-        )
-        .route(
-            "/v1/models/{owner}/{name}/predictions",
-            post(predictions::create_for_model),
-        )
-        .route(
-            "/v1/predictions/{id}",
-            get(predictions::get_one).delete(predictions::delete),
-        )
-        .route("/v1/predictions/{id}/cancel", post(predictions::cancel))
-        .route(
-            "/v1/predictions/{id}/share",
-            post(predictions::share).delete(predictions::unshare),
-        )
-        .route("/v1/predictions/{id}/events", get(events::stream))
-        .route("/v1/shares/{share_id}", get(pages::share_json))
-        .layer(DefaultBodyLimit::max(json_limit))
-        .route(
-            "/v1/files",
-            post(files::upload).layer(DefaultBodyLimit::max(limit + 64 * 1024)),
-        )
-        .route("/v1/files/{id}", get(files::download).delete(files::delete))
-        .route("/v1/files/{id}/faces", get(faces::detect))
-        .route(
-            &format!("{ANALYSIS_MODELS_PATH}/{{name}}"),
-            get(analysis_models::download),
-        )
-        .route("/v1/health", get(pages::health))
-        .route("/metrics", get(pages::metrics))
-        .route("/openapi.json", get(pages::openapi))
-        .route("/s/{share_id}", get(pages::share_page))
-        .route("/p/{id}", get(pages::app_page))
-        .route("/", get(pages::app_page_root))
-        .route("/mine", get(pages::app_page_root))
-        .route("/bench", get(pages::app_page_root))
+    let api = table::router(|_| true, limit)
         .fallback(pages::static_file)
         .method_not_allowed_fallback(method_not_allowed);
     let mut app = api
@@ -81,7 +39,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::security::headers,
-        ));
+        ))
+        .layer(middleware::from_fn(super::logs::request));
     if !state.args.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = state
             .args
@@ -106,14 +65,13 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// A worker's port (`--role worker`): its health and counters for probes and Prometheus, and
 /// nothing of the API (people reach the API processes).
 pub fn probe_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/health", get(pages::health))
-        .route("/metrics", get(pages::metrics))
+    table::router(|a| a == table::Audience::Probe, 0)
         .fallback(not_here)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::security::headers,
         ))
+        .layer(middleware::from_fn(super::logs::request))
         .with_state(state)
 }
 

@@ -178,12 +178,8 @@ fn not_built() -> String {
     )
 }
 
-/// `/` and `/p/{id}`: the app (it routes on the client).
-pub async fn app_page_root(State(state): State<Arc<AppState>>) -> Response {
-    Html(app_index(&state).unwrap_or_else(not_built)).into_response()
-}
-
-pub async fn app_page(State(state): State<Arc<AppState>>, Path(_id): Path<String>) -> Response {
+/// A page of the app (core's `PAGES` but shares): the app, which routes on the client.
+pub async fn app_page(State(state): State<Arc<AppState>>) -> Response {
     Html(app_index(&state).unwrap_or_else(not_built)).into_response()
 }
 

@@ -124,6 +124,8 @@ async fn create_checked(
     let record = match jobs::accept(state, &owner, model, &value).await {
         Ok(r) => {
             state.metrics.created();
+            tracing::Span::current().record("prediction_id", r.id.as_str());
+            tracing::info!("prediction created");
             r
         }
         Err(e) => {
