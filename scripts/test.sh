@@ -69,7 +69,8 @@ fi
 CONSISTENTID_TEST_SERVE_DATABASE="$CONSISTENTID_TEST_DATABASE_URL" \
   CONSISTENTID_TEST_SERVE_OBJECT_STORE="$CONSISTENTID_TEST_S3" "${native[@]}" \
   --test serve_api --test serve_client --test serve_edges --test serve_hardening --test serve_likeness \
-  --test serve_load --test serve_persistence --test serve_photo --test serve_robustness --test web_e2e \
+  --test serve_load --test serve_logs --test serve_persistence --test serve_photo --test serve_robustness \
+  --test web_e2e \
   "$@" 2>&1 | tee -a "$log"
 # In Chromium through chromedriver; web/webdriver.json turns on WebGPU (SwiftShader).
 CARGO_TARGET_DIR="$web_target" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

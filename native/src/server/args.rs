@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::logs::LogFormat;
+
 /// `serve` options.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -113,6 +115,10 @@ pub struct ServeArgs {
     /// /v1/health and /metrics). `api` and `worker` share their queue through --database-url.
     #[arg(long, value_enum, default_value_t = Role::All)]
     pub role: Role,
+    /// The log on stderr: `text` for people, `json` (one object a line) for a log pipeline.
+    /// `CONSISTENTID_LOG` filters it (e.g. `debug`, `warn`).
+    #[arg(long, value_enum, env = "CONSISTENTID_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// The part a `serve` process plays.

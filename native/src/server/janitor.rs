@@ -31,7 +31,7 @@ pub async fn reaper(state: Arc<AppState>) {
         tick.tick().await;
         if let Ok(reaped) = state.store.reap().await {
             for id in reaped.again.iter().chain(&reaped.failed) {
-                eprintln!("{id}: its worker stopped answering; the job was taken back");
+                tracing::warn!(prediction_id = %id, "its worker stopped answering; the job was taken back");
             }
             if !reaped.again.is_empty() {
                 state.wake.notify();
@@ -67,7 +67,7 @@ async fn sweep(state: &AppState) {
     if let Ok(n) = store.sweep_orphans(ORPHAN_AGE).await
         && n > 0
     {
-        eprintln!("deleted {n} stored object(s) no file refers to");
+        tracing::info!("deleted {n} stored object(s) no file refers to");
     }
     if let Some(retention) = state.args.retention
         && let Ok(expired) = store.expired(now() - retention.as_secs_f64()).await

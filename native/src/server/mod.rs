@@ -9,6 +9,7 @@ pub mod ids;
 pub mod janitor;
 pub mod jobs;
 pub mod listen;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod photo;
@@ -271,6 +272,7 @@ fn lock_data(dir: &std::path::Path) -> Result<std::fs::File> {
 /// Runs the host until SIGTERM / Ctrl-C.
 pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<()> {
     args.check()?;
+    logs::init(args.log_format);
     let data = args.data.clone().unwrap_or_else(default_data_dir);
     // The folder is ours before anything in it is touched, and the port before any job is
     // recovered: a second host on the same folder or port changes nothing.
@@ -296,8 +298,8 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
                 Some(url) => Blobs::bucket(url)?,
                 None => {
                     if args.role != Role::All {
-                        eprintln!(
-                            "note: files are kept in {} (no --object-store): processes on other machines cannot read them",
+                        tracing::warn!(
+                            "files are kept in {} (no --object-store): processes on other machines cannot read them",
                             data.join("objects").display()
                         );
                     }
@@ -307,7 +309,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
             let pg = runtime
                 .block_on(PgStore::connect(url, blobs, !args.no_migrate))?
                 .with_max_attempts(args.max_attempts);
-            eprintln!("store: {}", pg.describe());
+            tracing::info!("store: {}", pg.describe());
             let bus = PgBus::new(pg.pool().clone());
             (Arc::new(pg), Arc::new(bus))
         }
@@ -318,7 +320,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     };
     let reaped = runtime.block_on(store.reap())?;
     if !reaped.again.is_empty() || !reaped.failed.is_empty() {
-        eprintln!(
+        tracing::warn!(
             "recovered after a stop: {} job(s) queued again, {} marked failed",
             reaped.again.len(),
             reaped.failed.len()
@@ -326,7 +328,7 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     }
     // Faces of jobs that ended (here, or before a stop) without being deleted.
     if let Err(e) = runtime.block_on(store.release_faces()) {
-        eprintln!("error: cannot delete the faces of finished jobs: {e:#}");
+        tracing::error!("cannot delete the faces of finished jobs: {e:#}");
     }
     let local = listener.local_addr()?;
     let shown_host = if args.host.is_unspecified() {
@@ -374,8 +376,8 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
         busy: AtomicBool::new(false),
     });
     if state.web.is_none() {
-        eprintln!(
-            "note: the web app is not built (run `trunk build` or scripts/build.sh); the API works without it"
+        tracing::info!(
+            "the web app is not built (run `trunk build` or scripts/build.sh); the API works without it"
         );
     }
     let role = args.role;
@@ -402,20 +404,25 @@ pub fn run(args: ServeArgs, device: DeviceChoice, dtype: DtypeChoice) -> Result<
     }
     let shutdown_state = state.clone();
     let janitor_state = state.clone();
+    // The process's background tasks log under its worker id (every role has one).
+    let process = tracing::info_span!("process", worker_id = %state.worker);
+    let spawn = |task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+        tokio::spawn(tracing::Instrument::instrument(task, process.clone()))
+    };
     runtime.block_on(async move {
-        let reaper = tokio::spawn(janitor::reaper(janitor_state.clone()));
+        let reaper = spawn(Box::pin(janitor::reaper(janitor_state.clone())));
         let presence = role
             .runs_jobs()
-            .then(|| tokio::spawn(presence::run(janitor_state.clone())));
+            .then(|| spawn(Box::pin(presence::run(janitor_state.clone()))));
         let relay = role
             .serves_api()
-            .then(|| tokio::spawn(bus::relay(janitor_state.clone())));
+            .then(|| spawn(Box::pin(bus::relay(janitor_state.clone()))));
         let janitor = role
             .serves_api()
-            .then(|| tokio::spawn(janitor::run(janitor_state)));
+            .then(|| spawn(Box::pin(janitor::run(janitor_state))));
         listen::serve(listener, app, limits, async move {
             shutdown_signal().await;
-            eprintln!("stopping: no new jobs; the running one is finished or queued again");
+            tracing::info!("stopping: no new jobs; the running one is finished or queued again");
             shutdown_state.draining.store(true, Ordering::SeqCst);
             shutdown_state.stop.send_replace(true);
             shutdown_state.wake.notify();

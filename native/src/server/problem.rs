@@ -89,7 +89,7 @@ impl ApiError {
 
     /// An unexpected failure: logged (without request data), answered with 500.
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        eprintln!("error: internal: {e}");
+        tracing::error!("internal: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error (see the host's log)",

@@ -44,25 +44,27 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("consistentid-worker".into())
         .spawn(move || {
+            let span = tracing::info_span!("worker", worker_id = %state.worker);
+            let _entered = span.enter();
             let engine = match load_runner(&state, &model, device, dtype) {
                 Ok(engine) => engine,
                 Err(e) => {
                     let message = format!("{e:#}");
-                    eprintln!("error: cannot load the models: {message}");
+                    tracing::error!("cannot load the models: {message}");
                     state.set_health("failed", message);
                     return;
                 }
             };
             if state.args.paused {
                 state.set_health("ready", "paused: jobs are queued, not run (--paused)");
-                eprintln!("models loaded: paused (--paused), jobs wait for a restart");
+                tracing::info!("models loaded: paused (--paused), jobs wait for a restart");
                 while !state.is_draining() {
                     state.wake.wait(Duration::from_secs(1));
                 }
                 return;
             }
             state.set_health("ready", "ready");
-            eprintln!("models loaded: ready");
+            tracing::info!("models loaded: ready");
             work(&state, &engine);
         })
         .expect("a thread for the worker")
@@ -105,7 +107,7 @@ fn load(
             "loading",
             format!("fetching the official weights into {}", model.display()),
         );
-        eprintln!("no model folder at {}: fetching it first", model.display());
+        tracing::info!("no model folder at {}: fetching it first", model.display());
         crate::fetch::fetch_into(model)?;
     }
     let (device, backend) = select(device)?;
@@ -121,7 +123,7 @@ fn load(
     let dtype = dtype.resolve(backend);
     let mut engine = crate::models::load_engine(model, ChannelOrder::Official, dtype, &device)?;
     engine.max_batch = crate::device::default_batch(backend);
-    eprintln!(
+    tracing::info!(
         "loaded {} on {backend} in {:.1}s",
         model.display(),
         started.elapsed().as_secs_f64()
@@ -146,7 +148,7 @@ fn work(state: &AppState, engine: &Runner) {
         let next = match state.block_on(state.store.claim(&state.worker, state.args.lease)) {
             Ok(next) => next,
             Err(e) => {
-                eprintln!("error: the queue cannot be read: {e:#}");
+                tracing::error!("the queue cannot be read: {e:#}");
                 state.wake.wait(Duration::from_secs(1));
                 continue;
             }
@@ -192,6 +194,12 @@ pub async fn announce_queue(state: &AppState) {
 
 fn run_one(state: &AppState, runner: &Runner, record: Record) {
     let mut sink = HostSink::new(state, &record);
+    let span = tracing::info_span!("job", prediction_id = %record.id, attempt = sink.fence.attempt);
+    let _entered = span.enter();
+    tracing::info!(
+        queued_s = (now() - record.created_at).max(0.0),
+        "job started"
+    );
     let outcome = match state.block_on(super::jobs::build_job(state, &record)) {
         Err(NotRunnable::Unavailable(why)) => return hand_back(state, &sink, &why),
         Err(NotRunnable::Invalid(reason)) => Err(reason),
@@ -249,16 +257,15 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
                         return hand_back(state, &sink, &why);
                     }
                     if sink.lost() {
-                        eprintln!(
-                            "{}: the lease ran out and the job went back to the queue; this run stops",
-                            record.id
+                        tracing::warn!(
+                            "the lease ran out and the job went back to the queue; this run stops"
                         );
                         return;
                     }
                     if state.is_draining() && !sink.canceled_by_owner() {
                         // Shutting down: the job runs again after the restart.
                         let _ = state.block_on(state.store.requeue(&sink.fence));
-                        eprintln!("queued {} again for the next start", record.id);
+                        tracing::info!("stopping: the job is queued again for the next start");
                         return;
                     }
                     Err(String::new())
@@ -310,9 +317,8 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
             Err(e) => e,
         };
         if !warned {
-            eprintln!(
-                "error: cannot record the end of {}: {e:#}; retrying until the data folder can be written",
-                record.id
+            tracing::error!(
+                "cannot record the job's end: {e:#}; retrying until the store can be written"
             );
             warned = true;
         }
@@ -322,16 +328,18 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
         state.wake.wait(FINISH_RETRY);
     };
     if warned {
-        eprintln!("recorded the end of {}", record.id);
+        tracing::info!("recorded the job's end");
     }
     if !held {
         // The lease ran out meanwhile (a long pause): the job is another attempt's now.
-        eprintln!(
-            "{}: the lease ran out; this run's end is not recorded",
-            record.id
-        );
+        tracing::warn!("the lease ran out; this run's end is not recorded");
         return;
     }
+    tracing::info!(
+        status = status.as_str(),
+        seconds = metrics.predict_time.unwrap_or_default(),
+        "job ended"
+    );
     state.block_on(finish_job(state, &record.id));
 }
 
@@ -339,7 +347,7 @@ fn run_one(state: &AppState, runner: &Runner, record: Record) {
 /// to the queue, its run not counted, and this worker waits a little before the next claim.
 fn hand_back(state: &AppState, sink: &HostSink, why: &str) {
     let back = state.block_on(state.store.requeue(&sink.fence));
-    eprintln!("{}: {why}; the job is queued again", sink.fence.id);
+    tracing::warn!("{why}; the job is queued again");
     if matches!(back, Ok(true)) {
         let status = StatusEvent {
             status: Status::Starting,
@@ -358,7 +366,7 @@ pub async fn finish_job(state: &AppState, id: &str) {
     };
     if let Err(e) = state.store.release_faces().await {
         // The janitor tries again every minute.
-        eprintln!("error: cannot delete an uploaded face: {e:#}");
+        tracing::error!("cannot delete an uploaded face: {e:#}");
     }
     // Streams rebuild its data with their own URLs; the id is what counts.
     let view = views::prediction(state, &state.base, &record, false).await;
