@@ -1,7 +1,8 @@
 //! Event streams across failures of the hosted demo's processes (`--role api` and `--role
 //! worker` on one PostgreSQL database; workers on the test engine): a client whose API process
-//! is killed mid-job resumes on another with `Last-Event-ID` and misses nothing stored; a
-//! stream stays open through a restart of the database and ends with the job.
+//! is killed mid-job resumes on another with `Last-Event-ID` and misses nothing stored; an API
+//! process stopped with SIGTERM (graceful drain) ends its open streams and exits at once while
+//! the job goes on; a stream stays open through a restart of the database and ends with the job.
 
 mod common;
 
@@ -132,4 +133,57 @@ fn a_stream_stays_open_through_a_database_restart() {
         ),
         "1"
     );
+}
+
+#[cfg_attr(
+    not(feature = "test-engine"),
+    ignore = "needs the test engine (--features consistentid-native/test-engine)"
+)]
+#[test]
+fn an_api_process_stopped_with_sigterm_ends_its_streams_and_the_job_goes_on() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    let (model, data) = (consistentid_folder(), data_dir());
+    let (model, data) = (model.path(), data.path());
+    let api = || Host::start_on(model, data, Some(&database), &["--role", "api"]);
+    let (first_api, second_api) = (api(), api());
+    // 100 steps of 50 ms: the job outlasts the drain by seconds.
+    let _worker = Host::start_with(
+        model,
+        data,
+        Some(&database),
+        &["--role", "worker", "--heartbeat", "400ms"],
+        &[("CONSISTENTID_TEST_ENGINE", "steps:100,step_ms:50")],
+    );
+    let id = create(&first_api);
+    let url = first_api.url(&format!("/v1/predictions/{id}/events"));
+    let reader = std::thread::spawn(move || read_events(&url, None, 10_000));
+    wait_status(&first_api, &id, &["processing"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let signaled = std::time::Instant::now();
+    let status = first_api.terminate();
+    let drained = signaled.elapsed();
+    assert!(status.success(), "{status:?}");
+    // The open stream ended with the process, not with the job.
+    let before = reader.join().unwrap();
+    assert!(before.iter().all(|e| e.event != "completed"), "{before:?}");
+    assert!(drained < Duration::from_secs(3), "{drained:?}");
+    assert_eq!(status_of(&second_api, &id), "processing");
+    // The client resumes on the other process and misses nothing.
+    let last = before.last().unwrap().id.clone().unwrap();
+    let after = read_events(
+        &second_api.url(&format!("/v1/predictions/{id}/events")),
+        Some(&last),
+        10_000,
+    );
+    let seen: Vec<u64> = ids(&before).into_iter().chain(ids(&after)).collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let end = after.last().unwrap();
+    assert_eq!(end.event, "completed", "{after:?}");
+    assert_eq!(end.data["status"], "succeeded", "{}", end.data);
+}
+
+fn status_of(api: &Host, id: &str) -> String {
+    status(api, id)["status"].as_str().unwrap().to_string()
 }
