@@ -16,7 +16,8 @@ if [ $# -eq 0 ] && [ -f dist/index.html ] && [ -f dist/.release-stamp ] \
   echo "the web app's release bundle in dist/ is up to date"
   exit 0
 fi
-bash scripts/install-tools.sh release
+# The container image installs its tools itself (Dockerfile) and sets SKIP_TOOLS=1.
+[ "${SKIP_TOOLS:-}" = 1 ] || bash scripts/install-tools.sh release
 # The web app's own target dir: the flags below would otherwise rebuild the native crates' deps.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/web"
 RUSTFLAGS="-C target-feature=+simd128" trunk build --release --cargo-profile web-release --features simd "$@"

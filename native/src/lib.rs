@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod commands;
+#[cfg(test)]
+mod deploy_check;
 pub mod device;
 pub mod fetch;
 pub mod hf_cache;
