@@ -1,7 +1,9 @@
 //! Uploads and images in an S3-compatible bucket (`serve --object-store s3://…`, moto's S3
 //! server on loopback), and a bucket that stops answering (the server frozen with SIGSTOP):
 //! uploads and downloads get 503 with `Retry-After` (never 404), a job whose face cannot be
-//! read goes back to the queue rather than failing, and runs once the bucket answers again.
+//! read goes back to the queue rather than failing, and runs once the bucket answers again;
+//! SeaweedFS killed while a job computes and restarted on its folder: the job goes back to the
+//! queue, then runs, and the files stored before the crash are all there.
 
 mod common;
 
@@ -187,4 +189,122 @@ fn a_bucket_that_stops_answering_is_503_and_jobs_wait_for_it() {
     assert_eq!(code, 503);
     let (code, _, _) = get_bytes(&output, Some(TOKEN));
     assert_eq!(code, 200);
+}
+
+/// SeaweedFS of this test's own (scripts/seaweedfs.sh): objects on disk, so a crash and a
+/// restart on the same folder and port bring the same bucket back.
+struct Seaweed {
+    dir: tempfile::TempDir,
+    url: String,
+    pid: String,
+    port: String,
+}
+
+impl Seaweed {
+    fn script(args: &[&str]) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seaweedfs.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Self::script(&[dir.path().to_str().unwrap()]);
+        let parts: Vec<&str> = out.split_whitespace().collect();
+        Self {
+            url: parts[0].to_string(),
+            pid: parts[1].to_string(),
+            port: parts[2].to_string(),
+            dir,
+        }
+    }
+
+    /// `kill -9`.
+    fn crash(&self) {
+        Self::script(&["stop", &self.pid]);
+    }
+
+    /// The same server again: its folder, its port.
+    fn restart(&mut self) {
+        let out = Self::script(&[self.dir.path().to_str().unwrap(), &self.port]);
+        self.pid = out.split_whitespace().nth(1).unwrap().to_string();
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+#[cfg_attr(
+    not(feature = "test-engine"),
+    ignore = "needs the test engine (--features consistentid-native/test-engine)"
+)]
+#[test]
+fn a_bucket_that_crashes_mid_job_comes_back_with_its_files_and_the_job_runs_again() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    let mut weed = Seaweed::start();
+    let bucket = format!(
+        "s3://consistentid/demo?endpoint={}&region=us-east-1&access_key_id=any&secret_access_key=any&timeout=1s&connect_timeout=1s",
+        weed.url
+    );
+    let (model, data) = (consistentid_folder(), data_dir());
+    let host = Host::start_with(
+        model.path(),
+        data.path(),
+        Some(&database),
+        &["--object-store", &bucket, "--heartbeat", "400ms"],
+        &[("CONSISTENTID_TEST_ENGINE", "steps:40,step_ms:50")],
+    );
+    host.wait_health("ready");
+    let photo = std::fs::read(real_data("images/astronaut.png")).unwrap();
+    let (code, file) = upload(&host.base, Some(TOKEN), "face.png", &photo);
+    assert_eq!(code, 201, "{file}");
+    let file_url = host.url(&format!("/v1/files/{}", file["id"].as_str().unwrap()));
+    let face = data_uri(&real_data("images/astronaut.png"), "image/png");
+    let (code, created) = post_json(&host.url("/v1/predictions"), Some(TOKEN), &job(&face), &[]);
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The bucket dies while the job computes: its image cannot be written, so the job goes
+    // back to the queue; meanwhile files are 503, never 404.
+    wait_status(&host, &id, &["processing"]);
+    weed.crash();
+    let (code, _, _) = get_bytes(&file_url, Some(TOKEN));
+    assert_eq!(code, 503);
+    assert_eq!(upload(&host.base, Some(TOKEN), "face.png", &photo).0, 503);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !host.log().contains("the job is queued again") {
+        assert!(Instant::now() < deadline, "{}", host.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Back on the same folder: the face stored before the crash is read again, the job
+    // runs to its end, and the upload is served with its bytes.
+    weed.restart();
+    let done = wait_status(&host, &id, &["succeeded", "failed", "canceled"]);
+    assert_eq!(done["status"], "succeeded", "{done}; {}", host.log());
+    let outputs = done["output"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1, "{done}");
+    let (code, content_type, png) = get_bytes(outputs[0].as_str().unwrap(), Some(TOKEN));
+    assert_eq!((code, content_type.as_str()), (200, "image/png"));
+    assert!(png.starts_with(b"\x89PNG"));
+    let (code, _, bytes) = get_bytes(&file_url, Some(TOKEN));
+    assert_eq!((code, bytes == photo), (200, true));
+    // One set of outputs, each with its object.
+    assert_eq!(
+        sql(
+            &database,
+            &format!("SELECT count(*) FROM files WHERE prediction = '{id}' AND kind = 'output'")
+        ),
+        "1"
+    );
 }
