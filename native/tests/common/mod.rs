@@ -23,6 +23,16 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs one of `scripts/` (a test server's start or stop) and returns what it printed.
+pub fn script(name: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
+    let out = Command::new("bash").arg(path).args(args).output().unwrap();
+    assert!(out.status.success(), "{name} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
 }

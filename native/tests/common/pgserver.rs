@@ -2,8 +2,6 @@
 //! mid-test on the same port with the same data.
 #![allow(dead_code)]
 
-use std::process::Command;
-
 pub struct PgServer {
     pub url: String,
     dir: String,
@@ -11,14 +9,7 @@ pub struct PgServer {
 
 impl PgServer {
     fn script(args: &[&str]) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/postgres.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
+        super::script("postgres.sh", args)
     }
 
     pub fn start() -> Self {

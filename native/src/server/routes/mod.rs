@@ -102,16 +102,20 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        });
+        .filter(|h| is_plain(h, 255, b".-:[]_"));
     match host {
         Some(h) => format!("http://{h}"),
         None => state.base.clone(),
     }
+}
+
+/// Whether a header's value is 1 to `max` ASCII letters, digits and `extra` characters.
+pub fn is_plain(value: &str, max: usize, extra: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 /// The bearer token, if any (`Authorization: Bearer …`, or `Token …` as older clients send).
