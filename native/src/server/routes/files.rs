@@ -123,7 +123,14 @@ pub async fn download(
     if !visible {
         return Err(ApiError::not_found("file"));
     }
-    let bytes = state.store.read_blob(&file).await?;
+    // Deleted since its record was read (a face released as its job ended): gone, as later.
+    let bytes = state.store.read_blob(&file).await.map_err(|e| {
+        if crate::server::store::is_missing(&e) {
+            ApiError::not_found("file")
+        } else {
+            e.into()
+        }
+    })?;
     let mut response = (StatusCode::OK, bytes).into_response();
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&file.content_type) {

@@ -309,6 +309,19 @@ pub fn is_unreachable(error: &anyhow::Error) -> bool {
     pg::is_unreachable(error) || error.chain().any(|cause| cause.is::<Unavailable>())
 }
 
+/// Whether an error is a stored file's bytes being gone (deleted between reading its record
+/// and its bytes, as a face released when its job ends), on disk or in a bucket.
+pub fn is_missing(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::NotFound { .. })
+        ) || cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    })
+}
+
 /// Whether an error is the disk (or quota) being full, from SQLite or the file system.
 pub fn is_full(error: &anyhow::Error) -> bool {
     pg::is_disk_full(error)
@@ -323,4 +336,24 @@ pub fn is_full(error: &anyhow::Error) -> bool {
                     || e.kind() == std::io::ErrorKind::QuotaExceeded
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    #[test]
+    fn a_file_gone_from_disk_or_bucket_is_missing_and_nothing_else_is() {
+        let disk = std::fs::read("/nonexistent/consistentid-file").context("cannot read");
+        assert!(is_missing(&disk.unwrap_err()));
+        let bucket = object_store::Error::NotFound {
+            path: "files/u/x".into(),
+            source: "gone".into(),
+        };
+        assert!(is_missing(&anyhow::Error::new(bucket).context("missing")));
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!is_missing(&anyhow::Error::new(denied)));
+    }
 }
