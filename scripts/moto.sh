@@ -25,15 +25,5 @@ ready() {
 body = urllib.request.urlopen(sys.argv[1], timeout=2).read()
 sys.exit(0 if b"ListAllMyBucketsResult" in body else 1)' "http://127.0.0.1:$port/" 2>/dev/null
 }
-for _ in $(seq 300); do
-  if ready; then
-    echo "http://127.0.0.1:$port $pid"
-    exit 0
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-kill "$pid" 2>/dev/null || true
-cat "$log" >&2
-echo "moto's S3 server did not start" >&2
-exit 1
+. scripts/await-ready.sh
+await_ready "$pid" "$log" "moto's S3 server" "http://127.0.0.1:$port $pid"

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Prints the path of a test tool that comes from PyPI: `pip-tool.sh NAME REQUIREMENTS VENV` gives
-# NAME from PATH when it is there, else from VENV, made (again) from the pinned REQUIREMENTS file
-# whenever that file changed. Used by scripts/moto.sh and scripts/seaweedfs.sh.
+# Prints the path of a test tool that comes from PyPI: `pip-tool.sh [--venv-only] NAME REQUIREMENTS
+# VENV` gives NAME from PATH when it is there (not with --venv-only), else from VENV, made (again)
+# from the pinned REQUIREMENTS file whenever that file changed. Used by scripts/moto.sh,
+# scripts/seaweedfs.sh and scripts/client-venv.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+path_ok=1
+if [ "$1" = --venv-only ]; then
+  path_ok=0
+  shift
+fi
 name=$1 req=$2 venv=$3
-if command -v "$name" >/dev/null 2>&1; then
+if [ "$path_ok" = 1 ] && command -v "$name" >/dev/null 2>&1; then
   command -v "$name"
   exit 0
 fi

@@ -39,15 +39,5 @@ ready() {
 body = urllib.request.urlopen(sys.argv[1] + "/consistentid?list-type=2", timeout=2).read()
 sys.exit(0 if b"ListBucketResult" in body else 1)' "http://127.0.0.1:$port" 2>/dev/null
 }
-for _ in $(seq 300); do
-  if ready; then
-    echo "http://127.0.0.1:$port $pid $port"
-    exit 0
-  fi
-  if ! kill -0 "$pid" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-kill -9 "$pid" 2>/dev/null || true
-tail -30 "$log" >&2
-echo "SeaweedFS did not start" >&2
-exit 1
+. scripts/await-ready.sh
+await_ready "$pid" "$log" "SeaweedFS" "http://127.0.0.1:$port $pid $port"
